@@ -1,0 +1,76 @@
+"""Provider registry: the one place that lists the providers.
+
+A provider is one folder (auth, collect, normalize) exposing a :class:`Provider`: its config
+spec, a collector factory and a normalizer. Adding a provider is one line in
+:data:`PROVIDERS`; the core (config, sync, store) reads only these interfaces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from inventory.config import SourceConfig
+    from inventory.http import RetryPolicy
+    from inventory.paging import Page
+    from inventory.records import ImageRecord
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    """What a source of this provider looks like in the config file."""
+
+    name: str
+    location_field: str  # "zone" or "region"
+    example_location: str
+    credential_fields: tuple[str, ...]
+    env_prefix: str
+    default_page_size: int
+    max_page_size: int
+    default_endpoint: str
+    validate_filters: Callable[[Mapping[str, Any]], dict[str, Any]]
+
+    def env_hint(self, credential: str) -> str:
+        return f"{self.env_prefix}_{credential.upper()}"
+
+
+class Collector(Protocol):
+    """Pages through one source's listing. Raises on any failure; never returns [] for one.
+
+    After :meth:`pages` is exhausted, ``complete`` tells whether the whole listing was seen
+    and ``incomplete_reason`` why not.
+    """
+
+    @property
+    def complete(self) -> bool: ...
+
+    @property
+    def incomplete_reason(self) -> str | None: ...
+
+    def pages(self) -> Iterator[Page]: ...
+
+    def close(self) -> None: ...
+
+
+class Provider(Protocol):
+    @property
+    def spec(self) -> ProviderSpec: ...
+
+    def collector(
+        self, source: SourceConfig, policy: RetryPolicy, on_retry: Callable[[], None] | None
+    ) -> Collector: ...
+
+    def normalize(self, raw: dict[str, Any]) -> ImageRecord: ...
+
+
+def _registry() -> dict[str, Provider]:
+    from inventory.providers import qingcloud
+
+    return {
+        "qingcloud": qingcloud.PROVIDER,
+    }
+
+
+PROVIDERS: dict[str, Provider] = _registry()

@@ -1,0 +1,286 @@
+"""The ``inventory`` command. Commands only: parsing, calling, printing; no business logic.
+
+Exit codes of ``inventory sync`` (documented in README.md):
+
+    0  every source synced
+    1  at least one source failed (the run is recorded with its error)
+    2  configuration or usage error (nothing was run)
+    3  skipped: another process is already syncing a source
+    4  synced, but the deletion guard refused a mass disappearance (needs a person)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from inventory import __version__
+from inventory.errors import AlreadyRunning, ConfigError, InventoryError
+
+log = logging.getLogger("inventory")
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_SKIPPED, EXIT_GUARD = 0, 1, 2, 3, 4
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    from inventory.logs import setup_logging
+
+    setup_logging(args.log_level)
+    try:
+        code: int = args.func(args)
+        return code
+    except ConfigError as err:
+        print(f"inventory: configuration error: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    except InventoryError as err:
+        print(f"inventory: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("inventory: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="inventory",
+        description="Keep a PostgreSQL inventory of cloud machine images in step with providers.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--config", help="config file (default: $INVENTORY_CONFIG, else ./inventory.toml)"
+    )
+    parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("sync", help="sync the named sources (default: all)")
+    p.add_argument("sources", nargs="*", metavar="SOURCE")
+    p.add_argument(
+        "--allow-mass-disappearance",
+        action="store_true",
+        help="let a complete listing mark more than the configured share of images gone",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON summary per source")
+    p.add_argument("--quiet", "-q", action="store_true", help="print nothing when all succeed")
+    p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser("migrate", help="upgrade the database schema to the latest version")
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("status", help="each source with its last run, result and age")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser(
+        "demo", help="sync an emulated provider into the embedded database, twice, and report"
+    )
+    p.add_argument("--images", type=int, default=500, help="catalogue size (default 500)")
+    p.add_argument("--seed", type=int, default=7, help="catalogue seed (default 7)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("emulate", help="run a provider API emulator on loopback")
+    p.add_argument("provider", choices=["qingcloud"])
+    p.add_argument("--port", type=int, default=8100)
+    p.add_argument("--images", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--access-key-id", default=None, help="accepted access key id")
+    p.add_argument("--secret-access-key", default=None, help="accepted secret access key")
+    p.set_defaults(func=cmd_emulate)
+    return parser
+
+
+def _open(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    from inventory.config import load_settings
+    from inventory.db import engine_for
+
+    settings = load_settings(args.config)
+    engine, target = engine_for(settings)
+    return settings, engine, target
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from inventory.migrate import head_revision, upgrade
+
+    _, engine, target = _open(args)
+    upgrade(engine)
+    print(f"database at {head_revision()}: {target.describe()}")
+    return EXIT_OK
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from inventory.migrate import ensure_current
+    from inventory.sync import sync_source
+
+    settings, engine, _ = _open(args)
+    names = args.sources or [s.name for s in settings.sources]
+    if not names:
+        where = settings.path or "no config file (looked for ./inventory.toml)"
+        raise ConfigError(f"{where}: no sources configured; add a [[sources]] table")
+    sources = [settings.source(name) for name in names]
+    ensure_current(engine)
+
+    codes = []
+    for source in sources:
+        try:
+            result = sync_source(
+                engine,
+                settings,
+                source,
+                trigger="cli",
+                allow_mass_disappearance=args.allow_mass_disappearance,
+                progress=_progress if sys.stderr.isatty() and not args.json else None,
+            )
+        except AlreadyRunning as err:
+            _emit(args, {"source": source.name, "status": "skipped", "reason": str(err)})
+            codes.append(EXIT_SKIPPED)
+            continue
+        if args.json:
+            print(json.dumps(_result_dict(result)))
+        elif not (args.quiet and result.ok and not result.disappearance_blocked):
+            print(_result_line(result))
+        if not result.ok:
+            codes.append(EXIT_FAILED)
+        elif result.disappearance_blocked:
+            codes.append(EXIT_GUARD)
+        else:
+            codes.append(EXIT_OK)
+    # The most urgent outcome wins: failure, then guard, then skipped.
+    for code in (EXIT_FAILED, EXIT_GUARD, EXIT_SKIPPED):
+        if code in codes:
+            return code
+    return EXIT_OK
+
+
+def _emit(args: argparse.Namespace, payload: dict[str, Any]) -> None:
+    if args.json:
+        print(json.dumps(payload))
+    else:
+        print(f"{payload['source']}: {payload['status']}: {payload.get('reason', '')}")
+
+
+def _progress(source: str, pages: int, images: int, total: int | None) -> None:
+    of = f" of {total:,}" if total is not None else ""
+    sys.stderr.write(f"\r  {source}: page {pages:,}, {images:,}{of} images   ")
+    if total is not None and images >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def _result_dict(result: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    data: dict[str, Any] = asdict(result)
+    data["duration_s"] = round(result.duration_s, 3)
+    return data
+
+
+def _result_line(result: Any) -> str:
+    if not result.ok:
+        return f"{result.source}: {result.status} (run {result.run_id}): {result.error}"
+    line = (
+        f"{result.source}: succeeded (run {result.run_id}) in {result.duration_s:.1f}s — "
+        f"{result.pages} pages, {result.images_seen} seen, {result.inserted} new, "
+        f"{result.changed} changed, {result.unchanged} unchanged, "
+        f"{result.disappeared} disappeared, {result.reappeared} reappeared"
+    )
+    if not result.listing_complete:
+        line += f"\n  listing incomplete, nothing marked gone: {result.incomplete_reason}"
+    if result.warning:
+        line += f"\n  warning: {result.warning}"
+    return line
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from inventory.migrate import ensure_current
+    from inventory.reports import source_status
+
+    _, engine, target = _open(args)
+    ensure_current(engine)
+    with engine.connect() as conn:
+        rows = source_status(conn)
+    print(f"database: {target.describe()}")
+    if not rows:
+        print("no source has been synced yet")
+        return EXIT_OK
+    table = [
+        (
+            r.name,
+            r.provider,
+            r.location,
+            r.run_status or "never",
+            _age(r.age_s),
+            _when(r.last_success_at),
+            str(r.images),
+            str(r.flagged),
+            str(r.gone),
+        )
+        for r in rows
+    ]
+    header = (
+        "SOURCE",
+        "PROVIDER",
+        "LOCATION",
+        "LAST RUN",
+        "AGE",
+        "LAST SUCCESS",
+        "IMAGES",
+        "FLAGGED",
+        "GONE",
+    )
+    print(format_table(header, table))
+    for r in rows:
+        if r.run_status == "failed" and r.error:
+            print(f"  {r.name}: last error: {r.error}")
+        elif r.warning:
+            print(f"  {r.name}: warning: {r.warning}")
+    return EXIT_OK
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
+    lines = [
+        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in (header, *rows)
+    ]
+    return "\n".join(lines)
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size:
+            return f"{s // size}{unit} ago"
+    return f"{s}s ago"
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "never"
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from inventory.demo import run_demo
+
+    return run_demo(images=args.images, seed=args.seed, config_path=args.config)
+
+
+def cmd_emulate(args: argparse.Namespace) -> int:
+    from inventory.emulators.qingcloud import serve
+
+    kwargs: dict[str, Any] = {"port": args.port, "images": args.images, "seed": args.seed}
+    if args.access_key_id:
+        kwargs["access_key_id"] = args.access_key_id
+    if args.secret_access_key:
+        kwargs["secret_access_key"] = args.secret_access_key
+    serve(**kwargs)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,346 @@
+"""TOML configuration -> validated, frozen settings.
+
+Where the file is found: ``--config PATH``, else ``$INVENTORY_CONFIG``, else
+``./inventory.toml`` (optional: with none, there are no sources and the defaults apply).
+
+Secrets are never written into the file. A credential is a *reference*: ``"${ENV_VAR}"``
+reads an environment variable, ``"file:/run/secrets/qy_sk"`` reads a file (trailing
+newline stripped). References are checked for form when the file loads and resolved only
+when a source is synced, so ``inventory status`` works on a machine without credentials.
+
+Every problem is reported as one :class:`~inventory.errors.ConfigError` that names the file,
+the source and the field, and says what is expected. See docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from inventory.errors import ConfigError
+from inventory.secrets import Secret
+
+DEFAULT_PATH = Path("inventory.toml")
+_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+@dataclass(frozen=True, slots=True)
+class SecretRef:
+    """Where a secret comes from: an environment variable or a file. Never the value."""
+
+    kind: str  # "env", "file", or "literal" (only for a database URL without a password)
+    target: str  # variable name or file path
+    where: str  # for messages: 'inventory.toml: source "x": credentials.secret_access_key'
+
+    @classmethod
+    def parse(cls, value: object, where: str) -> SecretRef:
+        if not isinstance(value, str):
+            raise ConfigError(f'{where}: expected a string like "${{ENV_VAR}}" or "file:/path"')
+        match = _ENV_REF.match(value)
+        if match:
+            return cls("env", match.group(1), where)
+        if value.startswith("file:") and len(value) > 5:
+            return cls("file", value[5:], where)
+        raise ConfigError(
+            f"{where}: secrets are not written in the config file; "
+            'write a reference such as "${QY_SECRET_ACCESS_KEY}" or "file:/run/secrets/name"'
+        )
+
+    def resolve(self) -> Secret:
+        if self.kind == "literal":
+            return Secret(self.target)
+        if self.kind == "env":
+            value = os.environ.get(self.target)
+            if not value:
+                raise ConfigError(
+                    f"{self.where}: environment variable {self.target} is not set; "
+                    "export it before running"
+                )
+            return Secret(value)
+        try:
+            text = Path(self.target).read_text(encoding="utf-8").strip()
+        except OSError as err:
+            raise ConfigError(
+                f"{self.where}: cannot read secret file {self.target}: {err.strerror}"
+            ) from None
+        if not text:
+            raise ConfigError(f"{self.where}: secret file {self.target} is empty")
+        return Secret(text)
+
+    def __repr__(self) -> str:
+        return f"SecretRef({self.kind}:{self.target})"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    """One configured source: a provider account in one zone or region, with filters."""
+
+    name: str
+    provider: str
+    location: str
+    account: str | None = None
+    endpoint: str | None = None
+    filters: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    schedule: str | None = None
+    credentials: Mapping[str, SecretRef] = field(default_factory=lambda: MappingProxyType({}))
+    page_size: int | None = None
+    timeout_s: float = 30.0
+    max_attempts: int = 5
+
+    def credential(self, name: str) -> Secret:
+        ref = self.credentials.get(name)
+        if ref is None:
+            raise ConfigError(f"source {self.name!r}: credentials.{name} is required")
+        return ref.resolve()
+
+
+@dataclass(frozen=True, slots=True)
+class SyncSettings:
+    """Run-wide behaviour of the sync and its deletion guard."""
+
+    max_disappearance_share: float = 0.5
+    guard_min_images: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    path: Path | None
+    database_url: SecretRef | None = None
+    sync: SyncSettings = field(default_factory=SyncSettings)
+    sources: tuple[SourceConfig, ...] = ()
+
+    def source(self, name: str) -> SourceConfig:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        known = ", ".join(s.name for s in self.sources) or "none"
+        where = self.path or "the configuration"
+        raise ConfigError(f"{where}: no source named {name!r} (configured: {known})")
+
+
+def find_config_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """The config file to read, or None when none is given and ./inventory.toml is absent."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("INVENTORY_CONFIG")
+    if env:
+        return Path(env)
+    return DEFAULT_PATH if DEFAULT_PATH.exists() else None
+
+
+def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
+    path = find_config_path(explicit)
+    if path is None:
+        return Settings(path=None)
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read configuration: {err.strerror}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    return parse_settings(data, path)
+
+
+def parse_settings(data: Mapping[str, Any], path: Path | None) -> Settings:
+    """Validate a parsed TOML document. ``path`` is only used in messages."""
+    label = str(path) if path else "<config>"
+    _only(data, {"database", "sync", "sources"}, label)
+
+    database_url = None
+    db = _table(data.get("database", {}), f"{label}: [database]")
+    _only(db, {"url"}, f"{label}: [database]")
+    if "url" in db:
+        raw_url = db["url"]
+        where = f"{label}: [database] url"
+        if isinstance(raw_url, str) and not raw_url.startswith(("${", "file:")):
+            # A URL without a password is not a secret; allow it literally.
+            if re.search(r"://[^/@]*:[^/@]+@", raw_url):
+                raise ConfigError(
+                    f'{where}: contains a password; use "${{INVENTORY_DATABASE_URL}}" or '
+                    '"file:/path" instead'
+                )
+            database_url = SecretRef("literal", raw_url, where)
+        else:
+            database_url = SecretRef.parse(raw_url, where)
+
+    sync_table = _table(data.get("sync", {}), f"{label}: [sync]")
+    _only(sync_table, {"max_disappearance_share", "guard_min_images"}, f"{label}: [sync]")
+    sync = SyncSettings(
+        max_disappearance_share=_number(
+            sync_table, "max_disappearance_share", 0.5, 0.0, 1.0, f"{label}: [sync]"
+        ),
+        guard_min_images=int(
+            _number(sync_table, "guard_min_images", 20, 0, 10**9, f"{label}: [sync]", integer=True)
+        ),
+    )
+
+    raw_sources = data.get("sources", [])
+    if not isinstance(raw_sources, list):
+        raise ConfigError(f"{label}: sources must be an array of tables ([[sources]])")
+    sources: list[SourceConfig] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(raw_sources):
+        source = _parse_source(raw, index, label)
+        if source.name in seen:
+            raise ConfigError(f'{label}: source "{source.name}": name is used twice')
+        seen.add(source.name)
+        sources.append(source)
+    return Settings(path=path, database_url=database_url, sync=sync, sources=tuple(sources))
+
+
+_SOURCE_KEYS = {
+    "name",
+    "provider",
+    "zone",
+    "region",
+    "account",
+    "endpoint",
+    "filters",
+    "schedule",
+    "credentials",
+    "page_size",
+    "timeout_s",
+    "max_attempts",
+}
+
+
+def _parse_source(raw: object, index: int, label: str) -> SourceConfig:
+    from inventory.providers import PROVIDERS
+
+    table = _table(raw, f"{label}: sources[{index}]")
+    name = table.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigError(
+            f"{label}: sources[{index}]: field name: required; letters, digits, '.', '_' "
+            f"or '-', at most 63 characters (got {name!r})"
+        )
+    where = f'{label}: source "{name}"'
+    _only(table, _SOURCE_KEYS, where)
+
+    provider_name = table.get("provider")
+    if provider_name not in PROVIDERS:
+        known = ", ".join(sorted(PROVIDERS))
+        raise ConfigError(f"{where}: field provider: {provider_name!r} is not one of {known}")
+    spec = PROVIDERS[provider_name].spec
+
+    location = table.get(spec.location_field)
+    other = "region" if spec.location_field == "zone" else "zone"
+    if other in table:
+        raise ConfigError(
+            f"{where}: field {other}: {provider_name} sources are placed by "
+            f"{spec.location_field}, not {other}"
+        )
+    if not isinstance(location, str) or not location:
+        raise ConfigError(
+            f"{where}: field {spec.location_field}: required (e.g. {spec.example_location!r})"
+        )
+
+    endpoint = table.get("endpoint")
+    if endpoint is not None and (
+        not isinstance(endpoint, str) or not endpoint.startswith(("http://", "https://"))
+    ):
+        raise ConfigError(f"{where}: field endpoint: must be an http:// or https:// URL")
+
+    account = table.get("account")
+    if account is not None and not isinstance(account, str):
+        raise ConfigError(f"{where}: field account: must be a string")
+
+    schedule = table.get("schedule")
+    if schedule is not None:
+        schedule = _check_cron(schedule, f"{where}: field schedule")
+
+    filters_raw = _table(table.get("filters", {}), f"{where}: filters")
+    try:
+        filters = spec.validate_filters(filters_raw)
+    except ValueError as err:
+        raise ConfigError(f"{where}: filters.{err}") from None
+
+    creds_raw = _table(table.get("credentials", {}), f"{where}: credentials")
+    _only(creds_raw, set(spec.credential_fields), f"{where}: credentials")
+    credentials: dict[str, SecretRef] = {}
+    for cred in spec.credential_fields:
+        if cred not in creds_raw:
+            raise ConfigError(
+                f"{where}: field credentials.{cred}: required; "
+                f'e.g. {cred} = "${{{spec.env_hint(cred)}}}"'
+            )
+        credentials[cred] = SecretRef.parse(creds_raw[cred], f"{where}: credentials.{cred}")
+
+    page_size = None
+    if "page_size" in table:
+        page_size = int(_number(table, "page_size", 0, 1, spec.max_page_size, where, integer=True))
+
+    return SourceConfig(
+        name=name,
+        provider=provider_name,
+        location=location,
+        account=account,
+        endpoint=endpoint,
+        filters=MappingProxyType(filters),
+        schedule=schedule,
+        credentials=MappingProxyType(credentials),
+        page_size=page_size,
+        timeout_s=_number(table, "timeout_s", 30.0, 0.1, 600.0, where),
+        max_attempts=int(_number(table, "max_attempts", 5, 1, 20, where, integer=True)),
+    )
+
+
+def _check_cron(value: object, where: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f'{where}: must be a cron expression string such as "0 * * * *"')
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(value, timezone="UTC")
+    except ValueError as err:
+        raise ConfigError(
+            f'{where}: {value!r} is not a 5-field cron expression ("min hour day month weekday"): '
+            f"{err}"
+        ) from None
+    return value
+
+
+def _table(value: object, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: must be a table")
+    return value
+
+
+def _only(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown field {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})"
+        )
+
+
+def _number(
+    table: Mapping[str, Any],
+    key: str,
+    default: float,
+    low: float,
+    high: float,
+    where: str,
+    *,
+    integer: bool = False,
+) -> float:
+    if key not in table:
+        return default
+    value = table[key]
+    kind = "an integer" if integer else "a number"
+    ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
+    if isinstance(value, bool) or not ok_type or not (low <= value <= high):
+        raise ConfigError(
+            f"{where}: field {key}: must be {kind} from {low:g} to {high:g}, got {value!r}"
+        )
+    return float(value)

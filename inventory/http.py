@@ -1,0 +1,136 @@
+"""One HTTP client factory and one retry loop for every provider.
+
+- :func:`make_client` builds an ``httpx.Client`` with a timeout on every phase of every call,
+  a User-Agent, and the provider's ``httpx.Auth`` signer.
+- :func:`call_with_retries` repeats a call while it fails with a
+  :class:`~inventory.errors.Transient` error or a transport error, with capped exponential
+  backoff and full jitter, and gives up with :class:`~inventory.errors.RetriesExhausted`.
+  Whether an error is transient is decided by the error's class (see inventory.errors),
+  never here.
+- :func:`redact` removes credentials and signatures from URLs before they are logged or put
+  into an error message.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import httpx
+
+from inventory import __version__
+from inventory.errors import ProviderError, ProviderTransientError, RetriesExhausted, Transient
+from inventory.secrets import scrub
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+USER_AGENT = f"image-inventory/{__version__} (+https://github.com/image-inventory)"
+
+#: Query parameters whose values are credentials or signatures, in any provider's spelling.
+SENSITIVE_PARAMS = frozenset(
+    {
+        "signature",
+        "access_key_id",
+        "token",
+        "x-amz-signature",
+        "x-amz-credential",
+        "x-amz-security-token",
+        "password",
+        "secret",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how patiently to repeat a transient failure."""
+
+    max_attempts: int = 5
+    base_delay_s: float = 0.5
+    max_delay_s: float = 20.0
+
+    def delay(self, attempt: int) -> float:
+        """Full-jitter exponential backoff for the pause after failed ``attempt`` (1-based)."""
+        cap = min(self.max_delay_s, self.base_delay_s * (2 ** (attempt - 1)))
+        return random.uniform(cap / 2, cap)
+
+
+def redact(url: str | httpx.URL) -> str:
+    """The URL with credential-bearing query values replaced by ``***``."""
+    parts = urlsplit(str(url))
+    if not parts.query:
+        return scrub(str(url))
+    query = [
+        (k, "***" if k.lower() in SENSITIVE_PARAMS else v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    return scrub(urlunsplit(parts._replace(query=urlencode(query, safe="*"))))
+
+
+def make_client(auth: httpx.Auth | None, timeout_s: float) -> httpx.Client:
+    """A client whose every call has a timeout, signed by ``auth``."""
+    return httpx.Client(
+        auth=auth,
+        timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
+        headers={"User-Agent": USER_AGENT},
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+def call_with_retries(
+    call: Callable[[], T],
+    policy: RetryPolicy,
+    *,
+    what: str,
+    on_retry: Callable[[int, BaseException], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run ``call`` until it succeeds, a terminal error occurs, or attempts run out.
+
+    ``what`` names the call in log lines and in the final error (e.g. "DescribeImages page 3").
+    Transport errors (connect, read, timeouts, protocol) count as transient.
+    """
+    attempt = 1
+    while True:
+        try:
+            return call()
+        except httpx.TransportError as err:
+            failure: BaseException = ProviderTransientError(
+                f"{what}: {type(err).__name__}: {scrub(str(err)) or 'connection failed'}"
+            )
+        except Exception as err:
+            if not isinstance(err, Transient):
+                raise
+            failure = err
+        if attempt >= policy.max_attempts:
+            code = failure.code if isinstance(failure, ProviderError) else None
+            raise RetriesExhausted(
+                f"{what}: gave up after {attempt} attempts; last error: {_message(failure)}",
+                code=code,
+            ) from failure
+        pause = policy.delay(attempt)
+        log.warning(
+            "%s failed (attempt %d of %d), retrying in %.1fs: %s",
+            what,
+            attempt,
+            policy.max_attempts,
+            pause,
+            _message(failure),
+        )
+        if on_retry is not None:
+            on_retry(attempt, failure)
+        sleep(pause)
+        attempt += 1
+
+
+def _message(err: BaseException) -> str:
+    if isinstance(err, ProviderError):
+        return err.message
+    return scrub(str(err))

@@ -1,0 +1,65 @@
+"""Run the Alembic migrations from inside the application (``inventory migrate``).
+
+The migrations live in the repository's top-level ``migrations/`` folder; a wheel carries
+them as ``inventory/_migrations``. Both are looked for, the packaged copy first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+
+from inventory.errors import InventoryError
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def migrations_dir() -> Path:
+    for candidate in (_PACKAGE / "_migrations", _PACKAGE.parent / "migrations"):
+        if (candidate / "env.py").exists():
+            return candidate
+    raise InventoryError("the migrations folder is missing from this installation")
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    return config
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    config = alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    config = alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, revision)
+
+
+def ensure_current(engine: Engine) -> None:
+    """Refuse to work on a database whose schema is not at head."""
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        raise InventoryError(
+            f"the database schema is at {current or 'nothing'} but this version needs {head}; "
+            "run `inventory migrate`"
+        )

@@ -1,0 +1,197 @@
+"""SQLAlchemy 2.0 typed models: the schema, with every constraint named.
+
+The migrations in migrations/versions create exactly this (``alembic check`` reports no
+drift); the application never calls ``create_all``. Vocabularies are TEXT with CHECK
+constraints rather than PostgreSQL enum types, so adding a value is a one-line migration.
+
+Tables:
+
+- ``sources``: one row per configured source.
+- ``sync_runs``: one row per sync attempt with its outcome and counts.
+- ``images``: the current state of each image, unique on (source, provider image id).
+- ``image_status_history``: SCD2 intervals; the partial unique index
+  ``uq_image_status_history_open`` lets at most one interval per image be open.
+- ``image_events``: append-only change log (a trigger refuses UPDATE and DELETE).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from inventory.records import GONE, ImageStatus
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+RUN_STATUSES = ("running", "succeeded", "failed", "aborted")
+EVENT_KINDS = ("appeared", "status_changed", "changed", "disappeared", "reappeared")
+IMAGE_STATUSES = tuple(s.value for s in ImageStatus)
+HISTORY_STATUSES = (*IMAGE_STATUSES, GONE)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+TSTZ = DateTime(timezone=True)
+
+
+class Source(Base):
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(Text, unique=True)
+    provider: Mapped[str] = mapped_column(Text)
+    account: Mapped[str | None] = mapped_column(Text)
+    location: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+
+
+class SyncRun(Base):
+    __tablename__ = "sync_runs"
+    __table_args__ = (
+        CheckConstraint(_in("status", RUN_STATUSES), name="status"),
+        CheckConstraint("finished_at IS NULL OR finished_at >= started_at", name="finished"),
+        Index("ix_sync_runs_source_id_started_at", "source_id", text("started_at DESC")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    source_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("sources.id", ondelete="CASCADE"))
+    trigger: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(TSTZ)
+    finished_at: Mapped[datetime | None] = mapped_column(TSTZ)
+    status: Mapped[str] = mapped_column(Text)
+    listing_complete: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    incomplete_reason: Mapped[str | None] = mapped_column(Text)
+    pages: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    retries: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    images_seen: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    inserted: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    changed: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    unchanged: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    disappeared: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    reappeared: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    unknown_statuses: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    disappearance_blocked: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    hostname: Mapped[str | None] = mapped_column(Text)
+    warning: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Image(Base):
+    __tablename__ = "images"
+    __table_args__ = (
+        UniqueConstraint("source_id", "provider_image_id"),
+        CheckConstraint(_in("status", IMAGE_STATUSES), name="status"),
+        Index("ix_images_status", "status"),
+        Index("ix_images_gone_at", "gone_at", postgresql_where=text("gone_at IS NOT NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    source_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("sources.id", ondelete="CASCADE"))
+    provider_image_id: Mapped[str] = mapped_column(Text)
+    name: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    raw_status: Mapped[str | None] = mapped_column(Text)
+    os_family: Mapped[str | None] = mapped_column(Text)
+    os_name: Mapped[str | None] = mapped_column(Text)
+    platform: Mapped[str | None] = mapped_column(Text)
+    architecture: Mapped[str | None] = mapped_column(Text)
+    size_gb: Mapped[Decimal | None] = mapped_column(Numeric(12, 3))
+    visibility: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(Text)
+    image_type: Mapped[str | None] = mapped_column(Text)
+    provider_created_at: Mapped[datetime | None] = mapped_column(TSTZ)
+    tags: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    raw: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    fingerprint: Mapped[str] = mapped_column(Text)
+    first_seen_at: Mapped[datetime] = mapped_column(TSTZ)
+    first_seen_run_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("sync_runs.id", ondelete="SET NULL")
+    )
+    last_changed_at: Mapped[datetime] = mapped_column(TSTZ)
+    last_changed_run_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("sync_runs.id", ondelete="SET NULL")
+    )
+    gone_at: Mapped[datetime | None] = mapped_column(TSTZ)
+
+
+class ImageStatusHistory(Base):
+    __tablename__ = "image_status_history"
+    __table_args__ = (
+        CheckConstraint(_in("status", HISTORY_STATUSES), name="status"),
+        CheckConstraint("valid_to IS NULL OR valid_to >= valid_from", name="interval"),
+        Index(
+            "uq_image_status_history_open",
+            "image_id",
+            unique=True,
+            postgresql_where=text("valid_to IS NULL"),
+        ),
+        Index("ix_image_status_history_image_id_valid_from", "image_id", "valid_from"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    image_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("images.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(Text)
+    raw_status: Mapped[str | None] = mapped_column(Text)
+    valid_from: Mapped[datetime] = mapped_column(TSTZ)
+    valid_to: Mapped[datetime | None] = mapped_column(TSTZ)
+    opened_by_run_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("sync_runs.id", ondelete="SET NULL")
+    )
+    closed_by_run_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("sync_runs.id", ondelete="SET NULL")
+    )
+
+
+class ImageEvent(Base):
+    __tablename__ = "image_events"
+    __table_args__ = (
+        CheckConstraint(_in("kind", EVENT_KINDS), name="kind"),
+        Index("ix_image_events_image_id_occurred_at", "image_id", "occurred_at"),
+        Index("ix_image_events_run_id", "run_id"),
+        Index("ix_image_events_occurred_at", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    image_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("images.id", ondelete="CASCADE"))
+    source_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("sources.id", ondelete="CASCADE"))
+    run_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("sync_runs.id", ondelete="CASCADE"))
+    occurred_at: Mapped[datetime] = mapped_column(TSTZ)
+    kind: Mapped[str] = mapped_column(Text)
+    old_status: Mapped[str | None] = mapped_column(Text)
+    new_status: Mapped[str | None] = mapped_column(Text)
+    changed_fields: Mapped[list[str] | None] = mapped_column(ARRAY(Text))

@@ -1,0 +1,186 @@
+"""QingCloud DescribeImages: requests, the ret_code envelope, offset paging.
+
+Errors arrive with HTTP 200 and ``{"ret_code": n, "message": ...}``; ``ret_code`` 0 is
+success. Retried (transient): 2500 (quota, also used for request-rate limits), 5000
+(internal error), 5100 (server busy), HTTP 5xx and transport errors. Everything else is
+terminal and names what to change.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import httpx
+
+from inventory.config import SourceConfig
+from inventory.errors import (
+    AuthenticationError,
+    MalformedResponse,
+    ProviderError,
+    ProviderTerminalError,
+    ProviderTransientError,
+)
+from inventory.http import RetryPolicy, call_with_retries, make_client
+from inventory.paging import OffsetPaging, Page, drive
+from inventory.providers.qingcloud.auth import QingCloudAuth
+
+DEFAULT_ENDPOINT = "https://api.qingcloud.com/iaas/"
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 100
+
+TRANSIENT_CODES = {2500: "rate or quota limit", 5000: "internal error", 5100: "server busy"}
+TERMINAL_HINTS = {
+    1100: "a request parameter was refused; check the source's filters and zone",
+    1200: (
+        "authentication failed; check credentials.access_key_id and "
+        "credentials.secret_access_key for this source"
+    ),
+    1300: "the request time stamp was refused; sync this machine's clock (NTP)",
+    1400: "access denied; the key lacks permission to describe images in this zone",
+    2100: "a requested image id does not exist; check filters.images",
+    2400: "the account balance is insufficient",
+}
+
+LIST_FILTERS = ("images", "status", "tags")
+STRING_FILTERS = ("processor_type", "os_family", "visibility", "provider", "owner", "search_word")
+STATUSES = ("pending", "available", "deprecated", "suspended", "deleted", "ceased")
+
+
+def validate_filters(filters: Mapping[str, Any]) -> dict[str, Any]:
+    """Config ``[sources.filters]`` for QingCloud. Raises ValueError("<field>: <problem>")."""
+    out: dict[str, Any] = {}
+    for key, value in filters.items():
+        if key in LIST_FILTERS:
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise ValueError(f"{key}: must be a list of strings")
+            if key == "status":
+                bad = [v for v in value if v not in STATUSES]
+                if bad:
+                    raise ValueError(f"status: {bad[0]!r} is not one of {', '.join(STATUSES)}")
+            out[key] = list(value)
+        elif key in STRING_FILTERS:
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{key}: must be a non-empty string")
+            out[key] = value
+        else:
+            allowed = ", ".join(LIST_FILTERS + STRING_FILTERS)
+            raise ValueError(f"{key}: unknown filter (allowed: {allowed})")
+    return out
+
+
+def filter_params(filters: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Filters as QingCloud query parameters; lists become ``name.1``, ``name.2``, ..."""
+    params: list[tuple[str, str]] = []
+    for key, value in filters.items():
+        if isinstance(value, list):
+            params.extend((f"{key}.{i}", v) for i, v in enumerate(value, start=1))
+        else:
+            params.append((key, str(value)))
+    return params
+
+
+class QingCloudCollector:
+    """Pages through DescribeImages for one source."""
+
+    def __init__(
+        self,
+        source: SourceConfig,
+        policy: RetryPolicy,
+        on_retry: Callable[[], None] | None = None,
+        client: httpx.Client | None = None,
+    ) -> None:
+        self.source = source
+        self.policy = policy
+        self.on_retry = on_retry
+        self.endpoint = source.endpoint or DEFAULT_ENDPOINT
+        self.page_size = source.page_size or DEFAULT_PAGE_SIZE
+        self._client = client or make_client(
+            QingCloudAuth(
+                source.credential("access_key_id").reveal(),
+                source.credential("secret_access_key"),
+            ),
+            source.timeout_s,
+        )
+        self._strategy = OffsetPaging(self.page_size)
+        self._base = [
+            ("action", "DescribeImages"),
+            ("zone", source.location),
+            *filter_params(source.filters),
+        ]
+
+    @property
+    def complete(self) -> bool:
+        return self._strategy.complete
+
+    @property
+    def incomplete_reason(self) -> str | None:
+        return self._strategy.incomplete_reason
+
+    def pages(self) -> Iterator[Page]:
+        return drive(self._strategy, self._fetch)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _fetch(self, paging: dict[str, Any], number: int) -> Page:
+        params: list[tuple[str, str | int | float | bool | None]] = [
+            *self._base,
+            *((k, str(v)) for k, v in paging.items()),
+        ]
+
+        def once() -> Page:
+            response = self._client.get(self.endpoint, params=params)
+            return self._parse(response, number)
+
+        on_retry = self.on_retry
+
+        def retried(_attempt: int, _err: BaseException) -> None:
+            if on_retry is not None:
+                on_retry()
+
+        try:
+            return call_with_retries(
+                once, self.policy, what=f"DescribeImages page {number}", on_retry=retried
+            )
+        except ProviderError as err:
+            raise err.located(self.source.name, number) from err.__cause__
+
+    def _parse(self, response: httpx.Response, number: int) -> Page:
+        if response.status_code >= 500 or response.status_code == 429:
+            raise ProviderTransientError(
+                f"HTTP {response.status_code} from {self.endpoint}", code=str(response.status_code)
+            )
+        if response.status_code != 200:
+            raise ProviderTerminalError(
+                f"HTTP {response.status_code} from {self.endpoint}: {response.text[:200]!r}",
+                code=str(response.status_code),
+            )
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise MalformedResponse(
+                f"response is not JSON (starts with {response.text[:80]!r})"
+            ) from None
+        if not isinstance(body, dict) or not isinstance(body.get("ret_code"), int):
+            raise MalformedResponse("response has no integer ret_code")
+        code = body["ret_code"]
+        if code != 0:
+            message = str(body.get("message", ""))[:300]
+            if code in TRANSIENT_CODES:
+                raise ProviderTransientError(
+                    f"ret_code {code} ({TRANSIENT_CODES[code]}): {message}", code=str(code)
+                )
+            hint = TERMINAL_HINTS.get(code, "refused by QingCloud")
+            error_class = AuthenticationError if code == 1200 else ProviderTerminalError
+            raise error_class(f"ret_code {code}: {message} — {hint}", code=str(code))
+        items = body.get("image_set")
+        total = body.get("total_count")
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise MalformedResponse("image_set is missing or is not a list of objects")
+        if not isinstance(total, int) or isinstance(total, bool) or total < 0:
+            raise MalformedResponse("total_count is missing or not a non-negative integer")
+        return Page(number=number, items=items, total=total)

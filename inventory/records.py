@@ -1,0 +1,115 @@
+"""The common image schema every provider normalizes into. Pure: no I/O.
+
+An :class:`ImageRecord` is one image as one listing saw it. Its :attr:`fingerprint` hashes
+the *durable* fields only, so a field that moves on its own between two listings of an
+unchanged image (a QingCloud ``status_time`` or ``transition_status``, a request id) never
+makes the image look changed; the store writes a row only when the fingerprint differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+
+class ImageStatus(StrEnum):
+    """The normalized status vocabulary shared by all providers (docs/normalization.md)."""
+
+    PENDING = "pending"
+    AVAILABLE = "available"
+    DEPRECATED = "deprecated"
+    SUSPENDED = "suspended"
+    DELETED = "deleted"
+    CEASED = "ceased"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+#: Not a provider status: the history state of an image that left a complete listing.
+GONE = "gone"
+
+#: Statuses worth flagging to a person: the image should no longer be launched from.
+FLAGGED_STATUSES = frozenset(
+    {
+        ImageStatus.DEPRECATED,
+        ImageStatus.SUSPENDED,
+        ImageStatus.DELETED,
+        ImageStatus.CEASED,
+        ImageStatus.FAILED,
+    }
+)
+
+#: The fields that make up the fingerprint, in a fixed order. ``raw`` is deliberately not
+#: one of them: it carries volatile values; it is stored whenever a durable field changes.
+DURABLE_FIELDS: tuple[str, ...] = (
+    "name",
+    "description",
+    "status",
+    "raw_status",
+    "os_family",
+    "os_name",
+    "platform",
+    "architecture",
+    "size_gb",
+    "visibility",
+    "owner",
+    "image_type",
+    "provider_created_at",
+    "tags",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRecord:
+    """One image, normalized. ``provider_image_id`` and ``status`` are always set."""
+
+    provider_image_id: str
+    status: ImageStatus
+    raw_status: str | None
+    name: str | None = None
+    description: str | None = None
+    os_family: str | None = None
+    os_name: str | None = None
+    platform: str | None = None
+    architecture: str | None = None
+    size_gb: Decimal | None = None
+    visibility: str | None = None
+    owner: str | None = None
+    image_type: str | None = None
+    provider_created_at: datetime | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.provider_image_id:
+            raise ValueError("provider_image_id must not be empty")
+        if self.provider_created_at is not None and self.provider_created_at.tzinfo is None:
+            raise ValueError("provider_created_at must be timezone-aware")
+
+    @property
+    def fingerprint(self) -> str:
+        """Hex SHA-256 over the durable fields, stable across processes and versions."""
+        return fingerprint({name: getattr(self, name) for name in DURABLE_FIELDS})
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, Decimal):
+        # normalize() so 10, 10.0 and 10.00 hash alike; format 'f' avoids 1E+1.
+        return format(value.normalize(), "f")
+    if isinstance(value, StrEnum):
+        return value.value
+    return value
+
+
+def fingerprint(values: dict[str, Any]) -> str:
+    """Hash a mapping of durable field values canonically (sorted keys, UTC times)."""
+    canonical = {key: _canonical(values[key]) for key in DURABLE_FIELDS}
+    blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()

@@ -1,0 +1,523 @@
+"""Staging, merge and diff: set-based SQL over a per-run staging table.
+
+Functions here take a SQLAlchemy ``Connection`` and never commit; :mod:`inventory.sync`
+owns the transactions. The flow for one run:
+
+1. :func:`create_stage` makes a session-local TEMP table (no WAL, invisible to others);
+2. :func:`stage_records` streams each page into it with COPY, so memory stays flat;
+3. :func:`merge`, inside ONE transaction, classifies staged rows against ``images`` by a
+   join on (source, provider id) and the fingerprint, and writes only what differs:
+
+   - new: insert image, open a history interval, event ``appeared``;
+   - changed (fingerprint differs): update; a status change closes and opens a history
+     interval and records ``status_changed``; other field changes record ``changed`` with
+     the field names;
+   - unchanged: not written at all — no UPDATE, no dead tuple, no WAL;
+   - reappeared (was gone, listed again): cleared ``gone_at``, interval reopened, event
+     ``reappeared``;
+   - disappeared (in the database, absent from the listing): only when the caller says the
+     listing was complete, and only when the deletion guard allows it.
+
+All timestamps of one merge are the merge transaction's ``now()``, taken from the database
+clock, so history intervals of one source never run backwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from inventory.config import SourceConfig, SyncSettings
+from inventory.errors import ConfigError
+from inventory.records import GONE, ImageRecord
+
+#: Namespace of the per-source advisory locks (the other key is the source id).
+LOCK_NAMESPACE = 0x1A6E_0002
+STAGE = "inventory_stage"
+
+STAGE_COLUMNS: tuple[str, ...] = (
+    "seq",
+    "provider_image_id",
+    "name",
+    "description",
+    "status",
+    "raw_status",
+    "os_family",
+    "os_name",
+    "platform",
+    "architecture",
+    "size_gb",
+    "visibility",
+    "owner",
+    "image_type",
+    "provider_created_at",
+    "tags",
+    "raw",
+    "fingerprint",
+)
+
+#: Columns copied from the staging row into ``images`` on insert and update.
+IMAGE_DATA_COLUMNS: tuple[str, ...] = STAGE_COLUMNS[1:]
+
+#: Fields compared one by one to name what changed (status fields are reported apart).
+COMPARED_FIELDS: tuple[str, ...] = (
+    "name",
+    "description",
+    "status",
+    "raw_status",
+    "os_family",
+    "os_name",
+    "platform",
+    "architecture",
+    "size_gb",
+    "visibility",
+    "owner",
+    "image_type",
+    "provider_created_at",
+    "tags",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MergeResult:
+    images_seen: int
+    duplicates: int
+    inserted: int
+    changed: int
+    unchanged: int
+    reappeared: int
+    disappeared: int
+    disappearance_candidates: int
+    disappearance_blocked: bool
+    active_before: int
+
+
+# -- sources, locks, runs -------------------------------------------------------------------
+
+
+def upsert_source(conn: Connection, source: SourceConfig) -> int:
+    """Create or refresh the ``sources`` row of a configured source; return its id."""
+    row = conn.execute(
+        text("SELECT id, provider FROM sources WHERE name = :name"), {"name": source.name}
+    ).first()
+    if row is not None and row.provider != source.provider:
+        raise ConfigError(
+            f"source {source.name!r} was synced as provider {row.provider!r} and is now "
+            f"configured as {source.provider!r}; give the new source another name"
+        )
+    result = conn.execute(
+        text(
+            """
+            INSERT INTO sources (name, provider, account, location)
+            VALUES (:name, :provider, :account, :location)
+            ON CONFLICT (name) DO UPDATE
+               SET account = EXCLUDED.account, location = EXCLUDED.location, updated_at = now()
+             WHERE (sources.account, sources.location)
+                   IS DISTINCT FROM (EXCLUDED.account, EXCLUDED.location)
+            RETURNING id
+            """
+        ),
+        {
+            "name": source.name,
+            "provider": source.provider,
+            "account": source.account,
+            "location": source.location,
+        },
+    ).scalar()
+    if result is None:  # unchanged row: ON CONFLICT ... WHERE false returns nothing
+        assert row is not None
+        return int(row.id)
+    return int(result)
+
+
+def try_lock_source(conn: Connection, source_id: int) -> bool:
+    """Take the session-level advisory lock of a source; False if another session has it."""
+    return bool(
+        conn.execute(
+            text("SELECT pg_try_advisory_lock(:ns, :id)"),
+            {"ns": LOCK_NAMESPACE, "id": source_id},
+        ).scalar()
+    )
+
+
+def unlock_source(conn: Connection, source_id: int) -> None:
+    conn.execute(
+        text("SELECT pg_advisory_unlock(:ns, :id)"), {"ns": LOCK_NAMESPACE, "id": source_id}
+    )
+
+
+def abort_orphaned_runs(conn: Connection, source_id: int) -> int:
+    """Mark runs left ``running`` by a dead process as aborted. Call with the lock held.
+
+    Holding the source's lock proves no live process is syncing it, so any ``running`` row
+    of that source belongs to a process that died (kill -9, power loss, lost connection).
+    """
+    result = conn.execute(
+        text(
+            """
+            UPDATE sync_runs
+               SET status = 'aborted', finished_at = greatest(clock_timestamp(), started_at),
+                   error = 'aborted: the process running this sync stopped before finishing '
+                           || '(pid ' || coalesce(pid::text, '?') || ' on '
+                           || coalesce(hostname, '?') || '); nothing of it was applied'
+             WHERE source_id = :sid AND status = 'running'
+            """
+        ),
+        {"sid": source_id},
+    )
+    return result.rowcount
+
+
+def start_run(conn: Connection, source_id: int, trigger: str) -> int:
+    return int(
+        conn.execute(
+            text(
+                """
+                INSERT INTO sync_runs (source_id, trigger, started_at, status, pid, hostname)
+                VALUES (:sid, :trigger, clock_timestamp(), 'running', :pid, :host)
+                RETURNING id
+                """
+            ),
+            {
+                "sid": source_id,
+                "trigger": trigger,
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+            },
+        ).scalar_one()
+    )
+
+
+def finish_run(conn: Connection, run_id: int, status: str, **fields: Any) -> None:
+    """Close a run row with its outcome and any counts or messages given."""
+    allowed = {
+        "listing_complete",
+        "incomplete_reason",
+        "pages",
+        "retries",
+        "images_seen",
+        "inserted",
+        "changed",
+        "unchanged",
+        "disappeared",
+        "reappeared",
+        "unknown_statuses",
+        "disappearance_blocked",
+        "warning",
+        "error",
+    }
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ValueError(f"unknown run fields: {sorted(unknown)}")
+    assignments = "".join(f", {name} = :{name}" for name in fields)
+    conn.execute(
+        text(
+            f"UPDATE sync_runs SET status = :status, "
+            f"finished_at = greatest(clock_timestamp(), started_at){assignments} WHERE id = :id"
+        ),
+        {"status": status, "id": run_id, **fields},
+    )
+
+
+# -- staging --------------------------------------------------------------------------------
+
+
+def create_stage(conn: Connection) -> None:
+    conn.execute(text(f"DROP TABLE IF EXISTS {STAGE}"))
+    conn.execute(
+        text(
+            f"""
+            CREATE TEMP TABLE {STAGE} (
+                seq bigint NOT NULL,
+                provider_image_id text NOT NULL,
+                name text, description text,
+                status text NOT NULL, raw_status text,
+                os_family text, os_name text, platform text, architecture text,
+                size_gb numeric, visibility text, owner text, image_type text,
+                provider_created_at timestamptz,
+                tags jsonb NOT NULL, raw jsonb NOT NULL,
+                fingerprint text NOT NULL
+            )
+            """
+        )
+    )
+
+
+def drop_stage(conn: Connection) -> None:
+    conn.execute(text(f"DROP TABLE IF EXISTS {STAGE}"))
+
+
+def stage_records(conn: Connection, records: Iterable[ImageRecord], first_seq: int) -> int:
+    """COPY records into the staging table; return how many were written."""
+    columns = ", ".join(STAGE_COLUMNS)
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    count = 0
+    with driver.cursor() as cursor, cursor.copy(f"COPY {STAGE} ({columns}) FROM STDIN") as copy:
+        for seq, record in enumerate(records, start=first_seq):
+            copy.write_row(
+                (
+                    seq,
+                    record.provider_image_id,
+                    record.name,
+                    record.description,
+                    record.status.value,
+                    record.raw_status,
+                    record.os_family,
+                    record.os_name,
+                    record.platform,
+                    record.architecture,
+                    record.size_gb,
+                    record.visibility,
+                    record.owner,
+                    record.image_type,
+                    record.provider_created_at,
+                    json.dumps(record.tags, ensure_ascii=False, sort_keys=True),
+                    json.dumps(record.raw, ensure_ascii=False),
+                    record.fingerprint,
+                )
+            )
+            count += 1
+    return count
+
+
+# -- merge ----------------------------------------------------------------------------------
+
+_CHANGED_FIELDS_SQL = (
+    "array_remove(ARRAY["
+    + ", ".join(f"CASE WHEN s.{f} IS DISTINCT FROM i.{f} THEN '{f}' END" for f in COMPARED_FIELDS)
+    + "]::text[], NULL)"
+)
+
+_STATUS_MOVED = (
+    "(d.status IS DISTINCT FROM d.old_status OR d.raw_status IS DISTINCT FROM d.old_raw_status)"
+)
+_OTHER_FIELDS = "array_remove(array_remove(d.changed_fields, 'status'), 'raw_status')"
+
+
+def merge(
+    conn: Connection,
+    *,
+    source_id: int,
+    run_id: int,
+    listing_complete: bool,
+    guard: SyncSettings,
+    allow_mass_disappearance: bool,
+) -> MergeResult:
+    """Apply the staged listing to the source's images. Run inside one transaction."""
+    p = {"sid": source_id, "run": run_id}
+    ex = conn.execute
+
+    # A listing can repeat an item (offset paging while the catalogue moves): keep the last.
+    ex(text(f"CREATE INDEX ON {STAGE} (provider_image_id, seq)"))
+    duplicates = ex(
+        text(
+            f"""
+            DELETE FROM {STAGE} s USING {STAGE} t
+             WHERE s.provider_image_id = t.provider_image_id AND s.seq < t.seq
+            """
+        )
+    ).rowcount
+    ex(text(f"ANALYZE {STAGE}"))  # temp tables are never auto-analyzed
+    seen = int(ex(text(f"SELECT count(*) FROM {STAGE}")).scalar_one())
+    active_before = int(
+        ex(
+            text("SELECT count(*) FROM images WHERE source_id = :sid AND gone_at IS NULL"), p
+        ).scalar_one()
+    )
+
+    # Only rows that need a write: new, fingerprint differs, or coming back.
+    ex(
+        text(
+            f"""
+            CREATE TEMP TABLE inventory_diff ON COMMIT DROP AS
+            SELECT s.*, i.id AS image_id, i.status AS old_status,
+                   i.raw_status AS old_raw_status,
+                   CASE WHEN i.id IS NULL THEN 'new'
+                        WHEN i.gone_at IS NOT NULL THEN 'reappeared'
+                        ELSE 'changed' END AS outcome,
+                   CASE WHEN i.id IS NULL THEN NULL ELSE {_CHANGED_FIELDS_SQL} END
+                       AS changed_fields
+              FROM {STAGE} s
+              LEFT JOIN images i
+                ON i.source_id = :sid AND i.provider_image_id = s.provider_image_id
+             WHERE i.id IS NULL OR i.gone_at IS NOT NULL OR i.fingerprint <> s.fingerprint
+            """
+        ),
+        p,
+    )
+    counts: dict[str, int] = dict(
+        ex(text("SELECT outcome, count(*) FROM inventory_diff GROUP BY outcome")).tuples().all()
+    )
+    inserted = int(counts.get("new", 0))
+    changed = int(counts.get("changed", 0))
+    reappeared = int(counts.get("reappeared", 0))
+
+    data_cols = ", ".join(IMAGE_DATA_COLUMNS)
+    if inserted:
+        ex(
+            text(
+                f"""
+                WITH ins AS (
+                    INSERT INTO images (source_id, {data_cols}, first_seen_at,
+                                        first_seen_run_id, last_changed_at, last_changed_run_id)
+                    SELECT :sid, {data_cols}, now(), :run, now(), :run
+                      FROM inventory_diff WHERE outcome = 'new' ORDER BY seq
+                    RETURNING id, status, raw_status
+                ), hist AS (
+                    INSERT INTO image_status_history
+                           (image_id, status, raw_status, valid_from, opened_by_run_id)
+                    SELECT id, status, raw_status, now(), :run FROM ins
+                )
+                INSERT INTO image_events (image_id, source_id, run_id, occurred_at, kind,
+                                          new_status)
+                SELECT id, :sid, :run, now(), 'appeared', status FROM ins
+                """
+            ),
+            p,
+        )
+
+    if changed or reappeared:
+        moved = f"(d.outcome = 'reappeared' OR {_STATUS_MOVED})"
+        ex(
+            text(
+                f"""
+                UPDATE image_status_history h
+                   SET valid_to = now(), closed_by_run_id = :run
+                  FROM inventory_diff d
+                 WHERE h.image_id = d.image_id AND h.valid_to IS NULL
+                   AND d.image_id IS NOT NULL AND {moved}
+                """
+            ),
+            p,
+        )
+        ex(
+            text(
+                f"""
+                INSERT INTO image_status_history
+                       (image_id, status, raw_status, valid_from, opened_by_run_id)
+                SELECT d.image_id, d.status, d.raw_status, now(), :run
+                  FROM inventory_diff d
+                 WHERE d.image_id IS NOT NULL AND {moved}
+                """
+            ),
+            p,
+        )
+        ex(
+            text(
+                f"""
+                INSERT INTO image_events (image_id, source_id, run_id, occurred_at, kind,
+                                          old_status, new_status, changed_fields)
+                SELECT d.image_id, :sid, :run, now(), 'reappeared', '{GONE}', d.status,
+                       d.changed_fields
+                  FROM inventory_diff d WHERE d.outcome = 'reappeared'
+                UNION ALL
+                SELECT d.image_id, :sid, :run, now(), 'status_changed', d.old_status, d.status,
+                       NULL
+                  FROM inventory_diff d
+                 WHERE d.outcome = 'changed' AND d.status IS DISTINCT FROM d.old_status
+                UNION ALL
+                SELECT d.image_id, :sid, :run, now(), 'changed', NULL, NULL, fields
+                  FROM (SELECT d.*,
+                               CASE WHEN d.status IS DISTINCT FROM d.old_status
+                                    THEN {_OTHER_FIELDS} ELSE d.changed_fields END AS fields
+                          FROM inventory_diff d WHERE d.outcome = 'changed') d
+                 WHERE cardinality(d.fields) > 0
+                """
+            ),
+            p,
+        )
+        assignments = ", ".join(f"{c} = d.{c}" for c in IMAGE_DATA_COLUMNS)
+        ex(
+            text(
+                f"""
+                UPDATE images i
+                   SET {assignments}, gone_at = NULL,
+                       last_changed_at = now(), last_changed_run_id = :run
+                  FROM inventory_diff d
+                 WHERE i.id = d.image_id AND d.outcome IN ('changed', 'reappeared')
+                """
+            ),
+            p,
+        )
+
+    disappeared = candidates = 0
+    blocked = False
+    # A repeated id means items moved between pages, so others may have been skipped.
+    if listing_complete and not duplicates:
+        ex(
+            text(
+                f"""
+                CREATE TEMP TABLE inventory_gone ON COMMIT DROP AS
+                SELECT i.id, i.status, i.raw_status
+                  FROM images i
+                 WHERE i.source_id = :sid AND i.gone_at IS NULL
+                   AND NOT EXISTS (SELECT 1 FROM {STAGE} s
+                                    WHERE s.provider_image_id = i.provider_image_id)
+                """
+            ),
+            p,
+        )
+        candidates = int(ex(text("SELECT count(*) FROM inventory_gone")).scalar_one())
+        blocked = (
+            candidates > 0
+            and not allow_mass_disappearance
+            and active_before >= guard.guard_min_images
+            and candidates > guard.max_disappearance_share * active_before
+        )
+        if candidates and not blocked:
+            ex(
+                text(
+                    """
+                    UPDATE images i SET gone_at = now(), last_changed_at = now(),
+                           last_changed_run_id = :run
+                      FROM inventory_gone g WHERE i.id = g.id
+                    """
+                ),
+                p,
+            )
+            ex(
+                text(
+                    """
+                    UPDATE image_status_history h SET valid_to = now(), closed_by_run_id = :run
+                      FROM inventory_gone g WHERE h.image_id = g.id AND h.valid_to IS NULL
+                    """
+                ),
+                p,
+            )
+            ex(
+                text(
+                    f"""
+                    WITH hist AS (
+                        INSERT INTO image_status_history
+                               (image_id, status, raw_status, valid_from, opened_by_run_id)
+                        SELECT g.id, '{GONE}', g.raw_status, now(), :run FROM inventory_gone g
+                    )
+                    INSERT INTO image_events (image_id, source_id, run_id, occurred_at, kind,
+                                              old_status, new_status)
+                    SELECT g.id, :sid, :run, now(), 'disappeared', g.status, '{GONE}'
+                      FROM inventory_gone g
+                    """
+                ),
+                p,
+            )
+            disappeared = candidates
+
+    return MergeResult(
+        images_seen=seen,
+        duplicates=duplicates,
+        inserted=inserted,
+        changed=changed,
+        unchanged=seen - inserted - changed - reappeared,
+        reappeared=reappeared,
+        disappeared=disappeared,
+        disappearance_candidates=candidates,
+        disappearance_blocked=blocked,
+        active_before=active_before,
+    )

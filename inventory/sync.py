@@ -1,0 +1,298 @@
+"""One sync run of one source: lock, collect, stage, merge — and the run's record.
+
+This module owns the transactions. The order of events for a run:
+
+1. upsert the ``sources`` row; take the source's advisory lock on a dedicated connection
+   (held for the whole run; PostgreSQL frees it if the process dies), or raise
+   :class:`~inventory.errors.AlreadyRunning`;
+2. mark runs orphaned by dead processes as ``aborted``; insert this run as ``running``;
+3. page through the provider, normalize each page, COPY it into the staging table;
+4. merge and diff in ONE transaction, which also closes the run row as ``succeeded``.
+
+Any failure before step 4 commits is recorded as ``failed`` with an error naming the
+source, the page and the cause; nothing of the listing is applied, so nothing stored is
+lost and nothing is marked gone. An interrupt (SIGINT/SIGTERM turned into an exception)
+records the run as ``aborted`` the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, Engine
+
+from inventory import store
+from inventory.config import Settings, SourceConfig
+from inventory.errors import AlreadyRunning, InventoryError, ProviderError
+from inventory.http import RetryPolicy
+from inventory.paging import Page
+from inventory.providers import PROVIDERS, Collector
+from inventory.records import ImageRecord, ImageStatus
+from inventory.secrets import scrub
+
+log = logging.getLogger(__name__)
+
+#: progress(source_name, pages_done, images_done, total_or_None)
+Progress = Callable[[str, int, int, int | None], None]
+
+
+@dataclass
+class RunResult:
+    """What one run did; mirrors its ``sync_runs`` row."""
+
+    source: str
+    run_id: int | None
+    status: str  # succeeded, failed, aborted, skipped
+    listing_complete: bool = False
+    incomplete_reason: str | None = None
+    pages: int = 0
+    retries: int = 0
+    images_seen: int = 0
+    inserted: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    disappeared: int = 0
+    reappeared: int = 0
+    disappearance_blocked: bool = False
+    disappearance_candidates: int = 0
+    unknown_statuses: dict[str, int] = field(default_factory=dict)
+    warning: str | None = None
+    error: str | None = None
+    duration_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+
+def sync_source(
+    engine: Engine,
+    settings: Settings,
+    source: SourceConfig,
+    *,
+    trigger: str = "cli",
+    allow_mass_disappearance: bool = False,
+    progress: Progress | None = None,
+    policy: RetryPolicy | None = None,
+) -> RunResult:
+    """Run one sync of ``source``. Raises AlreadyRunning or ConfigError; records the rest."""
+    provider = PROVIDERS[source.provider]
+    policy = policy or RetryPolicy(max_attempts=source.max_attempts)
+    started = time.monotonic()
+    retries = 0
+
+    def count_retry() -> None:
+        nonlocal retries
+        retries += 1
+
+    # Credentials are resolved here, before a run row exists: a missing secret is a
+    # configuration error, not a failed run.
+    collector = provider.collector(source, policy, count_retry)
+    try:
+        with engine.connect() as conn:
+            with conn.begin():
+                source_id = store.upsert_source(conn, source)
+            with conn.begin():
+                locked = store.try_lock_source(conn, source_id)
+            if not locked:
+                raise AlreadyRunning(
+                    f"source {source.name!r} is already being synced by another process; "
+                    "this run was skipped"
+                )
+            try:
+                with conn.begin():
+                    orphans = store.abort_orphaned_runs(conn, source_id)
+                    run_id = store.start_run(conn, source_id, trigger)
+                if orphans:
+                    log.warning(
+                        "source %s: marked %d run(s) left running by a dead process as aborted",
+                        source.name,
+                        orphans,
+                    )
+                result = RunResult(source=source.name, run_id=run_id, status="running")
+                try:
+                    _collect_and_merge(
+                        conn,
+                        settings,
+                        source,
+                        source_id,
+                        run_id,
+                        collector,
+                        result,
+                        allow_mass_disappearance,
+                        progress,
+                    )
+                except BaseException as err:
+                    result.retries = retries
+                    _record_failure(conn, run_id, result, err)
+                    if not isinstance(err, InventoryError):
+                        raise
+                finally:
+                    result.retries = retries
+                    result.duration_s = time.monotonic() - started
+            finally:
+                _release(conn, source_id)
+    finally:
+        collector.close()
+    _log_result(result)
+    return result
+
+
+def _collect_and_merge(
+    conn: Connection,
+    settings: Settings,
+    source: SourceConfig,
+    source_id: int,
+    run_id: int,
+    collector: Collector,
+    result: RunResult,
+    allow_mass_disappearance: bool,
+    progress: Progress | None,
+) -> None:
+    provider = PROVIDERS[source.provider]
+    unknown: Counter[str] = Counter()
+
+    with conn.begin():
+        store.create_stage(conn)
+    staged = 0
+    page: Page
+    for page in collector.pages():
+        records: list[ImageRecord] = []
+        for raw in page.items:
+            try:
+                record = provider.normalize(raw)
+            except ProviderError as err:
+                raise err.located(source.name, page.number) from None
+            if record.status is ImageStatus.UNKNOWN:
+                unknown[record.raw_status or "<empty>"] += 1
+            records.append(record)
+        with conn.begin():
+            staged += store.stage_records(conn, records, staged)
+        result.pages = page.number
+        if progress is not None:
+            progress(source.name, page.number, staged, page.total)
+
+    complete = collector.complete
+    reason = collector.incomplete_reason
+    result.unknown_statuses = dict(unknown)
+    warnings = []
+    if unknown:
+        listed = ", ".join(f"{value!r} ({n})" for value, n in unknown.most_common(10))
+        warnings.append(
+            f"{sum(unknown.values())} image(s) have a status outside the {source.provider} "
+            f"table and were stored as unknown: {listed}"
+        )
+        log.warning("source %s: %s", source.name, warnings[-1])
+
+    with conn.begin():
+        merged = store.merge(
+            conn,
+            source_id=source_id,
+            run_id=run_id,
+            listing_complete=complete,
+            guard=settings.sync,
+            allow_mass_disappearance=allow_mass_disappearance,
+        )
+        if merged.duplicates:
+            complete = False
+            reason = (
+                f"{merged.duplicates} image id(s) were listed on more than one page, so items "
+                "shifted while paging and others may have been skipped"
+            )
+        if merged.disappearance_blocked:
+            share = merged.disappearance_candidates / max(merged.active_before, 1)
+            warnings.append(
+                f"refused to mark {merged.disappearance_candidates} of "
+                f"{merged.active_before} images ({share:.0%}) as gone at once; the limit is "
+                f"{settings.sync.max_disappearance_share:.0%}. If the images really are "
+                "gone, run again with --allow-mass-disappearance"
+            )
+        result.status = "succeeded"
+        result.listing_complete = complete
+        result.incomplete_reason = reason
+        result.images_seen = merged.images_seen
+        result.inserted = merged.inserted
+        result.changed = merged.changed
+        result.unchanged = merged.unchanged
+        result.reappeared = merged.reappeared
+        result.disappeared = merged.disappeared
+        result.disappearance_blocked = merged.disappearance_blocked
+        result.disappearance_candidates = merged.disappearance_candidates
+        result.warning = "; ".join(warnings) or None
+        store.finish_run(
+            conn,
+            run_id,
+            "succeeded",
+            listing_complete=complete,
+            incomplete_reason=reason,
+            pages=result.pages,
+            images_seen=merged.images_seen,
+            inserted=merged.inserted,
+            changed=merged.changed,
+            unchanged=merged.unchanged,
+            disappeared=merged.disappeared,
+            reappeared=merged.reappeared,
+            unknown_statuses=sum(unknown.values()),
+            disappearance_blocked=merged.disappearance_blocked,
+            warning=result.warning,
+        )
+
+
+def _record_failure(conn: Connection, run_id: int, result: RunResult, err: BaseException) -> None:
+    if isinstance(err, InventoryError):
+        status, message = "failed", scrub(str(err))
+    elif isinstance(err, KeyboardInterrupt | SystemExit):
+        status, message = "aborted", f"aborted: interrupted ({type(err).__name__})"
+    else:
+        status, message = "failed", scrub(f"internal error: {type(err).__name__}: {err}")
+    result.status = status
+    result.error = message
+    try:
+        if conn.in_transaction():
+            conn.rollback()
+        with conn.begin():
+            store.finish_run(
+                conn, run_id, status, pages=result.pages, retries=result.retries, error=message
+            )
+    except Exception:  # the database itself is gone: the next run will mark it aborted
+        log.exception("could not record the outcome of run %s", run_id)
+
+
+def _release(conn: Connection, source_id: int) -> None:
+    try:
+        if conn.in_transaction():
+            conn.rollback()
+        with conn.begin():
+            store.drop_stage(conn)
+            store.unlock_source(conn, source_id)
+    except Exception:
+        # Never hand a connection that may still hold the lock back to the pool.
+        conn.invalidate()
+
+
+def _log_result(result: RunResult) -> None:
+    if result.ok:
+        log.info(
+            "source %s: run %s %s in %.1fs: %d pages, %d images seen, %d new, %d changed, "
+            "%d unchanged, %d disappeared, %d reappeared%s",
+            result.source,
+            result.run_id,
+            result.status,
+            result.duration_s,
+            result.pages,
+            result.images_seen,
+            result.inserted,
+            result.changed,
+            result.unchanged,
+            result.disappeared,
+            result.reappeared,
+            "" if result.listing_complete else f" (incomplete: {result.incomplete_reason})",
+        )
+    else:
+        log.error(
+            "source %s: run %s %s: %s", result.source, result.run_id, result.status, result.error
+        )

@@ -1,0 +1,135 @@
+"""Config validation: one clear message naming the file, the source and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from inventory.config import load_settings
+from inventory.errors import ConfigError
+
+GOOD = """
+[sync]
+max_disappearance_share = 0.3
+
+[[sources]]
+name = "qy-pek3a"
+provider = "qingcloud"
+zone = "pek3a"
+endpoint = "http://127.0.0.1:8100/iaas/"
+schedule = "*/15 * * * *"
+page_size = 50
+[sources.credentials]
+access_key_id = "${QY_ACCESS_KEY_ID}"
+secret_access_key = "file:/run/secrets/qy"
+[sources.filters]
+status = ["available", "deprecated"]
+provider = "self"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "inventory.toml"
+    path.write_text(text)
+    return path
+
+
+def test_good_config(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, GOOD))
+    source = settings.source("qy-pek3a")
+    assert source.location == "pek3a"
+    assert source.page_size == 50
+    assert dict(source.filters) == {"status": ["available", "deprecated"], "provider": "self"}
+    assert settings.sync.max_disappearance_share == 0.3
+    assert "QY_ACCESS_KEY_ID" in repr(source.credentials["access_key_id"])
+
+
+def test_secret_resolved_from_env_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret_file = tmp_path / "sk"
+    secret_file.write_text("s3cr3t-value\n")
+    text = GOOD.replace("/run/secrets/qy", str(secret_file))
+    monkeypatch.setenv("QY_ACCESS_KEY_ID", "AKID")
+    source = load_settings(write(tmp_path, text)).sources[0]
+    assert source.credential("access_key_id").reveal() == "AKID"
+    secret = source.credential("secret_access_key")
+    assert secret.reveal() == "s3cr3t-value"
+    assert "s3cr3t" not in repr(secret) and "s3cr3t" not in f"{secret}"
+
+
+def test_missing_env_var_names_source_field_and_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("QY_ACCESS_KEY_ID", raising=False)
+    source = load_settings(write(tmp_path, GOOD)).sources[0]
+    with pytest.raises(ConfigError) as info:
+        source.credential("access_key_id")
+    message = str(info.value)
+    assert 'source "qy-pek3a"' in message
+    assert "credentials.access_key_id" in message
+    assert "QY_ACCESS_KEY_ID is not set" in message
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ('zone = "pek3a"', 'zone = ""', 'source "qy-pek3a": field zone: required'),
+        ('provider = "qingcloud"', 'provider = "aws"', "field provider: 'aws' is not one of"),
+        ("page_size = 50", "page_size = 500", "field page_size: must be an integer from 1 to 100"),
+        ('schedule = "*/15 * * * *"', 'schedule = "every hour"', "field schedule"),
+        ('provider = "self"', 'colour = "red"', "filters.colour: unknown filter"),
+        ('"available", "deprecated"', '"gone"', "filters.status: 'gone' is not one of"),
+        (
+            'access_key_id = "${QY_ACCESS_KEY_ID}"',
+            'access_key_id = "AKIDLITERAL"',
+            "secrets are not written in the config file",
+        ),
+        ('endpoint = "http://127.0.0.1:8100/iaas/"', 'endpoint = "ftp://x"', "field endpoint"),
+        ("page_size = 50", "page_sise = 50", "unknown field 'page_sise'"),
+        ('zone = "pek3a"', 'zone = "pek3a"\nregion = "x"', "field region"),
+        (
+            "max_disappearance_share = 0.3",
+            "max_disappearance_share = 3",
+            "[sync]: field max_disappearance_share",
+        ),
+    ],
+)
+def test_invalid_config_messages(tmp_path: Path, old: str, new: str, expected: str) -> None:
+    assert old in GOOD
+    path = write(tmp_path, GOOD.replace(old, new))
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert str(path) in str(info.value)
+    assert expected in str(info.value)
+
+
+def test_missing_credential(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace('secret_access_key = "file:/run/secrets/qy"', ""))
+    with pytest.raises(ConfigError, match=r"credentials\.secret_access_key: required"):
+        load_settings(path)
+
+
+def test_duplicate_source_names(tmp_path: Path) -> None:
+    block = GOOD.split("[[sources]]")[1]
+    path = write(tmp_path, GOOD + "\n[[sources]]" + block)
+    with pytest.raises(ConfigError, match="name is used twice"):
+        load_settings(path)
+
+
+def test_not_toml_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(write(tmp_path, "[[sources]\nname="))
+    with pytest.raises(ConfigError, match="configuration file not found"):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_unknown_source_lookup(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, GOOD))
+    with pytest.raises(ConfigError, match=r"no source named 'x'.*qy-pek3a"):
+        settings.source("x")
+
+
+def test_database_url_with_password_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, '[database]\nurl = "postgresql://u:pw@db/x"\n')
+    with pytest.raises(ConfigError, match="contains a password"):
+        load_settings(path)

@@ -1,0 +1,54 @@
+"""Fingerprints hash durable fields only, canonically."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+
+from inventory.records import ImageRecord, ImageStatus
+
+
+def record(**overrides: object) -> ImageRecord:
+    base: dict[str, object] = {
+        "provider_image_id": "img-1",
+        "status": ImageStatus.AVAILABLE,
+        "raw_status": "available",
+        "name": "CentOS 7.9",
+        "size_gb": Decimal("20"),
+        "provider_created_at": datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC),
+        "tags": {"env": "prod"},
+        "raw": {"status_time": "2024-01-02T03:04:05Z"},
+    }
+    base.update(overrides)
+    return ImageRecord(**base)  # type: ignore[arg-type]
+
+
+def test_fingerprint_ignores_raw_payload() -> None:
+    assert record().fingerprint == record(raw={"status_time": "2030-01-01T00:00:00Z"}).fingerprint
+
+
+def test_fingerprint_canonical_numbers_and_times() -> None:
+    shifted = datetime(2024, 1, 2, 11, 4, 5, tzinfo=timezone(timedelta(hours=8)))
+    assert record().fingerprint == record(size_gb=Decimal("20.000")).fingerprint
+    assert record().fingerprint == record(provider_created_at=shifted).fingerprint
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"status": ImageStatus.DEPRECATED, "raw_status": "deprecated"},
+        {"name": "CentOS 7.9 (old)"},
+        {"size_gb": Decimal("21")},
+        {"tags": {"env": "dev"}},
+        {"description": "x"},
+    ],
+)
+def test_fingerprint_changes_with_durable_fields(change: dict[str, object]) -> None:
+    assert record().fingerprint != record(**change).fingerprint
+
+
+def test_naive_time_rejected() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        record(provider_created_at=datetime(2024, 1, 1))
