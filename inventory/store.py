@@ -352,9 +352,10 @@ def merge(
         ),
         p,
     )
-    counts: dict[str, int] = dict(
-        ex(text("SELECT outcome, count(*) FROM inventory_diff GROUP BY outcome")).tuples().all()
-    )
+    counts: dict[str, int] = {
+        row.outcome: int(row.n)
+        for row in ex(text("SELECT outcome, count(*) AS n FROM inventory_diff GROUP BY outcome"))
+    }
     inserted = int(counts.get("new", 0))
     changed = int(counts.get("changed", 0))
     reappeared = int(counts.get("reappeared", 0))

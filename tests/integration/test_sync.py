@@ -1,0 +1,297 @@
+"""End-to-end syncs: the QingCloud emulator over real HTTP into a real PostgreSQL."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+
+from inventory.config import Settings, SyncSettings
+from inventory.errors import AlreadyRunning
+from inventory.http import RetryPolicy
+from inventory.sync import RunResult, sync_source
+
+from .helpers import Emulator, fetch_all, history_of, row_versions
+
+FAST = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.02)
+
+
+def sync(
+    engine: Engine, emu: Emulator, *, settings: Settings | None = None, **kw: Any
+) -> RunResult:
+    settings = settings or Settings(path=None)
+    return sync_source(engine, settings, emu.source(), policy=FAST, **kw)
+
+
+def test_full_multi_page_sync(engine: Engine, emulator: Emulator) -> None:
+    emu = emulator.reset(images=250, page_size=100)
+    result = sync(engine, emu)
+
+    assert result.status == "succeeded", result.error
+    assert result.pages == 3  # 100 + 100 + a short last page of 50
+    assert result.listing_complete
+    assert (result.images_seen, result.inserted, result.unchanged) == (250, 250, 0)
+
+    ids = {r.provider_image_id for r in fetch_all(engine, "SELECT provider_image_id FROM images")}
+    assert ids == emu.visible_ids()
+    counts = fetch_all(
+        engine,
+        """SELECT (SELECT count(*) FROM image_status_history WHERE valid_to IS NULL) AS open,
+                  (SELECT count(*) FROM image_events WHERE kind = 'appeared') AS appeared""",
+    )[0]
+    assert (counts.open, counts.appeared) == (250, 250)
+    run = fetch_all(engine, "SELECT * FROM sync_runs")[0]
+    assert (run.status, run.pages, run.images_seen, run.inserted) == ("succeeded", 3, 250, 250)
+    assert run.listing_complete and run.finished_at >= run.started_at
+
+
+def test_every_diff_outcome_over_three_runs(engine: Engine, emulator: Emulator) -> None:
+    emu = emulator.reset(images=120, page_size=25)
+    first = sync(engine, emu)
+    assert first.inserted == 120
+
+    changes = emu.mutate(seed=1, deprecate=4, cease=3, delete=2, remove=5, add=6, rename=3)
+    second = sync(engine, emu)
+    assert second.status == "succeeded", second.error
+    status_changed = set(changes["deprecate"]) | set(changes["cease"]) | set(changes["delete"])
+    renamed = set(changes["rename"]) - status_changed
+    assert second.inserted == 6
+    assert second.disappeared == 5
+    assert second.changed == len(status_changed | renamed)
+    assert second.unchanged == 120 - 5 - second.changed
+
+    events = {
+        (r.provider_image_id, r.kind): r
+        for r in fetch_all(
+            engine,
+            """SELECT i.provider_image_id, e.kind, e.old_status, e.new_status, e.changed_fields
+                 FROM image_events e JOIN images i ON i.id = e.image_id
+                WHERE e.run_id = :run""",
+            run=second.run_id,
+        )
+    }
+    for image_id in changes["deprecate"]:
+        event = events[(image_id, "status_changed")]
+        assert (event.old_status, event.new_status) == ("available", "deprecated")
+        assert history_of(engine, image_id)[-2:] == [("available", True), ("deprecated", False)]
+    for image_id in changes["cease"]:
+        assert events[(image_id, "status_changed")].new_status == "ceased"
+    for image_id in changes["remove"]:
+        event = events[(image_id, "disappeared")]
+        assert event.new_status == "gone"
+        assert history_of(engine, image_id)[-1] == ("gone", False)
+    for image_id in changes["add"]:
+        assert events[(image_id, "appeared")].new_status is not None
+    for image_id in renamed:
+        assert "name" in events[(image_id, "changed")].changed_fields
+    gone = fetch_all(engine, "SELECT provider_image_id FROM images WHERE gone_at IS NOT NULL")
+    assert {r.provider_image_id for r in gone} == set(changes["remove"])
+
+    # Third run: two removed images come back, one of them with a new status.
+    back = changes["remove"][:2]
+    emu.restore(back[0])
+    emu.restore(back[1], status="deprecated")
+    third = sync(engine, emu)
+    assert (third.reappeared, third.disappeared, third.inserted) == (2, 0, 0)
+    assert third.changed == 0
+    for image_id in back:
+        assert history_of(engine, image_id)[-2][0] == "gone"
+        assert history_of(engine, image_id)[-1][1] is False  # open again
+    assert history_of(engine, back[1])[-1][0] == "deprecated"
+    reappeared = fetch_all(
+        engine,
+        "SELECT count(*) AS n FROM image_events WHERE kind = 'reappeared' AND run_id = :r",
+        r=third.run_id,
+    )
+    assert reappeared[0].n == 2
+    gone_now = fetch_all(engine, "SELECT count(*) AS n FROM images WHERE gone_at IS NOT NULL")
+    assert gone_now[0].n == 3
+
+    open_per_image = fetch_all(
+        engine,
+        """SELECT max(n) AS most FROM (SELECT count(*) AS n FROM image_status_history
+            WHERE valid_to IS NULL GROUP BY image_id) t""",
+    )
+    assert open_per_image[0].most == 1
+
+
+def test_resync_without_upstream_change_writes_nothing(engine: Engine, emulator: Emulator) -> None:
+    emu = emulator.reset(images=300, page_size=100)
+    assert sync(engine, emu).inserted == 300
+    before = row_versions(engine)
+
+    again = sync(engine, emu)
+
+    assert again.status == "succeeded"
+    assert (again.unchanged, again.changed, again.inserted, again.disappeared) == (300, 0, 0, 0)
+    # Same physical row versions (ctid) written by the same transactions (xmin): not one
+    # UPDATE, INSERT or DELETE reached images or image_status_history.
+    assert row_versions(engine) == before
+    events = fetch_all(
+        engine, "SELECT count(*) AS n FROM image_events WHERE run_id = :r", r=again.run_id
+    )
+    assert events[0].n == 0
+
+
+def test_failure_at_page_k_keeps_everything(engine: Engine, emulator: Emulator) -> None:
+    emu = emulator.reset(images=200, page_size=50)
+    assert sync(engine, emu).status == "succeeded"
+    before = row_versions(engine)
+    emu.mutate(seed=2, remove=30, deprecate=10)  # would flag 40 images if the run completed
+    emu.fail(page=3, kind="http_503")  # every attempt at page 3 of 4 fails
+
+    result = sync(engine, emu)
+
+    assert result.status == "failed"
+    assert result.error is not None
+    assert "source 'qy-test'" in result.error and "page 3" in result.error
+    assert "HTTP 503" in result.error
+    assert row_versions(engine) == before  # nothing stored was touched, nothing marked gone
+    run = fetch_all(engine, "SELECT * FROM sync_runs WHERE id = :r", r=result.run_id)[0]
+    assert run.status == "failed" and not run.listing_complete and "page 3" in run.error
+    assert run.disappeared == 0
+
+
+def test_transient_errors_are_retried(engine: Engine, emulator: Emulator) -> None:
+    emu = emulator.reset(images=150, page_size=50)
+    emu.fail(page=2, kind="throttle", times=1)  # ret_code 2500
+    emu.fail(page=3, kind="http_500", times=1)
+    result = sync(engine, emu)
+    assert result.status == "succeeded", result.error
+    assert result.retries == 2
+    assert result.inserted == 150
+
+
+@pytest.mark.parametrize("kind", ["malformed", "reset"])
+def test_bad_responses_fail_the_run_cleanly(engine: Engine, emulator: Emulator, kind: str) -> None:
+    emu = emulator.reset(images=100, page_size=50)
+    assert sync(engine, emu).status == "succeeded"
+    before = row_versions(engine)
+    emu.mutate(seed=3, remove=10)
+    emu.fail(page=2, kind=kind)
+    result = sync(engine, emu)
+    assert result.status == "failed"
+    assert "page 2" in (result.error or "")
+    assert row_versions(engine) == before
+
+
+def test_record_without_required_field(engine: Engine, emulator: Emulator) -> None:
+    emu = emulator.reset(images=60, page_size=50)
+    victim = sorted(emu.visible_ids())[0]
+    emu.edit(victim, status=None)
+    result = sync(engine, emu)
+    assert result.status == "failed"
+    assert "required field 'status'" in (result.error or "")
+    assert victim in (result.error or "")
+    assert fetch_all(engine, "SELECT count(*) AS n FROM images")[0].n == 0
+
+
+def test_wrong_credentials_fail_with_a_clear_message(engine: Engine, emulator: Emulator) -> None:
+    emu = emulator.reset(images=10, page_size=10)
+    result = sync_source(
+        engine, Settings(path=None), emu.source(secret="wrong-secret"), policy=FAST
+    )
+    assert result.status == "failed"
+    assert "ret_code 1200" in (result.error or "")
+    assert "credentials.secret_access_key" in (result.error or "")
+    assert result.retries == 0  # authentication failures are not retried
+
+
+def test_unknown_status_is_stored_with_one_warning(
+    engine: Engine, emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    emu = emulator.reset(images=40, page_size=20)
+    odd = sorted(emu.visible_ids())[:3]
+    for image_id in odd:
+        emu.edit(image_id, status="quarantined")
+    with caplog.at_level(logging.WARNING, logger="inventory.sync"):
+        result = sync(engine, emu)
+    assert result.status == "succeeded"
+    assert result.unknown_statuses == {"quarantined": 3}
+    rows = fetch_all(
+        engine, "SELECT status, raw_status FROM images WHERE provider_image_id = ANY(:ids)", ids=odd
+    )
+    assert {(r.status, r.raw_status) for r in rows} == {("unknown", "quarantined")}
+    warnings = [r for r in caplog.records if "quarantined" in r.getMessage()]
+    assert len(warnings) == 1
+    run = fetch_all(engine, "SELECT unknown_statuses, warning FROM sync_runs")[0]
+    assert run.unknown_statuses == 3 and "quarantined" in run.warning
+
+
+def test_deletion_guard_refuses_mass_disappearance(engine: Engine, emulator: Emulator) -> None:
+    emu = emulator.reset(images=100, page_size=100)
+    settings = Settings(path=None, sync=SyncSettings(max_disappearance_share=0.5))
+    assert sync(engine, emu, settings=settings).inserted == 100
+    removed = emu.mutate(seed=4, remove=60)["remove"]
+
+    guarded = sync(engine, emu, settings=settings)
+    assert guarded.status == "succeeded"
+    assert guarded.disappearance_blocked and guarded.disappeared == 0
+    assert guarded.disappearance_candidates == 60
+    assert "--allow-mass-disappearance" in (guarded.warning or "")
+    assert fetch_all(engine, "SELECT count(*) AS n FROM images WHERE gone_at IS NOT NULL")[0].n == 0
+
+    allowed = sync(engine, emu, settings=settings, allow_mass_disappearance=True)
+    assert allowed.disappeared == 60 and not allowed.disappearance_blocked
+    gone = fetch_all(engine, "SELECT provider_image_id FROM images WHERE gone_at IS NOT NULL")
+    assert {r.provider_image_id for r in gone} == set(removed)
+
+
+def test_guard_ignores_small_sources_and_small_shares(engine: Engine, emulator: Emulator) -> None:
+    emu = emulator.reset(images=10, page_size=10)
+    sync(engine, emu)
+    emu.mutate(seed=5, remove=8)  # 80% of a source below guard_min_images (20)
+    assert sync(engine, emu).disappeared == 8
+
+
+def test_incomplete_listing_marks_nothing_gone(engine: Engine, emulator: Emulator) -> None:
+    """An image removed while paging shifts offsets: the run keeps what it saw, flags nothing."""
+    emu = emulator.reset(images=100, page_size=25)
+    sync(engine, emu)
+    emu.mutate(seed=6, remove=5)
+    emu.remove_after_page(page=2, count=1)  # the catalogue shrinks between pages 2 and 3
+    result = sync(engine, emu)
+    assert result.status == "succeeded"
+    assert not result.listing_complete
+    assert "total changed" in (result.incomplete_reason or "")
+    assert result.disappeared == 0
+
+
+def test_two_syncs_of_one_source_never_run_together(engine: Engine, emulator: Emulator) -> None:
+    import threading
+
+    emu = emulator.reset(images=60, page_size=20)
+    emu.fail(page=1, kind="latency", latency_s=1.5, times=1)
+    outcome: dict[str, Any] = {}
+
+    def first() -> None:
+        outcome["first"] = sync(engine, emu)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    emu.wait_for_requests(1)  # the first sync holds the lock and is waiting on page 1
+    with pytest.raises(AlreadyRunning, match="already being synced"):
+        sync(engine, emu)
+    thread.join()
+    assert outcome["first"].status == "succeeded"
+    runs = fetch_all(engine, "SELECT status FROM sync_runs")
+    assert [r.status for r in runs] == ["succeeded"]
+
+
+def test_orphaned_running_run_is_marked_aborted(engine: Engine, emulator: Emulator) -> None:
+    emu = emulator.reset(images=5, page_size=5)
+    sync(engine, emu)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO sync_runs (source_id, trigger, started_at, status, pid, hostname) "
+                "SELECT id, 'cli', now() - interval '1 hour', 'running', 4242, 'gone-host' "
+                "FROM sources"
+            )
+        )
+    sync(engine, emu)
+    rows = fetch_all(engine, "SELECT status, error FROM sync_runs WHERE pid = 4242")
+    assert rows[0].status == "aborted"
+    assert "pid 4242 on gone-host" in rows[0].error
