@@ -267,7 +267,8 @@ def _when(moment: datetime | None) -> str:
 def cmd_demo(args: argparse.Namespace) -> int:
     from inventory.demo import run_demo
 
-    return run_demo(images=args.images, seed=args.seed, config_path=args.config)
+    progress = _progress if sys.stderr.isatty() else None
+    return run_demo(images=args.images, seed=args.seed, progress=progress)
 
 
 def cmd_emulate(args: argparse.Namespace) -> int:

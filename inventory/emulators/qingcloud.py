@@ -172,12 +172,13 @@ class QingCloudCatalogue:
         remove: int = 0,
         add: int = 0,
         rename: int = 0,
+        now: datetime | None = None,
     ) -> dict[str, list[str]]:
         """Change the catalogue as a provider would between two syncs. Deterministic for a
-        given seed and state; returns the ids affected per kind. Each image is touched by
-        at most one status change or removal."""
+        given seed, state and ``now`` (the time written into changed images; default the
+        clock); returns the ids affected per kind. Each image gets at most one change."""
         rng = random.Random(seed)
-        now = _fmt(datetime.now(UTC))
+        now_text = _fmt(now or datetime.now(UTC))
         out: dict[str, list[str]] = {
             k: [] for k in ("deprecate", "cease", "delete", "remove", "add", "rename")
         }
@@ -192,28 +193,28 @@ class QingCloudCatalogue:
                 return chosen
 
             for image in pick([i for i in owned if i["status"] == "available"], deprecate):
-                image.update(status="deprecated", status_time=now)
+                image.update(status="deprecated", status_time=now_text)
                 out["deprecate"].append(image["image_id"])
             for image in pick(
                 [i for i in owned if i["status"] in ("deprecated", "deleted")], cease
             ):
-                image.update(status="ceased", status_time=now)
+                image.update(status="ceased", status_time=now_text)
                 out["cease"].append(image["image_id"])
             for image in pick([i for i in owned if i["status"] != "ceased"], delete):
-                image.update(status="deleted", status_time=now)
+                image.update(status="deleted", status_time=now_text)
                 out["delete"].append(image["image_id"])
             for image in pick(owned, remove):
                 self._removed[image["image_id"]] = self._images.pop(image["image_id"])
                 out["remove"].append(image["image_id"])
             for image in pick(owned, rename):
                 image["image_name"] = f"{image['image_name']}-v{rng.randint(2, 9)}"
-                image["description"] = f"rebuilt {now[:10]}"
+                image["description"] = f"rebuilt {now_text[:10]}"
                 out["rename"].append(image["image_id"])
             while len(out["add"]) < add:
                 image = _make_image(rng, self.owner, system_share=0.0)
                 if image["image_id"] in self._images or image["image_id"] in self._removed:
                     continue
-                image.update(status="available", create_time=now, status_time=now)
+                image.update(status="available", create_time=now_text, status_time=now_text)
                 self._images[image["image_id"]] = image
                 out["add"].append(image["image_id"])
             self._changed()
@@ -296,7 +297,19 @@ class QingCloudApp:
         if seed is None:
             self._mutations += 1
             seed = self._mutations
-        return self.catalogue.mutate(seed=seed, **counts)
+        known = {"deprecate", "cease", "delete", "remove", "add", "rename"}
+        unknown = set(counts) - known
+        if unknown:
+            raise ValueError(f"unknown mutation {sorted(unknown)[0]!r} (known: {sorted(known)})")
+        return self.catalogue.mutate(
+            seed,
+            deprecate=counts.get("deprecate", 0),
+            cease=counts.get("cease", 0),
+            delete=counts.get("delete", 0),
+            remove=counts.get("remove", 0),
+            add=counts.get("add", 0),
+            rename=counts.get("rename", 0),
+        )
 
     def state(self) -> dict[str, Any]:
         return {"provider": "qingcloud", "images": len(self.catalogue)}
