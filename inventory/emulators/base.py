@@ -178,8 +178,12 @@ class EmulatorServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> EmulatorServer:
+        # A short poll interval makes stop() quick (shutdown waits for one poll).
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name=f"emulator:{self.port}", daemon=True
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"emulator:{self.port}",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -284,12 +288,17 @@ class EmulatorServer:
 
 
 def apply_faults(
-    faults: Faults, page: int, throttle: Callable[[], Response]
+    faults: Faults, page: int, answers: dict[str, Callable[[], Response]]
 ) -> tuple[Response | None, bool]:
     """Apply the live faults of ``page``: sleep for latency, and return a faulty answer
-    (or None to answer normally) plus whether to shrink the catalogue after answering."""
+    (or None to answer normally) plus whether to shrink the catalogue after answering.
+
+    ``answers`` holds the provider's own answers: "throttle" is required, and any
+    provider-specific kinds (QingCloud's "internal", say) are looked up there first."""
     shrink = False
     for rule in faults.take(page):
+        if rule.kind in answers:
+            return answers[rule.kind](), False
         if rule.kind == "latency":
             time.sleep(rule.latency_s)
         elif rule.kind in ("http_500", "http_503"):
@@ -297,8 +306,6 @@ def apply_faults(
             text = "Internal Server Error" if status == 500 else "Service Unavailable"
             body = f"<html><body><h1>{status} {text}</h1></body></html>".encode()
             return Response(status, body, "text/html"), False
-        elif rule.kind == "throttle":
-            return throttle(), False
         elif rule.kind == "malformed":
             return Response(200, b'{"action":"DescribeImagesResponse","image_set":[{"ima'), False
         elif rule.kind == "reset":

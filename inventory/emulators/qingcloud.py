@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import random
+from collections.abc import Callable
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -259,6 +260,18 @@ def _matches(image: dict[str, Any], f: dict[str, Any]) -> bool:
     return True
 
 
+def _ret_code(code: int, message: str) -> Callable[[], Response]:
+    return lambda: Response.json(200, {"ret_code": code, "message": message})
+
+
+#: QingCloud's own faulty answers: errors travel in the body of an HTTP 200.
+_FAULT_ANSWERS: dict[str, Callable[[], Response]] = {
+    "throttle": _ret_code(2500, "QuotaExceeded, api request too frequently"),
+    "internal": _ret_code(5000, "InternalError, please try again later"),
+    "server_busy": _ret_code(5100, "ServerBusy, please try again later"),
+}
+
+
 class QingCloudError(Exception):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
@@ -335,13 +348,7 @@ class QingCloudApp:
 
         offset, limit = self._paging(single)
         page = offset // limit + 1
-        fault, shrink = apply_faults(
-            self.faults,
-            page,
-            lambda: Response.json(
-                200, {"ret_code": 2500, "message": "QuotaExceeded, api request too frequently"}
-            ),
-        )
+        fault, shrink = apply_faults(self.faults, page, _FAULT_ANSWERS)
         if fault is not None:
             return fault
         self._authenticate(request, params, single)
