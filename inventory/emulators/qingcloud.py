@@ -25,8 +25,8 @@ from __future__ import annotations
 import contextlib
 import hmac
 import random
-from collections.abc import Callable
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl

@@ -1,0 +1,185 @@
+"""The `inventory` command as cron and people run it: real processes, real exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from inventory.cli import EXIT_CONFIG, EXIT_FAILED, EXIT_GUARD, EXIT_OK, EXIT_SKIPPED
+
+from .helpers import Emulator, fetch_all
+
+SECRET = "s3cr3t-value-that-must-never-be-logged"
+
+
+def write_config(tmp_path: Path, emu: Emulator, extra: str = "") -> Path:
+    path = tmp_path / "inventory.toml"
+    path.write_text(
+        f"""
+{extra}
+[[sources]]
+name = "qy-cli"
+provider = "qingcloud"
+zone = "pek3a"
+endpoint = "{emu.endpoint}"
+page_size = {emu.page_size}
+max_attempts = 2
+[sources.credentials]
+access_key_id = "${{{Emulator.ACCESS_KEY_ENV}}}"
+secret_access_key = "${{{Emulator.SECRET_ENV}}}"
+"""
+    )
+    return path
+
+
+def inventory(
+    *args: str, config: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "inventory.cli",
+            *(["--config", str(config)] if config else []),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+        check=False,
+    )
+
+
+def start(*args: str, config: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "inventory.cli", "--config", str(config), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.fixture
+def emu(emulator: Emulator) -> Emulator:
+    emulator.reset(images=80, page_size=20)
+    emulator.source()  # exports the credential variables for the subprocesses
+    return emulator
+
+
+def test_sync_status_and_json(engine: Engine, emu: Emulator, tmp_path: Path) -> None:
+    config = write_config(tmp_path, emu)
+    done = inventory("sync", config=config)
+    assert done.returncode == EXIT_OK, done.stderr
+    assert "qy-cli: succeeded" in done.stdout and "80 new" in done.stdout
+
+    quiet = inventory("sync", "--quiet", config=config)
+    assert (quiet.returncode, quiet.stdout) == (EXIT_OK, "")
+
+    as_json = inventory("sync", "--json", config=config)
+    summary = json.loads(as_json.stdout)
+    assert summary["source"] == "qy-cli" and summary["unchanged"] == 80
+
+    status = inventory("status", config=config)
+    assert status.returncode == EXIT_OK
+    assert "qy-cli" in status.stdout and "succeeded" in status.stdout
+
+
+def test_two_processes_never_sync_one_source_at_once(
+    engine: Engine, emu: Emulator, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, emu)
+    emu.fail(page=1, kind="latency", latency_s=3.0, times=1)
+    first = start("sync", config=config)
+    emu.wait_for_requests(1)  # the first process holds the lock, waiting on page 1
+    second = inventory("sync", config=config)
+    _, err = first.communicate(timeout=60)
+
+    assert second.returncode == EXIT_SKIPPED
+    assert "already being synced" in second.stdout
+    assert first.returncode == EXIT_OK, err
+    runs = fetch_all(engine, "SELECT status FROM sync_runs")
+    assert [r.status for r in runs] == ["succeeded"]
+
+
+def test_guard_exit_code_and_override(engine: Engine, emu: Emulator, tmp_path: Path) -> None:
+    config = write_config(tmp_path, emu)
+    assert inventory("sync", config=config).returncode == EXIT_OK
+    emu.mutate(seed=1, remove=50)
+    guarded = inventory("sync", config=config)
+    assert guarded.returncode == EXIT_GUARD
+    assert "--allow-mass-disappearance" in guarded.stdout
+    allowed = inventory("sync", "--allow-mass-disappearance", config=config)
+    assert allowed.returncode == EXIT_OK
+    assert "50 disappeared" in allowed.stdout
+
+
+def test_failed_source_exit_code(engine: Engine, emu: Emulator, tmp_path: Path) -> None:
+    config = write_config(tmp_path, emu)
+    done = inventory("sync", config=config, env={Emulator.SECRET_ENV: "not-the-secret"})
+    assert done.returncode == EXIT_FAILED
+    assert "ret_code 1200" in done.stdout and "credentials.secret_access_key" in done.stdout
+
+
+def test_config_errors_exit_2_with_file_source_field(emu: Emulator, tmp_path: Path) -> None:
+    config = write_config(tmp_path, emu)
+    config.write_text(config.read_text().replace("page_size = 20", "page_size = 1000"))
+    done = inventory("sync", config=config)
+    assert done.returncode == EXIT_CONFIG
+    assert str(config) in done.stderr
+    assert 'source "qy-cli"' in done.stderr and "page_size" in done.stderr
+
+    missing = write_config(tmp_path, emu)
+    env = {Emulator.SECRET_ENV: ""}
+    done = inventory("sync", config=missing, env=env)
+    assert done.returncode == EXIT_CONFIG
+    assert f"{Emulator.SECRET_ENV} is not set" in done.stderr
+
+    unknown = inventory("sync", "nope", config=missing)
+    assert unknown.returncode == EXIT_CONFIG and "no source named 'nope'" in unknown.stderr
+
+
+def test_secrets_never_logged_or_stored(engine: Engine, emulator: Emulator, tmp_path: Path) -> None:
+    emulator.reset(images=30, page_size=10)
+    assert emulator.app is not None
+    emulator.app._secret = SECRET  # the emulator now accepts only this secret
+    emulator.source()
+    config = write_config(tmp_path, emulator)
+    env = {Emulator.SECRET_ENV: SECRET}
+    emulator.fail(page=2, kind="http_503", times=1)  # a retry, logged with its URL
+    ok = inventory("--log-level", "DEBUG", "sync", config=config, env=env)
+    assert ok.returncode == EXIT_OK, ok.stderr
+    emulator.fail(page=None, kind="reset")  # a failing run, with its error stored
+    failed = inventory("--log-level", "DEBUG", "sync", config=config, env=env)
+    assert failed.returncode == EXIT_FAILED
+    text = ok.stdout + ok.stderr + failed.stdout + failed.stderr
+    assert "retrying" in text  # the log did cover the retry path
+    assert SECRET not in text
+    stored = fetch_all(
+        engine, "SELECT coalesce(error, '') || coalesce(warning, '') AS msg FROM sync_runs"
+    )
+    assert all(SECRET not in r.msg for r in stored)
+    assert any("page 1" in r.msg for r in stored)
+
+
+def test_demo_flags_images_and_continues(engine: Engine) -> None:
+    first = inventory("demo")
+    assert first.returncode == EXIT_OK, first.stderr
+    out = first.stdout
+    assert "Demo round 1" in out
+    for expected in (
+        "became deprecated: 12",
+        "became ceased: 6",
+        "disappeared from the listing: 8",
+    ):
+        assert expected in out
+    second = inventory("demo")
+    assert second.returncode == EXIT_OK, second.stderr
+    assert "Demo round 2 (reusing the database" in second.stdout
+    assert "0 new, 0 changed" in second.stdout.split("upstream:")[0]
