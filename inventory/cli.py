@@ -90,6 +90,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--access-key-id", default=None, help="accepted access key id")
     p.add_argument("--secret-access-key", default=None, help="accepted secret access key")
+    p.add_argument(
+        "--system-share",
+        type=float,
+        default=0.15,
+        help="share of platform images, which a default listing does not show (default 0.15)",
+    )
     p.set_defaults(func=cmd_emulate)
     return parser
 
@@ -274,7 +280,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_emulate(args: argparse.Namespace) -> int:
     from inventory.emulators.qingcloud import serve
 
-    kwargs: dict[str, Any] = {"port": args.port, "images": args.images, "seed": args.seed}
+    kwargs: dict[str, Any] = {
+        "port": args.port,
+        "images": args.images,
+        "seed": args.seed,
+        "system_share": args.system_share,
+    }
     if args.access_key_id:
         kwargs["access_key_id"] = args.access_key_id
     if args.secret_access_key:

@@ -245,6 +245,9 @@ class EmulatorServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             server_version = "inventory-emulator"
+            # Headers and body leave in two writes; with Nagle on, the body waits for the
+            # client's delayed ACK (~40 ms a response on Linux). Real APIs don't do that.
+            disable_nagle_algorithm = True
 
             def _serve(self) -> None:
                 parts = urlsplit(self.path)

@@ -101,13 +101,16 @@ def _make_image(rng: random.Random, owner: str, system_share: float = 0.15) -> d
     }
 
 
-def generate_images(count: int, seed: int, owner: str = DEFAULT_OWNER) -> list[dict[str, Any]]:
-    """A deterministic catalogue: the same (count, seed, owner) gives the same images."""
+def generate_images(
+    count: int, seed: int, owner: str = DEFAULT_OWNER, system_share: float = 0.15
+) -> list[dict[str, Any]]:
+    """A deterministic catalogue: the same arguments give the same images. ``system_share``
+    of them are platform images (public, owned by "system"), the rest the caller's own."""
     rng = random.Random(seed)
     images: list[dict[str, Any]] = []
     seen: set[str] = set()
     while len(images) < count:
-        image = _make_image(rng, owner)
+        image = _make_image(rng, owner, system_share)
         if image["image_id"] not in seen:
             seen.add(image["image_id"])
             images.append(image)
@@ -126,8 +129,10 @@ class QingCloudCatalogue:
         self._added = 0
 
     @classmethod
-    def generate(cls, count: int, seed: int, owner: str = DEFAULT_OWNER) -> QingCloudCatalogue:
-        return cls(generate_images(count, seed, owner), owner)
+    def generate(
+        cls, count: int, seed: int, owner: str = DEFAULT_OWNER, system_share: float = 0.15
+    ) -> QingCloudCatalogue:
+        return cls(generate_images(count, seed, owner, system_share), owner)
 
     def __len__(self) -> int:
         with self._lock:
@@ -467,8 +472,9 @@ def make_server(
     access_key_id: str = DEFAULT_ACCESS_KEY_ID,
     secret_access_key: str = DEFAULT_SECRET_ACCESS_KEY,
     owner: str = DEFAULT_OWNER,
+    system_share: float = 0.15,
 ) -> EmulatorServer:
-    catalogue = QingCloudCatalogue.generate(images, seed, owner)
+    catalogue = QingCloudCatalogue.generate(images, seed, owner, system_share)
     app = QingCloudApp(catalogue, access_key_id=access_key_id, secret_access_key=secret_access_key)
     return EmulatorServer(app, port)
 
@@ -480,6 +486,7 @@ def serve(
     seed: int = 1,
     access_key_id: str = DEFAULT_ACCESS_KEY_ID,
     secret_access_key: str = DEFAULT_SECRET_ACCESS_KEY,
+    system_share: float = 0.15,
 ) -> None:
     """Run the emulator in the foreground until interrupted (``inventory emulate qingcloud``)."""
     server = make_server(
@@ -488,6 +495,7 @@ def serve(
         seed=seed,
         access_key_id=access_key_id,
         secret_access_key=secret_access_key,
+        system_share=system_share,
     )
     print(
         f"QingCloud emulator: {server.url}/iaas/ ({images} images, seed {seed}); "
