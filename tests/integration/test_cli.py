@@ -183,3 +183,54 @@ def test_demo_flags_images_and_continues(engine: Engine) -> None:
     assert second.returncode == EXIT_OK, second.stderr
     assert "Demo round 2 (reusing the database" in second.stdout
     assert "0 new, 0 changed" in second.stdout.split("upstream:")[0]
+
+
+def test_migrate_command_reports_head(database_url: str) -> None:
+    done = inventory("migrate")
+    assert done.returncode == EXIT_OK, done.stderr
+    assert "database at 0001" in done.stdout
+    assert "inventory_test" in done.stdout  # names the database it migrated
+
+
+def test_standalone_emulator_command() -> None:
+    import httpx
+
+    from inventory.providers.qingcloud.auth import QingCloudAuth
+    from inventory.secrets import Secret
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "inventory.cli",
+            "emulate",
+            "qingcloud",
+            "--port",
+            "0",
+            "--images",
+            "40",
+            "--seed",
+            "3",
+            "--secret-access-key",
+            "standalone-secret",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        banner = proc.stdout.readline()
+        url = banner.split(": ", 1)[1].split(" ", 1)[0]
+        auth = QingCloudAuth("QYEMULATORACCESSKEY", Secret("standalone-secret"))
+        body = httpx.get(
+            url, params={"action": "DescribeImages", "zone": "pek3a"}, auth=auth
+        ).json()
+        assert body["ret_code"] == 0 and body["total_count"] > 0
+        wrong = QingCloudAuth("QYEMULATORACCESSKEY", Secret("emulator-secret-access-key"))
+        refused = httpx.get(
+            url, params={"action": "DescribeImages", "zone": "pek3a"}, auth=wrong
+        ).json()
+        assert refused["ret_code"] == 1200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
