@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -90,9 +90,13 @@ class SourceConfig:
     filters: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     schedule: str | None = None
     credentials: Mapping[str, SecretRef] = field(default_factory=lambda: MappingProxyType({}))
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     page_size: int | None = None
     timeout_s: float = 30.0
     max_attempts: int = 5
+
+    def has_credential(self, name: str) -> bool:
+        return name in self.credentials
 
     def credential(self, name: str) -> Secret:
         ref = self.credentials.get(name)
@@ -208,6 +212,7 @@ _SOURCE_KEYS = {
     "filters",
     "schedule",
     "credentials",
+    "options",
     "page_size",
     "timeout_s",
     "max_attempts",
@@ -265,16 +270,18 @@ def _parse_source(raw: object, index: int, label: str) -> SourceConfig:
     except ValueError as err:
         raise ConfigError(f"{where}: filters.{err}") from None
 
+    options_raw = _table(table.get("options", {}), f"{where}: options")
+    try:
+        options = spec.validate_options(options_raw)
+    except ValueError as err:
+        raise ConfigError(f"{where}: options.{err}") from None
+
     creds_raw = _table(table.get("credentials", {}), f"{where}: credentials")
     _only(creds_raw, set(spec.credential_fields), f"{where}: credentials")
-    credentials: dict[str, SecretRef] = {}
-    for cred in spec.credential_fields:
-        if cred not in creds_raw:
-            raise ConfigError(
-                f"{where}: field credentials.{cred}: required; "
-                f'e.g. {cred} = "${{{spec.env_hint(cred)}}}"'
-            )
-        credentials[cred] = SecretRef.parse(creds_raw[cred], f"{where}: credentials.{cred}")
+    chosen = _credential_set(spec.credential_sets, set(creds_raw), where, spec.env_hint)
+    credentials = {
+        cred: SecretRef.parse(creds_raw[cred], f"{where}: credentials.{cred}") for cred in chosen
+    }
 
     page_size = None
     if "page_size" in table:
@@ -289,10 +296,32 @@ def _parse_source(raw: object, index: int, label: str) -> SourceConfig:
         filters=MappingProxyType(filters),
         schedule=schedule,
         credentials=MappingProxyType(credentials),
+        options=MappingProxyType(options),
         page_size=page_size,
         timeout_s=_number(table, "timeout_s", 30.0, 0.1, 600.0, where),
         max_attempts=int(_number(table, "max_attempts", 5, 1, 20, where, integer=True)),
     )
+
+
+def _credential_set(
+    sets: tuple[tuple[str, ...], ...],
+    given: set[str],
+    where: str,
+    hint: Callable[[str], str],
+) -> tuple[str, ...]:
+    """The one credential set the source gives in full; a clear error otherwise."""
+    for fields in sets:
+        if set(fields) == given:
+            return fields
+    if len(sets) == 1:
+        missing = [f for f in sets[0] if f not in given]
+        cred = missing[0]
+        raise ConfigError(
+            f'{where}: field credentials.{cred}: required; e.g. {cred} = "${{{hint(cred)}}}"'
+        )
+    ways = " or ".join("(" + " + ".join(fields) + ")" for fields in sets)
+    got = ", ".join(sorted(given)) or "none"
+    raise ConfigError(f"{where}: credentials: give exactly one of {ways}; got {got}")
 
 
 def _check_cron(value: object, where: str) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,6 +60,45 @@ class RetryPolicy:
         """Full-jitter exponential backoff for the pause after failed ``attempt`` (1-based)."""
         cap = min(self.max_delay_s, self.base_delay_s * (2 ** (attempt - 1)))
         return random.uniform(cap / 2, cap)
+
+
+class RateLimiter:
+    """Client-side request pacing: at most ``rate`` calls per second, bursts of ``burst``.
+
+    A token bucket shared by every thread that uses it. :meth:`acquire` blocks until a call
+    may go out. Providers with a documented per-API limit (Tencent: 40 requests/s for
+    DescribeImages) pace themselves below it rather than lean on throttling errors.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = rate
+        self.capacity = float(burst if burst is not None else max(1, int(rate)))
+        self._tokens = self.capacity
+        self._clock = clock
+        self._sleep = sleep
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Wait for a token; return how long this call waited (seconds)."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            self._tokens -= 1
+            wait = 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+        if wait:
+            self._sleep(wait)
+        return wait
 
 
 def redact(url: str | httpx.URL) -> str:

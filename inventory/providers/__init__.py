@@ -25,15 +25,36 @@ class ProviderSpec:
     name: str
     location_field: str  # "zone" or "region"
     example_location: str
-    credential_fields: tuple[str, ...]
+    #: Each tuple is one complete way to authenticate (e.g. AK/SK, or user + password);
+    #: a source gives exactly the fields of one of them.
+    credential_sets: tuple[tuple[str, ...], ...]
     env_prefix: str
     default_page_size: int
     max_page_size: int
     default_endpoint: str
     validate_filters: Callable[[Mapping[str, Any]], dict[str, Any]]
+    #: Non-secret provider settings from ``[sources.options]`` (project ids, domains...).
+    #: Raises ValueError("<field>: <problem>"). The default accepts none.
+    validate_options: Callable[[Mapping[str, Any]], dict[str, Any]] = lambda options: _no_options(
+        options
+    )
+
+    @property
+    def credential_fields(self) -> tuple[str, ...]:
+        """Every credential field any set uses, in first-seen order."""
+        seen: dict[str, None] = {}
+        for fields in self.credential_sets:
+            seen.update(dict.fromkeys(fields))
+        return tuple(seen)
 
     def env_hint(self, credential: str) -> str:
         return f"{self.env_prefix}_{credential.upper()}"
+
+
+def _no_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    if options:
+        raise ValueError(f"{next(iter(options))}: this provider takes no options")
+    return {}
 
 
 class Collector(Protocol):

@@ -22,7 +22,7 @@ class QingCloud:
         name="qingcloud",
         location_field="zone",
         example_location="pek3a",
-        credential_fields=("access_key_id", "secret_access_key"),
+        credential_sets=(("access_key_id", "secret_access_key"),),
         env_prefix="QY",
         default_page_size=collect.DEFAULT_PAGE_SIZE,
         max_page_size=collect.MAX_PAGE_SIZE,
