@@ -19,8 +19,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
+
 from inventory import __version__
 from inventory.errors import AlreadyRunning, ConfigError, InventoryError
+from inventory.secrets import scrub
 
 log = logging.getLogger("inventory")
 
@@ -41,6 +44,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except InventoryError as err:
         print(f"inventory: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    except OperationalError as err:
+        print(
+            "inventory: cannot use the database: "
+            f"{scrub(str(err.orig) if err.orig else str(err)).strip()}\n"
+            "Check INVENTORY_DATABASE_URL or [database] url, or unset both to use the "
+            "embedded PostgreSQL.",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("inventory: interrupted", file=sys.stderr)

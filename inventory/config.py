@@ -233,7 +233,7 @@ def _parse_source(raw: object, index: int, label: str) -> SourceConfig:
     _only(table, _SOURCE_KEYS, where)
 
     provider_name = table.get("provider")
-    if provider_name not in PROVIDERS:
+    if not isinstance(provider_name, str) or provider_name not in PROVIDERS:
         known = ", ".join(sorted(PROVIDERS))
         raise ConfigError(f"{where}: field provider: {provider_name!r} is not one of {known}")
     spec = PROVIDERS[provider_name].spec

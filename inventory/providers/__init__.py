@@ -7,6 +7,7 @@ spec, a collector factory and a normalizer. Adding a provider is one line in
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -86,12 +87,33 @@ class Provider(Protocol):
     def normalize(self, raw: dict[str, Any]) -> ImageRecord: ...
 
 
-def _registry() -> dict[str, Provider]:
-    from inventory.providers import qingcloud
+class _Registry(Mapping[str, "Provider"]):
+    """Provider name -> Provider, importing each provider's package on first use only."""
 
-    return {
-        "qingcloud": qingcloud.PROVIDER,
+    def __init__(self, modules: dict[str, str]) -> None:
+        self._modules = modules
+        self._loaded: dict[str, Provider] = {}
+
+    def __getitem__(self, name: str) -> Provider:
+        if name not in self._loaded:
+            module = importlib.import_module(self._modules[name])
+            self._loaded[name] = module.PROVIDER
+        return self._loaded[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._modules)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+
+#: The registry: config name -> the package that exposes ``PROVIDER``.
+PROVIDERS: Mapping[str, Provider] = _Registry(
+    {
+        "qingcloud": "inventory.providers.qingcloud",
+        "tencent": "inventory.providers.tencent",
+        "ksyun": "inventory.providers.ksyun",
+        "huawei-iec": "inventory.providers.huawei_iec",
+        "huawei-ims-v1": "inventory.providers.huawei_ims",
     }
-
-
-PROVIDERS: dict[str, Provider] = _registry()
+)

@@ -234,3 +234,12 @@ def test_standalone_emulator_command() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_unreachable_database_is_a_clear_error() -> None:
+    done = inventory(
+        "status", env={"INVENTORY_DATABASE_URL": "postgresql://nobody:pw-123456@127.0.0.1:1/x"}
+    )
+    assert done.returncode == EXIT_FAILED
+    assert "cannot use the database" in done.stderr and "INVENTORY_DATABASE_URL" in done.stderr
+    assert "Traceback" not in done.stderr and "pw-123456" not in done.stderr
