@@ -83,11 +83,10 @@ def sync_source(
     provider = PROVIDERS[source.provider]
     policy = policy or RetryPolicy(max_attempts=source.max_attempts)
     started = time.monotonic()
-    retries = 0
+    retries = [0]  # a cell the collector's retry hook and the run recorder share
 
     def count_retry() -> None:
-        nonlocal retries
-        retries += 1
+        retries[0] += 1
 
     # Credentials are resolved here, before a run row exists: a missing secret is a
     # configuration error, not a failed run.
@@ -125,14 +124,15 @@ def sync_source(
                         result,
                         allow_mass_disappearance,
                         progress,
+                        retries,
                     )
                 except BaseException as err:
-                    result.retries = retries
+                    result.retries = retries[0]
                     _record_failure(conn, run_id, result, err)
                     if not isinstance(err, InventoryError):
                         raise
                 finally:
-                    result.retries = retries
+                    result.retries = retries[0]
                     result.duration_s = time.monotonic() - started
             finally:
                 _release(conn, source_id)
@@ -152,6 +152,7 @@ def _collect_and_merge(
     result: RunResult,
     allow_mass_disappearance: bool,
     progress: Progress | None,
+    retries: list[int],
 ) -> None:
     provider = PROVIDERS[source.provider]
     unknown: Counter[str] = Counter()
@@ -230,6 +231,7 @@ def _collect_and_merge(
             listing_complete=complete,
             incomplete_reason=reason,
             pages=result.pages,
+            retries=retries[0],
             images_seen=merged.images_seen,
             inserted=merged.inserted,
             changed=merged.changed,

@@ -162,6 +162,8 @@ def test_transient_errors_are_retried(engine: Engine, emulator: Emulator) -> Non
     assert result.status == "succeeded", result.error
     assert result.retries == 2
     assert result.inserted == 150
+    run = fetch_all(engine, "SELECT retries, pages FROM sync_runs WHERE id = :r", r=result.run_id)
+    assert (run[0].retries, run[0].pages) == (2, 3)
 
 
 @pytest.mark.parametrize("kind", ["malformed", "reset"])
