@@ -29,6 +29,15 @@ log = logging.getLogger("inventory")
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_SKIPPED, EXIT_GUARD = 0, 1, 2, 3, 4
 
+#: Provider name -> emulator module (each has ``serve`` and ``make_server``).
+EMULATORS = {
+    "qingcloud": "inventory.emulators.qingcloud",
+    "tencent": "inventory.emulators.tencent",
+    "ksyun": "inventory.emulators.ksyun",
+    "huawei-iec": "inventory.emulators.huawei_iec",
+    "huawei-ims-v1": "inventory.emulators.huawei_ims",
+}
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
@@ -96,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("emulate", help="run a provider API emulator on loopback")
-    p.add_argument("provider", choices=["qingcloud"])
+    p.add_argument("provider", choices=sorted(EMULATORS))
     p.add_argument("--port", type=int, default=8100)
     p.add_argument("--images", type=int, default=1000)
     p.add_argument("--seed", type=int, default=1)
@@ -105,8 +114,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--system-share",
         type=float,
-        default=0.15,
-        help="share of platform images, which a default listing does not show (default 0.15)",
+        default=None,
+        help="qingcloud: share of platform images, which a default listing does not show "
+        "(default 0.15)",
     )
     p.set_defaults(func=cmd_emulate)
     return parser
@@ -290,19 +300,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_emulate(args: argparse.Namespace) -> int:
-    from inventory.emulators.qingcloud import serve
+    import importlib
 
+    module = importlib.import_module(EMULATORS[args.provider])
     kwargs: dict[str, Any] = {
         "port": args.port,
         "images": args.images,
         "seed": args.seed,
-        "system_share": args.system_share,
+        "access_key_id": args.access_key_id,
+        "secret_access_key": args.secret_access_key,
     }
-    if args.access_key_id:
-        kwargs["access_key_id"] = args.access_key_id
-    if args.secret_access_key:
-        kwargs["secret_access_key"] = args.secret_access_key
-    serve(**kwargs)
+    if args.system_share is not None:
+        if args.provider != "qingcloud":
+            raise ConfigError("--system-share applies to the qingcloud emulator only")
+        kwargs["system_share"] = args.system_share
+    module.serve(**kwargs)
     return EXIT_OK
 
 

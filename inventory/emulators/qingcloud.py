@@ -484,11 +484,15 @@ def serve(
     port: int = 8100,
     images: int = 1000,
     seed: int = 1,
-    access_key_id: str = DEFAULT_ACCESS_KEY_ID,
-    secret_access_key: str = DEFAULT_SECRET_ACCESS_KEY,
+    access_key_id: str | None = None,
+    secret_access_key: str | None = None,
     system_share: float = 0.15,
 ) -> None:
-    """Run the emulator in the foreground until interrupted (``inventory emulate qingcloud``)."""
+    """Run the emulator in the foreground until interrupted (``inventory emulate qingcloud``).
+
+    Credentials left as None are the documented defaults."""
+    access_key_id = access_key_id or DEFAULT_ACCESS_KEY_ID
+    secret_access_key = secret_access_key or DEFAULT_SECRET_ACCESS_KEY
     server = make_server(
         port=port,
         images=images,
