@@ -1,0 +1,293 @@
+"""Tencent Cloud CVM DescribeImages: JSON requests, the Response.Error envelope, paging.
+
+Every request is ``POST /`` with a JSON body holding the action's parameters; the action,
+version, region and time travel in ``X-TC-*`` headers (see :mod:`.auth`). Paging is
+``Offset``/``Limit`` (at most 100) against ``TotalCount`` — in the JSON body, not the query.
+
+Errors arrive with **HTTP 200** as ``{"Response": {"Error": {"Code", "Message"},
+"RequestId"}}``, so ``Response.Error`` is checked before any data is read. Retried
+(transient): ``RequestLimitExceeded`` and every ``RequestLimitExceeded.*`` variant (the
+official SDK's retry set), ``InternalError`` and ``ServiceUnavailable``, plus HTTP 5xx/429
+and transport errors (the SDK's network errors). ``AuthFailure.*`` is an
+:class:`~inventory.errors.AuthenticationError`; everything else is terminal and says what
+to change. Error messages carry the RequestId, which Tencent support asks for.
+
+The API allows 40 DescribeImages calls per second per account; the collector paces itself
+below that with a client-side :class:`~inventory.http.RateLimiter` (``[sources.options]
+rate_limit_per_s``, default 40) rather than lean on throttling errors.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import httpx
+
+from inventory.config import SourceConfig
+from inventory.errors import (
+    AuthenticationError,
+    MalformedResponse,
+    ProviderError,
+    ProviderTerminalError,
+    ProviderTransientError,
+)
+from inventory.http import RateLimiter, RetryPolicy, call_with_retries, make_client
+from inventory.paging import OffsetPaging, Page, drive
+from inventory.providers.tencent.auth import ACTION, CONTENT_TYPE, TencentAuth
+
+DEFAULT_ENDPOINT = "https://cvm.tencentcloudapi.com/"
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 100
+DEFAULT_RATE_LIMIT_PER_S = 40.0
+MAX_RATE_LIMIT_PER_S = 1000.0
+
+#: Filters.N Name values this collector sends; ``tag:<key>`` is matched by prefix.
+FILTER_NAMES = ("image-id", "image-type", "image-name", "platform", "tag-key", "tag-value")
+TAG_FILTER_PREFIX = "tag:"
+IMAGE_TYPES = ("PRIVATE_IMAGE", "PUBLIC_IMAGE", "SHARED_IMAGE")
+#: The config key for the ``ImageIds`` parameter (not a filter on Tencent's side).
+IMAGE_IDS_KEY = "image_ids"
+MAX_FILTERS = 10
+MAX_FILTER_VALUES = 5
+MAX_IMAGE_IDS = 100
+
+TRANSIENT_CODES = {
+    "RequestLimitExceeded": "request rate limit",
+    "InternalError": "internal error",
+    "ServiceUnavailable": "service unavailable",
+}
+AUTH_HINTS = {
+    "AuthFailure.SecretIdNotFound": "the SecretId does not exist or is disabled",
+    "AuthFailure.InvalidSecretId": "the SecretId is not a valid key id",
+    "AuthFailure.SignatureFailure": "the signature does not match (wrong SecretKey?)",
+    "AuthFailure.SignatureExpire": (
+        "the request time was refused (more than 5 minutes off); sync this machine's clock "
+        "(NTP) before suspecting the keys"
+    ),
+    "AuthFailure.TokenFailure": "the temporary-credential token was refused",
+    "AuthFailure.UnauthorizedOperation": "the key may not call cvm:DescribeImages",
+}
+AUTH_ACTION = "check credentials.secret_id and credentials.secret_key for this source"
+TERMINAL_HINTS = {
+    "InvalidParameter": "a request parameter was refused; check the source's filters",
+    "InvalidParameterValue": "a parameter value was refused; check the source's filters",
+    "InvalidFilter": "a filter name was refused; check the source's filters",
+    "InvalidFilterValue": "a filter value was refused; check the source's filters",
+    "InvalidImageId": "an image id is malformed; check filters.image_ids / image-id",
+    "InvalidRegion": "the region does not exist; check the source's region",
+    "UnsupportedRegion": "DescribeImages is not offered in this region; check the region",
+    "UnauthorizedOperation": (
+        "access denied; grant cvm:DescribeImages to the CAM user of credentials.secret_id"
+    ),
+    "MissingParameter": "a required parameter is missing (a bug: please report it)",
+    "UnknownParameter": "a parameter is unknown to the API (a bug: please report it)",
+}
+
+
+def _values(key: str, value: object) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, str) and v.strip() for v in value)
+    ):
+        raise ValueError(f"{key}: must be a non-empty string or a list of non-empty strings")
+    return [v.strip() for v in value]
+
+
+def validate_filters(filters: Mapping[str, Any]) -> dict[str, Any]:
+    """Config ``[sources.filters]`` for Tencent. Raises ValueError("<field>: <problem>").
+
+    Keys are Tencent's own filter names (``image-type``, ``image-id``, ``image-name``,
+    ``platform``, ``tag-key``, ``tag-value``, ``"tag:<key>"``), each a string or a list of
+    at most 5 strings; or ``image_ids``, a list sent as the ``ImageIds`` parameter, which the
+    API refuses together with any filter.
+    """
+    out: dict[str, list[str]] = {}
+    for key, value in filters.items():
+        values = _values(key, value)
+        if key == IMAGE_IDS_KEY:
+            if len(values) > MAX_IMAGE_IDS:
+                raise ValueError(f"{key}: at most {MAX_IMAGE_IDS} ids per source")
+            bad = [v for v in values if not v.startswith("img-")]
+            if bad:
+                raise ValueError(f"{key}: {bad[0]!r} is not an image id like 'img-gvbnzy6f'")
+        elif key in FILTER_NAMES or (
+            key.startswith(TAG_FILTER_PREFIX) and len(key) > len(TAG_FILTER_PREFIX)
+        ):
+            if len(values) > MAX_FILTER_VALUES:
+                raise ValueError(
+                    f"{key}: at most {MAX_FILTER_VALUES} values per filter (Tencent's limit)"
+                )
+            if key == "image-type":
+                bad = [v for v in values if v not in IMAGE_TYPES]
+                if bad:
+                    raise ValueError(f"{key}: {bad[0]!r} is not one of {', '.join(IMAGE_TYPES)}")
+        else:
+            allowed = ", ".join((*FILTER_NAMES, '"tag:<key>"', IMAGE_IDS_KEY))
+            raise ValueError(f"{key}: unknown filter (allowed: {allowed})")
+        out[key] = values
+    named = [k for k in out if k != IMAGE_IDS_KEY]
+    if IMAGE_IDS_KEY in out and named:
+        # Tencent answers InvalidParameter.InvalidParameterCoexistImageIdsFilters; say so
+        # now rather than at the first sync.
+        raise ValueError(
+            f"{IMAGE_IDS_KEY}: cannot be combined with other filters ({', '.join(named)}); "
+            "DescribeImages refuses ImageIds together with Filters — use the image-id "
+            "filter instead of image_ids, or drop the other filters"
+        )
+    if len(named) > MAX_FILTERS:
+        raise ValueError(f"{named[MAX_FILTERS]}: at most {MAX_FILTERS} filters (Tencent's limit)")
+    return out
+
+
+def validate_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Config ``[sources.options]``: only ``rate_limit_per_s`` (requests per second)."""
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        if key != "rate_limit_per_s":
+            raise ValueError(f"{key}: unknown option (allowed: rate_limit_per_s)")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not 0 < value <= MAX_RATE_LIMIT_PER_S
+        ):
+            raise ValueError(
+                f"{key}: must be a number above 0 and at most {MAX_RATE_LIMIT_PER_S:g} "
+                f"(Tencent allows {DEFAULT_RATE_LIMIT_PER_S:g}/s by default), got {value!r}"
+            )
+        out[key] = float(value)
+    return out
+
+
+def request_parameters(filters: Mapping[str, Any]) -> dict[str, Any]:
+    """Validated filters as DescribeImages body parameters (``ImageIds`` or ``Filters``)."""
+    if IMAGE_IDS_KEY in filters:
+        return {"ImageIds": list(filters[IMAGE_IDS_KEY])}
+    if not filters:
+        return {}
+    return {"Filters": [{"Name": name, "Values": list(vals)} for name, vals in filters.items()]}
+
+
+def _error_class_and_hint(code: str) -> tuple[type[ProviderError], str]:
+    family = code.split(".", 1)[0]
+    if family in TRANSIENT_CODES:
+        return ProviderTransientError, TRANSIENT_CODES[family]
+    if family == "AuthFailure":
+        hint = AUTH_HINTS.get(code, "authentication failed")
+        return AuthenticationError, f"{hint}; {AUTH_ACTION}"
+    return ProviderTerminalError, TERMINAL_HINTS.get(family, "refused by Tencent Cloud")
+
+
+class TencentCollector:
+    """Pages through DescribeImages for one source."""
+
+    def __init__(
+        self,
+        source: SourceConfig,
+        policy: RetryPolicy,
+        on_retry: Callable[[], None] | None = None,
+        client: httpx.Client | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        self.source = source
+        self.policy = policy
+        self.on_retry = on_retry
+        self.endpoint = source.endpoint or DEFAULT_ENDPOINT
+        self.page_size = source.page_size or DEFAULT_PAGE_SIZE
+        rate = float(source.options.get("rate_limit_per_s", DEFAULT_RATE_LIMIT_PER_S))
+        self.limiter = limiter or RateLimiter(rate)
+        self._client = client or make_client(
+            TencentAuth(
+                source.credential("secret_id").reveal(),
+                source.credential("secret_key"),
+                region=source.location,
+            ),
+            source.timeout_s,
+        )
+        self._strategy = OffsetPaging(self.page_size, offset_param="Offset", limit_param="Limit")
+        self._base = request_parameters(source.filters)
+
+    @property
+    def complete(self) -> bool:
+        return self._strategy.complete
+
+    @property
+    def incomplete_reason(self) -> str | None:
+        return self._strategy.incomplete_reason
+
+    def pages(self) -> Iterator[Page]:
+        return drive(self._strategy, self._fetch)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _fetch(self, paging: dict[str, Any], number: int) -> Page:
+        # Offset/Limit are body parameters on Tencent (the query string stays empty).
+        body = json.dumps({**self._base, **paging}, separators=(",", ":")).encode()
+
+        def once() -> Page:
+            # Every attempt, retries included, counts against the per-second limit.
+            self.limiter.acquire()
+            response = self._client.post(
+                self.endpoint, content=body, headers={"Content-Type": CONTENT_TYPE}
+            )
+            return self._parse(response, number)
+
+        on_retry = self.on_retry
+
+        def retried(_attempt: int, _err: BaseException) -> None:
+            if on_retry is not None:
+                on_retry()
+
+        try:
+            return call_with_retries(
+                once, self.policy, what=f"{ACTION} page {number}", on_retry=retried
+            )
+        except ProviderError as err:
+            raise err.located(self.source.name, number) from err.__cause__
+
+    def _parse(self, response: httpx.Response, number: int) -> Page:
+        if response.status_code >= 500 or response.status_code == 429:
+            raise ProviderTransientError(
+                f"HTTP {response.status_code} from {self.endpoint}", code=str(response.status_code)
+            )
+        if response.status_code != 200:
+            raise ProviderTerminalError(
+                f"HTTP {response.status_code} from {self.endpoint}: {response.text[:200]!r}",
+                code=str(response.status_code),
+            )
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise MalformedResponse(
+                f"response is not JSON (starts with {response.text[:80]!r})"
+            ) from None
+        envelope = body.get("Response") if isinstance(body, dict) else None
+        if not isinstance(envelope, dict):
+            raise MalformedResponse("response has no Response object")
+        request_id = envelope.get("RequestId")
+        request_id = request_id if isinstance(request_id, str) else None
+        error = envelope.get("Error")
+        if error is not None:
+            raise self._error(error, request_id)
+        items = envelope.get("ImageSet")
+        total = envelope.get("TotalCount")
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise MalformedResponse("Response.ImageSet is missing or is not a list of objects")
+        if not isinstance(total, int) or isinstance(total, bool) or total < 0:
+            raise MalformedResponse("Response.TotalCount is missing or not a non-negative integer")
+        return Page(number=number, items=items, total=total, meta={"request_id": request_id})
+
+    @staticmethod
+    def _error(error: object, request_id: str | None) -> ProviderError:
+        if not isinstance(error, dict) or not isinstance(error.get("Code"), str):
+            return MalformedResponse("Response.Error has no string Code")
+        code: str = error["Code"]
+        message = str(error.get("Message", ""))[:300]
+        error_class, hint = _error_class_and_hint(code)
+        rid = f" (RequestId {request_id})" if request_id else ""
+        return error_class(f"{code}: {message} — {hint}{rid}", code=code)
