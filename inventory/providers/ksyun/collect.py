@@ -1,0 +1,254 @@
+"""Kingsoft Cloud KEC DescribeImages (2016-03-04): the request, the Error envelope, one page.
+
+KEC documents no paging for this action (no MaxResults, NextToken, Marker or Offset): one
+call returns the whole ``ImagesSet``, with no total count. The collector therefore makes one
+request, driven by :class:`~inventory.paging.SinglePage`, and the listing is complete exactly
+when that one response parsed. A ``page_size`` in the config cannot change anything; the
+spec caps it at 1 (see :data:`MAX_PAGE_SIZE`) and the collector never sends it.
+
+Errors come with HTTP 4xx/5xx and ``{"RequestId": ..., "Error": {"Code", "Message"}}``.
+KSyun's business errors use HTTP 400 even for server-side trouble, so the class of an error
+is decided by its code first and its status second. Retried (transient), following the
+retry table of the official ``ksc-sdk-python``: transport errors, HTTP 429, 502, 503, 509,
+``Throttling`` / ``ThrottlingException`` and KEC's ``RequestLimitExceeded``. Also retried,
+beyond that table: HTTP 500 and 504 without a recognised code (gateway trouble), and the
+codes ``InternalError`` and ``ServiceUnavailable``, which DescribeImages documents with
+HTTP 400 but whose meaning (a backend I/O timeout, in KSyun's own example) is transient.
+Everything else is terminal and names what to change; signature and key errors raise
+:class:`~inventory.errors.AuthenticationError` naming ``credentials.access_key_id`` /
+``credentials.secret_access_key``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import httpx
+
+from inventory.config import SourceConfig
+from inventory.errors import (
+    AuthenticationError,
+    ConfigError,
+    MalformedResponse,
+    ProviderError,
+    ProviderTerminalError,
+    ProviderTransientError,
+)
+from inventory.http import RetryPolicy, call_with_retries, make_client
+from inventory.paging import Page, SinglePage, drive
+from inventory.providers.ksyun.auth import SERVICE, KsyunAuth
+
+DEFAULT_ENDPOINT = "https://kec.api.ksyun.com/"
+ACTION = "DescribeImages"
+API_VERSION = "2016-03-04"
+#: Not a page size: DescribeImages has none. The config's ``page_size`` is validated
+#: against ``1..MAX_PAGE_SIZE``, so 1 is the only value it accepts, and it has no effect.
+DEFAULT_PAGE_SIZE = 1
+MAX_PAGE_SIZE = 1
+
+#: The region check of KSyun's SDK (``^[a-z]{2,5}-\w+-\d+$``), so a typo such as
+#: "cn-beijing6" is a config error before any request is signed for it.
+REGION_PATTERN = re.compile(r"^[a-z]{2,5}-\w+-\d+$")
+
+#: HTTP statuses the SDK retries whatever the body says.
+TRANSIENT_STATUSES = frozenset({429, 502, 503, 509})
+#: Statuses retried here beyond the SDK table when no known code says otherwise.
+EXTRA_TRANSIENT_STATUSES = frozenset({500, 504})
+TRANSIENT_CODES: dict[str, str] = {
+    "Throttling": "request rate limited",
+    "ThrottlingException": "request rate limited",
+    "RequestLimitExceeded": "request rate limited",
+    "InternalError": "internal error on KSyun's side",
+    "ServiceUnavailable": "KSyun's backend is unavailable",
+}
+_CREDENTIALS = "credentials.access_key_id and credentials.secret_access_key"
+AUTH_HINTS: dict[str, str] = {
+    "SignatureDoesNotMatch": (
+        f"the signature was refused; check credentials.secret_access_key (and {_CREDENTIALS} "
+        "belong together) for this source"
+    ),
+    "IncompleteSignature": f"the signature was incomplete; check {_CREDENTIALS}",
+    "InvalidClientTokenId": (
+        "the access key is unknown; check credentials.access_key_id for this source"
+    ),
+    "InvalidAccessKeyId": (
+        "the access key is unknown; check credentials.access_key_id for this source"
+    ),
+    "AuthFailure": f"authentication failed; check {_CREDENTIALS} for this source",
+    "MissingAuthenticationToken": f"the request was not signed; check {_CREDENTIALS}",
+}
+TERMINAL_HINTS: dict[str, str] = {
+    "RequestExpired": "the request time was refused; sync this machine's clock (NTP)",
+    "SignatureExpired": "the request time was refused; sync this machine's clock (NTP)",
+    "ImageIdInvalidParameterValue": "check filters.ImageId (an existing image id)",
+    "InvalidParameterValue": "a request parameter was refused; check the source's filters",
+    "MissingParameter": "a required parameter is missing",
+    "InvalidAction": "the endpoint does not serve KEC DescribeImages; check endpoint",
+    "AccessDenied": "access denied; the key lacks permission for kec:DescribeImages",
+    "UnauthorizedOperation": "access denied; the key lacks permission for kec:DescribeImages",
+    "InvalidRegion": "check region (e.g. 'cn-beijing-6')",
+}
+
+FILTERS = ("ImageId", "ImageType")
+#: KSyun image ids are UUIDs in practice, but the doc's own samples are truncated; accept
+#: the UUID alphabet without insisting on the 8-4-4-4-12 shape.
+_IMAGE_ID = re.compile(r"^[0-9A-Za-z-]{1,64}$")
+#: ImageType has no published enumeration (sample "system"); accept one lower-case word.
+_IMAGE_TYPE = re.compile(r"^[a-z][a-z_]{0,31}$")
+
+
+def validate_filters(filters: Mapping[str, Any]) -> dict[str, Any]:
+    """Config ``[sources.filters]`` for KSyun. Raises ValueError("<field>: <problem>").
+
+    The keys are the API's own parameter names. Both take one string: DescribeImages has
+    no list form (no ``ImageId.N``).
+    """
+    out: dict[str, Any] = {}
+    for key, value in filters.items():
+        if key == "ImageId":
+            if not isinstance(value, str) or not _IMAGE_ID.match(value):
+                raise ValueError(
+                    "ImageId: must be one image id such as "
+                    "'b1e3731b-c200-4499-be42-f6bfbbda990e' (DescribeImages takes a single id)"
+                )
+        elif key == "ImageType":
+            if not isinstance(value, str) or not _IMAGE_TYPE.match(value):
+                raise ValueError("ImageType: must be one lower-case word such as 'system'")
+        else:
+            raise ValueError(f"{key}: unknown filter (allowed: {', '.join(FILTERS)})")
+        out[key] = value
+    return out
+
+
+def classify(status: int, code: str | None, message: str) -> ProviderError:
+    """The error for a non-200 answer: transient, authentication or terminal."""
+    label = f"HTTP {status}" + (f" {code}" if code else "")
+    text = f"{label}: {message}" if message else label
+    if code in TRANSIENT_CODES:
+        return ProviderTransientError(f"{text} ({TRANSIENT_CODES[code]})", code=code)
+    if code in AUTH_HINTS:
+        return AuthenticationError(f"{text} — {AUTH_HINTS[code]}", code=code)
+    if status in TRANSIENT_STATUSES or (code is None and status in EXTRA_TRANSIENT_STATUSES):
+        return ProviderTransientError(text, code=code or str(status))
+    hint = TERMINAL_HINTS.get(code or "", "refused by KSyun")
+    return ProviderTerminalError(f"{text} — {hint}", code=code or str(status))
+
+
+class KsyunCollector:
+    """Lists KEC DescribeImages for one source in one request."""
+
+    def __init__(
+        self,
+        source: SourceConfig,
+        policy: RetryPolicy,
+        on_retry: Callable[[], None] | None = None,
+        client: httpx.Client | None = None,
+    ) -> None:
+        if not REGION_PATTERN.match(source.location):
+            raise ConfigError(
+                f"source {source.name!r}: field region: {source.location!r} is not a KSyun "
+                "region id (e.g. 'cn-beijing-6')"
+            )
+        self.source = source
+        self.policy = policy
+        self.on_retry = on_retry
+        self.endpoint = source.endpoint or DEFAULT_ENDPOINT
+        self._client = client or make_client(
+            KsyunAuth(
+                source.credential("access_key_id").reveal(),
+                source.credential("secret_access_key"),
+                source.location,
+                service=SERVICE,
+            ),
+            source.timeout_s,
+        )
+        self._strategy = SinglePage()
+        self._params: list[tuple[str, str | int | float | bool | None]] = [
+            ("Action", ACTION),
+            ("Version", API_VERSION),
+            *((k, str(v)) for k, v in source.filters.items()),
+        ]
+
+    @property
+    def complete(self) -> bool:
+        return self._strategy.complete
+
+    @property
+    def incomplete_reason(self) -> str | None:
+        return self._strategy.incomplete_reason
+
+    def pages(self) -> Iterator[Page]:
+        return drive(self._strategy, self._fetch)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _fetch(self, paging: dict[str, Any], number: int) -> Page:
+        # SinglePage asks for no paging parameters; anything else would be a bug here.
+        assert not paging, paging
+
+        def once() -> Page:
+            response = self._client.get(self.endpoint, params=self._params)
+            return self._parse(response, number)
+
+        on_retry = self.on_retry
+
+        def retried(_attempt: int, _err: BaseException) -> None:
+            if on_retry is not None:
+                on_retry()
+
+        try:
+            return call_with_retries(
+                once, self.policy, what=f"DescribeImages page {number}", on_retry=retried
+            )
+        except ProviderError as err:
+            raise err.located(self.source.name, number) from err.__cause__
+
+    def _parse(self, response: httpx.Response, number: int) -> Page:
+        body = _json(response)
+        if response.status_code != 200 or (isinstance(body, dict) and "Error" in body):
+            code, message = _error_of(body)
+            if code is None and not message:
+                message = f"{response.text[:120]!r}"  # a gateway page, not KSyun's envelope
+            raise classify(response.status_code, code, message)
+        if body is None:
+            raise MalformedResponse(
+                f"response is not JSON (starts with {response.text[:80]!r})", code="200"
+            )
+        if not isinstance(body, dict):
+            raise MalformedResponse("response is not a JSON object")
+        # Note the key: "ImagesSet", not "ImageSet".
+        items = body.get("ImagesSet")
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise MalformedResponse("ImagesSet is missing or is not a list of objects")
+        request_id = body.get("RequestId")
+        # The one response is the whole listing, so its length is the total.
+        return Page(
+            number=number,
+            items=items,
+            total=len(items),
+            meta={"request_id": request_id} if isinstance(request_id, str) else {},
+        )
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def _error_of(body: Any) -> tuple[str | None, str]:
+    """(code, message) from the Error envelope; (None, "") when the body has none."""
+    if not isinstance(body, dict) or not isinstance(body.get("Error"), dict):
+        return None, ""
+    error = body["Error"]
+    code = error.get("Code")
+    message = error.get("Message")
+    return (
+        code if isinstance(code, str) and code else None,
+        str(message)[:300] if message is not None else "",
+    )
