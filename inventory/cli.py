@@ -100,7 +100,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "demo", help="sync an emulated provider into the embedded database, twice, and report"
     )
-    p.add_argument("--images", type=int, default=500, help="catalogue size (default 500)")
+    p.add_argument(
+        "--images", type=int, default=300, help="catalogue size per provider (default 300)"
+    )
     p.add_argument("--seed", type=int, default=7, help="catalogue seed (default 7)")
     p.set_defaults(func=cmd_demo)
 

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Engine
 
 from inventory.cli import EXIT_CONFIG, EXIT_FAILED, EXIT_GUARD, EXIT_OK, EXIT_SKIPPED
+from inventory.emulators.sources import EMULATED
 
 from .helpers import Emulator, fetch_all
 
@@ -169,20 +170,20 @@ def test_secrets_never_logged_or_stored(engine: Engine, emulator: Emulator, tmp_
 
 
 def test_demo_flags_images_and_continues(engine: Engine) -> None:
-    first = inventory("demo")
+    first = inventory("demo", "--images", "120")
     assert first.returncode == EXIT_OK, first.stderr
     out = first.stdout
-    assert "Demo round 1" in out
-    for expected in (
-        "became deprecated: 12",
-        "became ceased: 6",
-        "disappeared from the listing: 8",
-    ):
-        assert expected in out
-    second = inventory("demo")
+    assert out.count("demo round 1 (a fresh database)") == len(EMULATED)
+    assert (
+        "QingCloud: 12 became deprecated, 4 became deleted, 6 became ceased, 8 disappeared" in out
+    )
+    assert "Tencent CVM: 12 became deprecated" in out
+    assert "Kingsoft KEC: 8 disappeared" in out
+    second = inventory("demo", "--images", "120")
     assert second.returncode == EXIT_OK, second.stderr
-    assert "Demo round 2 (reusing the database" in second.stdout
-    assert "0 new, 0 changed" in second.stdout.split("upstream:")[0]
+    assert second.stdout.count("demo round 2 (reusing the database") == len(EMULATED)
+    for block in second.stdout.split("upstream:")[:-1]:
+        assert "0 new, 0 changed" in block.rsplit("sync 1:", 1)[1]
 
 
 def test_migrate_command_reports_head(database_url: str) -> None:
