@@ -1,0 +1,11 @@
+"""Code shared by the Huawei Cloud providers (IEC ListImages, IMS OpenStack v1.1).
+
+- :mod:`.signer`: the ``SDK-HMAC-SHA256`` AK/SK request signature, as an httpx.Auth;
+- :mod:`.token`: Keystone v3 / Huawei IAM password tokens (``POST /v3/auth/tokens``), as an
+  httpx.Auth with a process-wide cache, one refresh on a 401 and nothing secret in logs;
+- :mod:`.errors`: reading Huawei's several error envelopes and classifying a response as
+  transient (429, ``APIGW.0308``, 5xx) or terminal;
+- :mod:`.options`: validation of the non-secret ``[sources.options]`` both providers take.
+
+Facts: shared/providers/huawei-iec.md and shared/providers/huawei-openstack-v1.md.
+"""

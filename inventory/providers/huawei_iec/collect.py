@@ -1,0 +1,185 @@
+"""Huawei Cloud IEC ListImages (``GET /v1/images``): requests, errors, offset paging.
+
+- Paging: ``offset`` (a row offset, not a page number) and ``limit`` (default and maximum
+  500) against ``total``, with :class:`~inventory.paging.OffsetPaging`. The collector asks
+  for ``sort_key=created_at&sort_dir=asc``: the default order is newest first, in which an
+  image created during the listing pushes every later row one offset down; oldest first puts
+  it at the end instead. (A changed ``total`` still makes the run incomplete either way.)
+- Errors: HTTP 4xx/5xx with ``{"error_code", "error_msg"}``. Retried: 429 and the gateway's
+  throttling code ``APIGW.0308``, 5xx, transport errors. A 401 with a token has already been
+  renewed once by the auth (see huawei_common.token); with AK/SK it is final.
+- The endpoint is the service's base URL (default ``https://iecs.myhuaweicloud.com``); the
+  collector appends ``/v1/images``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import httpx
+
+from inventory.config import SourceConfig
+from inventory.errors import MalformedResponse, ProviderError
+from inventory.http import RetryPolicy, call_with_retries, make_client
+from inventory.paging import OffsetPaging, Page, drive
+from inventory.providers.huawei_common.errors import raise_for_response
+from inventory.providers.huawei_iec.auth import make_auth, uses_token
+
+DEFAULT_ENDPOINT = "https://iecs.myhuaweicloud.com"
+PATH = "/v1/images"
+DEFAULT_PAGE_SIZE = 500
+MAX_PAGE_SIZE = 500
+
+STATUSES = ("queued", "saving", "active", "killed", "deleted")
+#: Filters with a closed set of values (the API compares exactly, case included).
+ENUM_FILTERS: dict[str, tuple[str, ...]] = {
+    "status": STATUSES,
+    "__imagetype": ("gold", "private"),
+    "__os_type": ("Linux", "Windows", "Other"),
+    "visibility": ("public", "private"),
+    "virtual_env_type": ("FusionCompute",),
+    "__support_kvm_gpu_type": ("V100_vGPU", "RTX5000"),
+}
+#: "true"/"false" filters; a TOML boolean is accepted and sent as the string.
+BOOL_FILTERS = ("__isregistered", "protected")
+#: Capability filters: the attribute exists only when true, so only "true" can be asked for.
+TRUE_FILTERS = (
+    "__support_kvm",
+    "__support_kvm_ascend_310",
+    "__support_kvm_hi1822_hiovs",
+    "__support_arm",
+    "__support_gpu_t4",
+    "__support_amd",
+)
+STRING_FILTERS = ("id", "name")
+ALL_FILTERS = (*ENUM_FILTERS, *BOOL_FILTERS, *TRUE_FILTERS, *STRING_FILTERS)
+
+
+def _bool_text(key: str, value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower()
+    raise ValueError(f"{key}: must be true or false")
+
+
+def validate_filters(filters: Mapping[str, Any]) -> dict[str, Any]:
+    """Config ``[sources.filters]`` for IEC. Raises ValueError("<field>: <problem>")."""
+    out: dict[str, Any] = {}
+    for key, value in filters.items():
+        if key in ENUM_FILTERS:
+            allowed = ENUM_FILTERS[key]
+            if value not in allowed:
+                raise ValueError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
+            out[key] = value
+        elif key in BOOL_FILTERS:
+            out[key] = _bool_text(key, value)
+        elif key in TRUE_FILTERS:
+            if _bool_text(key, value) != "true":
+                raise ValueError(f"{key}: only true can be asked for (the API has no false)")
+            out[key] = "true"
+        elif key in STRING_FILTERS:
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{key}: must be a non-empty string")
+            out[key] = value
+        else:
+            raise ValueError(f"{key}: unknown filter (allowed: {', '.join(ALL_FILTERS)})")
+    return out
+
+
+class IecCollector:
+    """Pages through IEC ListImages for one source."""
+
+    def __init__(
+        self,
+        source: SourceConfig,
+        policy: RetryPolicy,
+        on_retry: Callable[[], None] | None = None,
+        client: httpx.Client | None = None,
+    ) -> None:
+        self.source = source
+        self.policy = policy
+        self.on_retry = on_retry
+        self.url = (source.endpoint or DEFAULT_ENDPOINT).rstrip("/") + PATH
+        self.page_size = source.page_size or DEFAULT_PAGE_SIZE
+        self._token = uses_token(source)
+        self._client = client or make_client(make_auth(source), source.timeout_s)
+        self._strategy = OffsetPaging(self.page_size)
+        self._base: list[tuple[str, str]] = [
+            *((k, str(v)) for k, v in source.filters.items()),
+            ("sort_key", "created_at"),
+            ("sort_dir", "asc"),
+        ]
+
+    @property
+    def complete(self) -> bool:
+        return self._strategy.complete
+
+    @property
+    def incomplete_reason(self) -> str | None:
+        return self._strategy.incomplete_reason
+
+    def pages(self) -> Iterator[Page]:
+        return drive(self._strategy, self._fetch)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _fetch(self, paging: dict[str, Any], number: int) -> Page:
+        params: list[tuple[str, str | int | float | bool | None]] = [
+            *self._base,
+            *((k, str(v)) for k, v in paging.items()),
+        ]
+
+        def once() -> Page:
+            return self._parse(self._client.get(self.url, params=params), number)
+
+        on_retry = self.on_retry
+
+        def retried(_attempt: int, _err: BaseException) -> None:
+            if on_retry is not None:
+                on_retry()
+
+        try:
+            return call_with_retries(
+                once, self.policy, what=f"ListImages page {number}", on_retry=retried
+            )
+        except ProviderError as err:
+            raise err.located(self.source.name, number) from err.__cause__
+
+    def _parse(self, response: httpx.Response, number: int) -> Page:
+        auth_hint = (
+            "check credentials.username and credentials.password, and that the IAM user may "
+            "list IEC images"
+            if self._token
+            else "check credentials.access_key_id, credentials.secret_access_key and "
+            "options.domain_id for this source, and this machine's clock (X-Sdk-Date must be "
+            "within 15 minutes of the server's)"
+        )
+        raise_for_response(
+            response,
+            what="ListImages",
+            auth_hint=auth_hint,
+            hints={
+                400: "a request parameter was refused; check the source's filters",
+                403: "access denied; the credentials may not list IEC images",
+                404: "no IEC ListImages API there; check the source's endpoint",
+            },
+        )
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise MalformedResponse(
+                f"ListImages response is not JSON (starts with {response.text[:80]!r})"
+            ) from None
+        if not isinstance(body, dict):
+            raise MalformedResponse("ListImages response is not a JSON object")
+        items = body.get("images")
+        total = body.get("total")
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise MalformedResponse("'images' is missing or is not a list of objects")
+        if not isinstance(total, int) or isinstance(total, bool) or total < 0:
+            raise MalformedResponse("'total' is missing or not a non-negative integer")
+        return Page(number=number, items=items, total=total)

@@ -1,0 +1,64 @@
+"""Huawei IEC image dict -> ImageRecord.
+
+The status vocabulary is Glance's; the table below is the whole mapping. IEC may still list
+a deleted image, with ``deleted: true`` and ``deleted_at``: the ``deleted`` flag wins over
+``status`` (the flag is set in the same database write as the deletion, while a status
+string can lag), and ``raw_status`` keeps what ``status`` said. Huawei documents no
+"deprecated" state for IEC.
+
+Left out of the fingerprint on purpose (volatile, kept in ``raw`` only): ``updated_at``
+(moves with any metadata write), ``relation_job_id`` (the id of the last job that touched
+the image), ``deleted_at``. ``self`` and the ``__support_*`` capability flags are durable
+but have no ImageRecord field; they stay in ``raw`` too.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from inventory.providers.fields import optional_decimal, optional_str, parse_time, required_str
+from inventory.records import ImageRecord, ImageStatus
+
+STATUS_MAP: dict[str, ImageStatus] = {
+    "queued": ImageStatus.PENDING,  # metadata created, waiting for the image file
+    "saving": ImageStatus.PENDING,  # file being uploaded to storage
+    "active": ImageStatus.AVAILABLE,
+    "killed": ImageStatus.FAILED,  # upload failed
+    "deleted": ImageStatus.DELETED,  # still listed, with deleted: true
+}
+
+
+def normalize(raw: dict[str, Any]) -> ImageRecord:
+    image_id = required_str(raw, "id")
+    raw_status = required_str(raw, "status")
+    status = STATUS_MAP.get(raw_status.lower(), ImageStatus.UNKNOWN)
+    if raw.get("deleted") is True:
+        status = ImageStatus.DELETED
+    return ImageRecord(
+        provider_image_id=image_id,
+        status=status,
+        raw_status=raw_status,
+        name=optional_str(raw, "name"),
+        description=None,  # IEC images carry no description
+        os_family=_lower(optional_str(raw, "__platform")),
+        os_name=optional_str(raw, "__os_version"),
+        platform=_lower(optional_str(raw, "__os_type")),
+        # __support_arm is present (as "true") only on ARM images; absent means x86.
+        architecture="aarch64" if raw.get("__support_arm") in ("true", True) else "x86_64",
+        size_gb=_size(raw),
+        visibility=_lower(optional_str(raw, "visibility")),
+        owner=optional_str(raw, "owner"),
+        image_type=_lower(optional_str(raw, "__imagetype")),
+        provider_created_at=parse_time(raw.get("created_at")),
+        raw=raw,
+    )
+
+
+def _lower(value: str | None) -> str | None:
+    return value.lower() if value else None
+
+
+def _size(raw: dict[str, Any]) -> Decimal | None:
+    """``min_disk``, the smallest system disk (GB): IEC lists no other size."""
+    return optional_decimal(raw, "min_disk")

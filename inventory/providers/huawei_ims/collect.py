@@ -1,0 +1,176 @@
+"""Huawei IMS OpenStack-native ``GET /v1.1/images/detail``: errors and marker paging.
+
+This is Glance v1's detailed listing behind Huawei's API gateway (deprecated by Huawei,
+which no longer returns Windows images from it):
+
+- Paging: Glance v1 ``limit``/``marker`` with no total and no next link, so
+  :class:`~inventory.paging.MarkerPaging`: the marker is the id of the last image of the
+  previous page, and the listing ends at a short or empty page. Huawei documents neither
+  parameter nor a maximum; upstream Glance clamps ``limit`` to ``api_limit_max`` (1000). A
+  server that clamps below the asked limit would answer a short page that looks like the
+  end, which is why the page size is capped at 1000 and defaults to 100. A server that
+  ignores ``limit`` and answers everything at once is handled: the next page is empty.
+- Upstream Glance answers a marker that names a deleted image with 400 "Invalid marker":
+  an image deleted while we page fails the run (a terminal error; the next run starts
+  over), it never ends the listing early.
+- Filters: the seven Huawei documents (``name``, ``container_format``, ``disk_format``,
+  ``status``, ``size_min``, ``size_max``, ``changes-since``). With ``changes-since`` Glance
+  v1 also lists deleted images.
+- Errors: plain HTTP statuses; bodies are the gateway's ``{"error_code", "error_msg"}``,
+  IMS's ``{"error": {"code", "message"}}`` or text. 429 (``APIGW.0308``) and 5xx are retried.
+- The endpoint is the IMS base URL, default ``https://ims.<region>.myhuaweicloud.com``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from inventory.config import SourceConfig
+from inventory.errors import MalformedResponse, ProviderError
+from inventory.http import RetryPolicy, call_with_retries, make_client
+from inventory.paging import MarkerPaging, Page, drive
+from inventory.providers.fields import parse_time
+from inventory.providers.huawei_common.errors import raise_for_response
+from inventory.providers.huawei_ims.auth import make_auth
+
+DEFAULT_ENDPOINT = "https://ims.{region}.myhuaweicloud.com"
+PATH = "/v1.1/images/detail"
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+#: Glance v1 statuses accepted by the ``status`` filter.
+STATUSES = ("queued", "saving", "active", "killed", "deleted", "pending_delete")
+STRING_FILTERS = ("name", "container_format", "disk_format")
+SIZE_FILTERS = ("size_min", "size_max")
+ALL_FILTERS = (*STRING_FILTERS, "status", *SIZE_FILTERS, "changes-since")
+
+
+def validate_filters(filters: Mapping[str, Any]) -> dict[str, Any]:
+    """Config ``[sources.filters]`` for IMS v1.1. Raises ValueError("<field>: <problem>").
+
+    ``changes-since`` takes a TOML date-time or an ISO 8601 string (no zone = UTC) and is
+    sent as ``YYYY-MM-DDTHH:MM:SSZ``; sizes are bytes.
+    """
+    out: dict[str, Any] = {}
+    for key, value in filters.items():
+        if key in STRING_FILTERS:
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{key}: must be a non-empty string")
+            out[key] = value
+        elif key == "status":
+            if value not in STATUSES:
+                raise ValueError(f"status: {value!r} is not one of {', '.join(STATUSES)}")
+            out[key] = value
+        elif key in SIZE_FILTERS:
+            number = value
+            if isinstance(value, str) and value.isdigit():
+                number = int(value)
+            if isinstance(number, bool) or not isinstance(number, int) or number < 0:
+                raise ValueError(f"{key}: must be a whole number of bytes, 0 or more")
+            out[key] = str(number)
+        elif key == "changes-since":
+            moment = value if isinstance(value, datetime) else parse_time(value)
+            if moment is None:
+                raise ValueError("changes-since: must be a date-time such as 2024-01-31T00:00:00Z")
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            out[key] = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        else:
+            raise ValueError(f"{key}: unknown filter (allowed: {', '.join(ALL_FILTERS)})")
+    return out
+
+
+def _marker_of(item: dict[str, Any]) -> str:
+    marker = item.get("id")
+    if not isinstance(marker, str) or not marker:
+        raise MalformedResponse(
+            "the last image of the page has no 'id', so the next page cannot be asked for"
+        )
+    return marker
+
+
+class ImsCollector:
+    """Pages through IMS ``/v1.1/images/detail`` for one source."""
+
+    def __init__(
+        self,
+        source: SourceConfig,
+        policy: RetryPolicy,
+        on_retry: Callable[[], None] | None = None,
+        client: httpx.Client | None = None,
+    ) -> None:
+        self.source = source
+        self.policy = policy
+        self.on_retry = on_retry
+        base = source.endpoint or DEFAULT_ENDPOINT.format(region=source.location)
+        self.url = base.rstrip("/") + PATH
+        self.page_size = source.page_size or DEFAULT_PAGE_SIZE
+        self._client = client or make_client(make_auth(source), source.timeout_s)
+        self._strategy = MarkerPaging(self.page_size, marker_of=_marker_of)
+        self._base = [(k, str(v)) for k, v in source.filters.items()]
+
+    @property
+    def complete(self) -> bool:
+        return self._strategy.complete
+
+    @property
+    def incomplete_reason(self) -> str | None:
+        return self._strategy.incomplete_reason
+
+    def pages(self) -> Iterator[Page]:
+        return drive(self._strategy, self._fetch)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _fetch(self, paging: dict[str, Any], number: int) -> Page:
+        params: list[tuple[str, str | int | float | bool | None]] = [
+            *self._base,
+            *((k, str(v)) for k, v in paging.items()),
+        ]
+
+        def once() -> Page:
+            return self._parse(self._client.get(self.url, params=params), number)
+
+        on_retry = self.on_retry
+
+        def retried(_attempt: int, _err: BaseException) -> None:
+            if on_retry is not None:
+                on_retry()
+
+        try:
+            return call_with_retries(
+                once, self.policy, what=f"images/detail page {number}", on_retry=retried
+            )
+        except ProviderError as err:
+            raise err.located(self.source.name, number) from err.__cause__
+
+    def _parse(self, response: httpx.Response, number: int) -> Page:
+        raise_for_response(
+            response,
+            what="GET /v1.1/images/detail",
+            auth_hint="check credentials.username and credentials.password, options.domain_name "
+            "and the project scope for this source",
+            hints={
+                400: "a filter or the marker was refused (a marker naming an image deleted "
+                "while paging is refused too; the next run starts over); check the source's "
+                "filters",
+                403: "access denied; the IAM user may not list images in this project",
+                404: "no IMS v1.1 API there; check the source's endpoint and region",
+            },
+        )
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise MalformedResponse(
+                f"images/detail response is not JSON (starts with {response.text[:80]!r})"
+            ) from None
+        items = body.get("images") if isinstance(body, dict) else None
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise MalformedResponse("'images' is missing or is not a list of objects")
+        return Page(number=number, items=items)

@@ -1,0 +1,97 @@
+"""Huawei IMS v1.1 (Glance v1) image dict -> ImageRecord.
+
+The status table below is the whole mapping. Huawei documents queued, saving, active,
+killed and deleted; the others are upstream Glance values a Glance-backed listing can show
+(``pending_delete`` after a delayed delete, ``deactivated`` after an admin deactivation,
+``uploading``/``importing`` from the v2 import flow), mapped so they are not "unknown".
+
+The ``deleted`` flag wins over ``status`` (Glance v1 sets it in the same row update as the
+deletion; deleted images are listed only with ``changes-since``), and ``raw_status`` keeps
+what ``status`` said.
+
+Times come without a zone (``2016-05-22T06:04:20.425843``); Glance writes UTC, so a naive
+time is read as UTC. Huawei's own attributes (``__os_version``, ``__platform``,
+``__imagetype``...) live in ``properties``, all as strings.
+
+Left out of the fingerprint on purpose (volatile, kept in ``raw`` only): ``updated_at``
+(moves with any metadata write), ``deleted_at``, ``checksum``, ``size`` and
+``virtual_size`` (they describe the stored file, which Huawei may re-store, not the
+image's identity).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from inventory.providers.fields import optional_decimal, optional_str, parse_time, required_str
+from inventory.records import ImageRecord, ImageStatus
+
+STATUS_MAP: dict[str, ImageStatus] = {
+    "queued": ImageStatus.PENDING,  # record created, no data yet
+    "saving": ImageStatus.PENDING,  # data being uploaded
+    "uploading": ImageStatus.PENDING,  # upstream Glance import flow
+    "importing": ImageStatus.PENDING,  # upstream Glance import flow
+    "active": ImageStatus.AVAILABLE,
+    "deactivated": ImageStatus.SUSPENDED,  # upstream Glance: admin may reactivate
+    "killed": ImageStatus.FAILED,  # upload or processing failed
+    "deleted": ImageStatus.DELETED,
+    "pending_delete": ImageStatus.DELETED,  # upstream Glance: deleted, data not yet scrubbed
+}
+
+#: IMS writes ``architecture`` as x86/arm; upstream Glance uses the kernel's names.
+ARCHITECTURE_MAP: dict[str, str] = {
+    "x86": "x86_64",
+    "x86_64": "x86_64",
+    "amd64": "x86_64",
+    "arm": "aarch64",
+    "arm64": "aarch64",
+    "aarch64": "aarch64",
+}
+
+
+def normalize(raw: dict[str, Any]) -> ImageRecord:
+    image_id = required_str(raw, "id")
+    raw_status = required_str(raw, "status")
+    status = STATUS_MAP.get(raw_status.lower(), ImageStatus.UNKNOWN)
+    if raw.get("deleted") is True:
+        status = ImageStatus.DELETED
+    props = raw.get("properties")
+    properties: dict[str, Any] = props if isinstance(props, dict) else {}
+    is_public = raw.get("is_public")
+    return ImageRecord(
+        provider_image_id=image_id,
+        status=status,
+        raw_status=raw_status,
+        name=optional_str(raw, "name"),
+        description=optional_str(properties, "__description"),
+        os_family=_lower(optional_str(properties, "__platform")),
+        os_name=optional_str(properties, "__os_version"),
+        platform=_lower(optional_str(properties, "__os_type")),
+        architecture=_architecture(properties),
+        size_gb=optional_decimal(raw, "min_disk"),
+        visibility={True: "public", False: "private"}.get(is_public)
+        if isinstance(is_public, bool)
+        else None,
+        owner=optional_str(raw, "owner"),
+        image_type=_lower(optional_str(properties, "__imagetype")),
+        provider_created_at=parse_time(raw.get("created_at")),
+        raw=raw,
+    )
+
+
+def _lower(value: str | None) -> str | None:
+    return value.lower() if value else None
+
+
+def _architecture(properties: dict[str, Any]) -> str | None:
+    """``properties.architecture`` mapped, else ``__support_arm``; unknown stays None.
+
+    Unlike IEC, a v1.1 image may carry no Huawei attributes at all (the doc's own sample
+    has empty properties), so a missing ARM flag does not prove x86 here.
+    """
+    arch = optional_str(properties, "architecture")
+    if arch:
+        return ARCHITECTURE_MAP.get(arch.lower(), arch.lower())
+    if properties.get("__support_arm") == "true":
+        return "aarch64"
+    return None
