@@ -1,7 +1,8 @@
-"""Sync throughput: 100,000 QingCloud images from the emulator into PostgreSQL.
+"""Sync throughput per provider: 100,000 images from each emulator into PostgreSQL.
 
-Reproducible (fixed seed) and self-contained. It starts the QingCloud emulator as its own
-process, creates a scratch database (on ``$INVENTORY_DATABASE_URL``'s server, else on a
+Reproducible (fixed seed) and self-contained. For each provider it starts the emulator in
+this process (the sync runs in a child process, so its figures are its own), creates a
+scratch database (on ``$INVENTORY_DATABASE_URL``'s server, else on a
 throw-away embedded PostgreSQL), and runs each phase as a separate ``inventory sync``
 process so each phase's peak memory is its own:
 
@@ -13,7 +14,7 @@ For each phase it prints images/s, the peak resident memory of the sync process,
 WAL the database wrote during the phase (server-wide; nothing else should be running).
 It prints figures; it never passes or fails on them.
 
-    .venv/bin/python benchmarks/bench_sync.py [--images 100000] [--page-size 100]
+    .venv/bin/python benchmarks/bench_sync.py [--images 100000] [--provider NAME ...]
 """
 
 from __future__ import annotations
@@ -22,15 +23,14 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
-import httpx
 import psycopg
 from sqlalchemy import make_url
 
@@ -38,13 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from inventory.db import make_engine, sqlalchemy_url, start_embedded, stop_embedded  # noqa: E402
+from inventory.emulators.sources import EMULATED  # noqa: E402
 from inventory.migrate import upgrade  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def libpq(url: str) -> str:
@@ -58,7 +53,7 @@ def wal_lsn(url: str) -> int:
         return int(row[0])
 
 
-def run_phase(config: Path, env: dict[str, str]) -> tuple[dict[str, object], float, float]:
+def run_phase(config: Path, env: dict[str, str]) -> tuple[dict[str, Any], float, float]:
     """Run one `inventory sync --json`; return its summary, wall seconds and peak RSS (MiB)."""
     started = time.perf_counter()
     proc = subprocess.Popen(
@@ -77,11 +72,76 @@ def run_phase(config: Path, env: dict[str, str]) -> tuple[dict[str, object], flo
     return json.loads(out.splitlines()[-1]), elapsed, usage.ru_maxrss / 1024
 
 
+def toml_source(table: dict[str, Any]) -> str:
+    """One [[sources]] table as TOML (strings, numbers and one level of sub-tables)."""
+
+    def value(v: Any) -> str:
+        return json.dumps(v) if isinstance(v, str) else str(v)
+
+    lines = ["[[sources]]"]
+    subtables = {k: v for k, v in table.items() if isinstance(v, dict)}
+    lines += [f"{k} = {value(v)}" for k, v in table.items() if k not in subtables]
+    for key, sub in subtables.items():
+        lines.append(f"[sources.{key}]")
+        lines += [f"{k} = {value(v)}" for k, v in sub.items()]
+    return "\n".join(lines) + "\n"
+
+
+def bench_provider(name: str, args: argparse.Namespace, url: str, work: Path) -> None:
+    emulated = EMULATED[name]
+    # QingCloud lists only the caller's own images by default: make them all the caller's.
+    extra = {"system_share": 0.0} if name == "qingcloud" else {}
+    running = emulated.start(images=args.images, seed=args.seed, name=f"bench-{name}", **extra)
+    try:
+        config = work / f"{name}.toml"
+        config.write_text(toml_source(running.source))
+        env = {**os.environ, **running.env, "INVENTORY_DATABASE_URL": url}
+        print(f"\n{emulated.label} ({name}), {len(running.catalogue):,} images in the emulator")
+        header = f"{'phase':<22}{'images':>9}{'pages':>7}{'seconds':>9}{'images/s':>10}"
+        header += f"{'peak RSS':>10}{'WAL':>10}"
+        print(header)
+        print("-" * len(header))
+        churn = max(1, args.images // 100)
+        mutation = {
+            "deprecate": churn * 4 // 10,
+            "cease": churn // 10,
+            "delete": churn // 10,
+            "remove": churn * 2 // 10,
+            "add": churn * 2 // 10,
+        }
+        for label, mutate in (
+            ("initial load", False),
+            ("no-change re-sync", False),
+            ("churn re-sync (~1%)", True),
+        ):
+            if mutate:
+                running.catalogue.mutate(9, **mutation)
+            before = wal_lsn(url)
+            summary, seconds, rss = run_phase(config, env)
+            wal = (wal_lsn(url) - before) / 2**20
+            seen = int(summary["images_seen"])
+            print(
+                f"{label:<22}{seen:>9,}{summary['pages']:>7}{seconds:>9.1f}"
+                f"{seen / seconds:>10,.0f}{rss:>8.0f}MB{wal:>8.1f}MB"
+            )
+            detail = ", ".join(
+                f"{k} {summary[k]}" for k in ("inserted", "changed", "unchanged", "disappeared")
+            )
+            print(f"{'':<22}  {detail}; sync's own time {summary['duration_s']}s")
+    finally:
+        running.stop()
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--images", type=int, default=100_000)
-    parser.add_argument("--page-size", type=int, default=100)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--provider",
+        action="append",
+        choices=sorted(EMULATED),
+        help="benchmark only this provider (repeatable; default: every provider)",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="inventory-bench-"))
@@ -102,99 +162,20 @@ def main() -> None:
     engine = make_engine(url)
     upgrade(engine)
     engine.dispose()
-
-    port = free_port()
-    emulator = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "inventory.cli",
-            "emulate",
-            "qingcloud",
-            "--port",
-            str(port),
-            "--images",
-            str(args.images),
-            "--seed",
-            str(args.seed),
-            "--system-share",
-            "0",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
     try:
-        assert emulator.stdout is not None
-        emulator.stdout.readline()  # the emulator prints its URL once it listens
-        control = f"http://127.0.0.1:{port}/_emulator"
-        config = work / "inventory.toml"
-        config.write_text(
-            f"""
-[[sources]]
-name = "bench-qingcloud"
-provider = "qingcloud"
-zone = "pek3a"
-endpoint = "http://127.0.0.1:{port}/iaas/"
-page_size = {args.page_size}
-[sources.credentials]
-access_key_id = "${{BENCH_QY_AK}}"
-secret_access_key = "${{BENCH_QY_SK}}"
-"""
-        )
-        env = {
-            **os.environ,
-            "INVENTORY_DATABASE_URL": url,
-            "BENCH_QY_AK": "QYEMULATORACCESSKEY",
-            "BENCH_QY_SK": "emulator-secret-access-key",
-        }
-
-        print(f"benchmark: {args.images:,} QingCloud images, page size {args.page_size}")
+        print(f"benchmark: {args.images:,} images per provider, seed {args.seed}")
         print(
-            f"database: {server} {version[0] if version else '?'}; python {sys.version.split()[0]}"
+            f"database: {server} {version[0] if version else '?'}; "
+            f"python {sys.version.split()[0]}; {os.cpu_count()} CPUs"
         )
-        print()
-        header = (
-            f"{'phase':<22}{'images':>9}{'seconds':>9}{'images/s':>10}{'peak RSS':>10}{'WAL':>10}"
-        )
-        print(header)
-        print("-" * len(header))
-        churn = max(1, args.images // 100)
-        phases = [
-            ("initial load", None),
-            ("no-change re-sync", None),
-            (
-                "churn re-sync (1%)",
-                {
-                    "seed": 9,
-                    "deprecate": churn * 4 // 10,
-                    "cease": churn // 10,
-                    "remove": churn * 3 // 10,
-                    "add": churn * 2 // 10,
-                },
-            ),
-        ]
-        for label, mutation in phases:
-            if mutation:
-                httpx.post(f"{control}/mutate", json=mutation, timeout=60).raise_for_status()
-            before = wal_lsn(url)
-            summary, seconds, rss = run_phase(config, env)
-            wal = (wal_lsn(url) - before) / 2**20
-            seen = int(summary["images_seen"])  # type: ignore[call-overload]
-            print(
-                f"{label:<22}{seen:>9,}{seconds:>9.1f}{seen / seconds:>10,.0f}"
-                f"{rss:>8.0f}MB{wal:>8.1f}MB"
-            )
-            detail = ", ".join(
-                f"{k} {summary[k]}" for k in ("inserted", "changed", "unchanged", "disappeared")
-            )
-            print(f"{'':<22}  {detail}; sync's own time {summary['duration_s']}s")
+        for provider in args.provider or list(EMULATED):
+            bench_provider(provider, args, url, work)
         print()
         print("seconds and images/s are wall time of the whole `inventory sync` process")
-        print("(start-up, 1 emulator round trip per page, staging, merge); WAL is what the")
-        print("database wrote during the phase.")
+        print("(start-up, one emulator round trip per page, staging, merge); the emulator runs")
+        print("in the benchmark process on the same machine. WAL is what the database wrote")
+        print("during the phase.")
     finally:
-        emulator.terminate()
-        emulator.wait(timeout=10)
         with psycopg.connect(libpq(admin), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         if pgdata is not None:

@@ -134,7 +134,8 @@ def _run_line(label: str, result: RunResult) -> str:
     if not result.ok:
         return f"{label}: {result.status}: {result.error}"
     return (
-        f"{label}: {result.images_seen} images in {result.pages} pages, {result.duration_s:.1f}s"
+        f"{label}: {result.images_seen} images in {result.pages} "
+        f"{'page' if result.pages == 1 else 'pages'}, {result.duration_s:.1f}s"
         f" — {result.inserted} new, {result.changed} changed, {result.unchanged} unchanged, "
         f"{result.disappeared} disappeared, {result.reappeared} reappeared"
     )

@@ -17,6 +17,12 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from inventory.emulators.base import EmulatorServer
+from inventory.emulators.huawei_iam import (
+    DEFAULT_DOMAIN_ID,
+    DEFAULT_DOMAIN_NAME,
+    DEFAULT_PASSWORD,
+    DEFAULT_USERNAME,
+)
 
 
 class MutableCatalogue(Protocol):
@@ -61,20 +67,18 @@ class EmulatedProvider:
     path: str = "/"
     page_size: int | None = None
     server_args: dict[str, Any] = field(default_factory=dict)
-    #: Extra servers and options some providers need (Huawei's IAM token endpoint).
-    setup: Callable[[EmulatorServer], tuple[list[EmulatorServer], dict[str, Any]]] | None = None
+    #: ``[sources.options]`` computed from the started server (e.g. its IAM endpoint).
+    options: Callable[[EmulatorServer], dict[str, Any]] | None = None
 
-    def start(self, *, images: int, seed: int, name: str) -> Running:
+    def start(self, *, images: int, seed: int, name: str, **server_args: Any) -> Running:
+        """Start the emulator; ``server_args`` override its ``make_server`` arguments."""
         module = importlib.import_module(self.module)
         server: EmulatorServer = module.make_server(
-            port=0, images=images, seed=seed, **self.server_args
+            port=0, images=images, seed=seed, **{**self.server_args, **server_args}
         )
         server.start()
         servers = [server]
-        options: dict[str, Any] = {}
-        if self.setup is not None:
-            extra, options = self.setup(server)
-            servers = extra + servers
+        options = self.options(server) if self.options is not None else {}
         source: dict[str, Any] = {
             "name": name,
             "provider": self.provider,
@@ -130,5 +134,35 @@ EMULATED: dict[str, EmulatedProvider] = {
                 "ksyun-emulator-secret-access-key",
             ),
         },
+    ),
+    "huawei-iec": EmulatedProvider(
+        provider="huawei-iec",
+        label="Huawei IEC",
+        module="inventory.emulators.huawei_iec",
+        location=("region", "cn-north-4"),
+        # AK/SK signing here; the IMS source below shows the IAM token flow.
+        credentials={
+            "access_key_id": ("INVENTORY_EMU_HW_ACCESS_KEY_ID", "HWEMULATORACCESSKEY01"),
+            "secret_access_key": (
+                "INVENTORY_EMU_HW_SECRET_ACCESS_KEY",
+                "emulator-huawei-secret-access-key",
+            ),
+        },
+        page_size=100,
+        options=lambda _server: {"domain_id": DEFAULT_DOMAIN_ID},
+    ),
+    "huawei-ims-v1": EmulatedProvider(
+        provider="huawei-ims-v1",
+        label="Huawei IMS v1.1",
+        module="inventory.emulators.huawei_ims",
+        location=("region", "cn-north-4"),
+        credentials={
+            "username": ("INVENTORY_EMU_HW_USERNAME", DEFAULT_USERNAME),
+            "password": ("INVENTORY_EMU_HW_PASSWORD", DEFAULT_PASSWORD),
+        },
+        path="",
+        page_size=100,
+        # The emulator answers Keystone's POST /v3/auth/tokens on its own port too.
+        options=lambda server: {"domain_name": DEFAULT_DOMAIN_NAME, "iam_endpoint": server.url},
     ),
 }

@@ -179,6 +179,8 @@ def test_demo_flags_images_and_continues(engine: Engine) -> None:
     )
     assert "Tencent CVM: 12 became deprecated" in out
     assert "Kingsoft KEC: 8 disappeared" in out
+    assert "Huawei IEC: 4 became deleted, 8 disappeared" in out
+    assert "Huawei IMS v1.1: " in out and "Huawei IMS v1.1: none" not in out
     second = inventory("demo", "--images", "120")
     assert second.returncode == EXIT_OK, second.stderr
     assert second.stdout.count("demo round 2 (reusing the database") == len(EMULATED)
