@@ -26,6 +26,7 @@ import httpx
 
 from inventory import __version__
 from inventory.errors import ProviderError, ProviderTransientError, RetriesExhausted, Transient
+from inventory.logs import install_header_filter
 from inventory.secrets import scrub
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ def redact(url: str | httpx.URL) -> str:
 
 def make_client(auth: httpx.Auth | None, timeout_s: float) -> httpx.Client:
     """A client whose every call has a timeout, signed by ``auth``."""
+    install_header_filter()
     return httpx.Client(
         auth=auth,
         timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),

@@ -7,6 +7,7 @@ secret that reaches a log call by any path is replaced by ``***`` before it is w
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 from inventory.secrets import scrub
@@ -23,6 +24,37 @@ class RedactingFilter(logging.Filter):
         if cleaned != message or record.args:
             record.msg, record.args = cleaned, None
         return True
+
+
+# httpcore's DEBUG trace writes headers as a repr of (name, value) byte pairs, e.g.
+# (b'X-Subject-Token', b'MII...'), before any of our code has seen (and registered) the value.
+_SENSITIVE_HEADER_VALUE = re.compile(
+    r"""(['"](?:authorization|x-subject-token|x-auth-token|x-security-token|x-tc-token)"""
+    r"""['"],\s*b?['"])[^'"]*""",
+    re.IGNORECASE,
+)
+
+
+class HeaderRedactingFilter(logging.Filter):
+    """Masks credential header values (tokens, Authorization) in httpcore trace records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = _SENSITIVE_HEADER_VALUE.sub(r"\1***", message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def install_header_filter() -> None:
+    """Idempotent: attach :class:`HeaderRedactingFilter` to httpcore's protocol loggers.
+
+    Logger filters run whatever handler is attached (ours, pytest's, an embedding app's),
+    so this protects every provider's requests, not only the CLI's output."""
+    for name in ("httpcore.http11", "httpcore.http2"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, HeaderRedactingFilter) for f in logger.filters):
+            logger.addFilter(HeaderRedactingFilter())
 
 
 def setup_logging(level: str = "INFO") -> None:

@@ -147,7 +147,7 @@ def test_invalidate_only_drops_the_named_token() -> None:
 def test_httpcore_header_trace_is_masked() -> None:
     import logging
 
-    from inventory.providers.huawei_common.token import TokenHeaderFilter
+    from inventory.logs import HeaderRedactingFilter
 
     record = logging.LogRecord(
         "httpcore.http11",
@@ -161,7 +161,7 @@ def test_httpcore_header_trace_is_masked() -> None:
         ),
         None,
     )
-    assert TokenHeaderFilter().filter(record)
+    assert HeaderRedactingFilter().filter(record)
     assert "MIIsecretvalue" not in record.getMessage()
     assert "(b'X-Subject-Token', b'***')" in record.getMessage()
     assert "(b'A', b'b')" in record.getMessage()

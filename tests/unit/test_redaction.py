@@ -42,3 +42,20 @@ def test_secret_is_not_picklable() -> None:
 
     with pytest.raises(TypeError):
         pickle.dumps(Secret("abcdef"))
+
+
+def test_authorization_header_trace_is_masked() -> None:
+    from inventory.logs import HeaderRedactingFilter
+
+    record = logging.LogRecord(
+        "httpcore.http11",
+        logging.DEBUG,
+        __file__,
+        1,
+        "send_request_headers.started request=%s",
+        ("[(b'Host', b'h'), (b'Authorization', b'TC3-HMAC-SHA256 Credential=AKIDx/d')]",),
+        None,
+    )
+    assert HeaderRedactingFilter().filter(record)
+    assert "AKIDx" not in record.getMessage()
+    assert "(b'Host', b'h')" in record.getMessage()

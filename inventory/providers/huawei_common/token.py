@@ -23,9 +23,9 @@ client (same timeouts, same transport). Tokens are held as
 name the user, domain and scope only.
 
 One leak the Secret registry cannot stop: at DEBUG, httpcore logs every response's headers,
-``X-Subject-Token`` included, before this code has read (and registered) the token. A
-filter on httpcore's loggers, installed when this module is imported, masks token header
-values in those records.
+``X-Subject-Token`` included, before this code has read (and registered) the token. The
+header filter of :mod:`inventory.logs`, installed by every client :func:`~inventory.http.make_client`
+builds, masks those values.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ import hmac
 import json
 import logging
 import os
-import re
 import threading
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -59,35 +58,6 @@ REFRESH_MARGIN_S = 300.0
 
 # Random per process: the password HMAC in the cache is useless outside this process.
 _SALT = os.urandom(32)
-
-# httpcore writes headers as a repr of (name, value) byte pairs: (b'X-Subject-Token', b'MII..')
-_TOKEN_HEADER_VALUE = re.compile(
-    r"""(['"](?:x-subject-token|x-auth-token|x-security-token)['"],\s*b?['"])[^'"]*""",
-    re.IGNORECASE,
-)
-
-
-class TokenHeaderFilter(logging.Filter):
-    """Masks token header values in httpcore's DEBUG trace records."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "token" in message.lower():
-            cleaned = _TOKEN_HEADER_VALUE.sub(r"\1***", message)
-            if cleaned != message:
-                record.msg, record.args = cleaned, None
-        return True
-
-
-def install_log_filter() -> None:
-    """Idempotent: attach :class:`TokenHeaderFilter` to httpcore's protocol loggers."""
-    for name in ("httpcore.http11", "httpcore.http2"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, TokenHeaderFilter) for f in logger.filters):
-            logger.addFilter(TokenHeaderFilter())
-
-
-install_log_filter()
 
 
 @dataclass(frozen=True, slots=True)
