@@ -53,23 +53,35 @@ def wal_lsn(url: str) -> int:
         return int(row[0])
 
 
+#: Run the CLI and report the process's own peak RSS. VmHWM belongs to the process's
+#: address space after exec; ru_maxrss of a child also counts the parent's memory when the
+#: child was forked from it (and the parent holds the emulator's catalogue).
+_CHILD = (
+    "import atexit, sys\n"
+    "from inventory.cli import main\n"
+    "def hwm():\n"
+    "    status = open('/proc/self/status').read()\n"
+    "    sys.stderr.write('VmHWM_KB=' + status.split('VmHWM:')[1].split()[0] + '\\n')\n"
+    "atexit.register(hwm)\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
 def run_phase(config: Path, env: dict[str, str]) -> tuple[dict[str, Any], float, float]:
     """Run one `inventory sync --json`; return its summary, wall seconds and peak RSS (MiB)."""
     started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "inventory.cli", "--config", str(config), "sync", "--json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, "--config", str(config), "sync", "--json"],
+        capture_output=True,
         env=env,
         text=True,
+        check=False,
     )
-    out, err = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
     elapsed = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise SystemExit(f"sync exited {proc.returncode}:\n{out}\n{err}")
-    return json.loads(out.splitlines()[-1]), elapsed, usage.ru_maxrss / 1024
+    if done.returncode != 0:
+        raise SystemExit(f"sync exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+    hwm_kb = int(done.stderr.rsplit("VmHWM_KB=", 1)[1].split()[0])
+    return json.loads(done.stdout.splitlines()[-1]), elapsed, hwm_kb / 1024
 
 
 def toml_source(table: dict[str, Any]) -> str:
