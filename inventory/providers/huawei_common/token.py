@@ -24,8 +24,8 @@ name the user, domain and scope only.
 
 One leak the Secret registry cannot stop: at DEBUG, httpcore logs every response's headers,
 ``X-Subject-Token`` included, before this code has read (and registered) the token. The
-header filter of :mod:`inventory.logs`, installed by every client :func:`~inventory.http.make_client`
-builds, masks those values.
+header filter of :mod:`inventory.logs`, installed by every client that
+:func:`~inventory.http.make_client` builds, masks those values.
 """
 
 from __future__ import annotations

@@ -15,15 +15,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
 
 from inventory.config import SourceConfig
-from inventory.errors import MalformedResponse, ProviderError
-from inventory.http import RetryPolicy, call_with_retries, make_client
-from inventory.paging import OffsetPaging, Page, drive
+from inventory.errors import MalformedResponse
+from inventory.http import RetryPolicy, make_client
+from inventory.paging import OffsetPaging, Page
+from inventory.providers.base import PagedCollector
 from inventory.providers.huawei_common.errors import raise_for_response
 from inventory.providers.huawei_iec.auth import make_auth, uses_token
 
@@ -89,8 +90,10 @@ def validate_filters(filters: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-class IecCollector:
+class IecCollector(PagedCollector):
     """Pages through IEC ListImages for one source."""
+
+    action = "ListImages"
 
     def __init__(
         self,
@@ -99,9 +102,7 @@ class IecCollector:
         on_retry: Callable[[], None] | None = None,
         client: httpx.Client | None = None,
     ) -> None:
-        self.source = source
-        self.policy = policy
-        self.on_retry = on_retry
+        super().__init__(source, policy, on_retry)
         self.url = (source.endpoint or DEFAULT_ENDPOINT).rstrip("/") + PATH
         self.page_size = source.page_size or DEFAULT_PAGE_SIZE
         self._token = uses_token(source)
@@ -113,41 +114,12 @@ class IecCollector:
             ("sort_dir", "asc"),
         ]
 
-    @property
-    def complete(self) -> bool:
-        return self._strategy.complete
-
-    @property
-    def incomplete_reason(self) -> str | None:
-        return self._strategy.incomplete_reason
-
-    def pages(self) -> Iterator[Page]:
-        return drive(self._strategy, self._fetch)
-
-    def close(self) -> None:
-        self._client.close()
-
-    def _fetch(self, paging: dict[str, Any], number: int) -> Page:
+    def _request(self, paging: dict[str, Any], number: int) -> Page:
         params: list[tuple[str, str | int | float | bool | None]] = [
             *self._base,
             *((k, str(v)) for k, v in paging.items()),
         ]
-
-        def once() -> Page:
-            return self._parse(self._client.get(self.url, params=params), number)
-
-        on_retry = self.on_retry
-
-        def retried(_attempt: int, _err: BaseException) -> None:
-            if on_retry is not None:
-                on_retry()
-
-        try:
-            return call_with_retries(
-                once, self.policy, what=f"ListImages page {number}", on_retry=retried
-            )
-        except ProviderError as err:
-            raise err.located(self.source.name, number) from err.__cause__
+        return self._parse(self._client.get(self.url, params=params), number)
 
     def _parse(self, response: httpx.Response, number: int) -> Page:
         auth_hint = (

@@ -24,16 +24,17 @@ which no longer returns Windows images from it):
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from inventory.config import SourceConfig
-from inventory.errors import MalformedResponse, ProviderError
-from inventory.http import RetryPolicy, call_with_retries, make_client
-from inventory.paging import MarkerPaging, Page, drive
+from inventory.errors import MalformedResponse
+from inventory.http import RetryPolicy, make_client
+from inventory.paging import MarkerPaging, Page
+from inventory.providers.base import PagedCollector
 from inventory.providers.fields import parse_time
 from inventory.providers.huawei_common.errors import raise_for_response
 from inventory.providers.huawei_ims.auth import make_auth
@@ -94,8 +95,10 @@ def _marker_of(item: dict[str, Any]) -> str:
     return marker
 
 
-class ImsCollector:
+class ImsCollector(PagedCollector):
     """Pages through IMS ``/v1.1/images/detail`` for one source."""
+
+    action = "images/detail"
 
     def __init__(
         self,
@@ -104,9 +107,7 @@ class ImsCollector:
         on_retry: Callable[[], None] | None = None,
         client: httpx.Client | None = None,
     ) -> None:
-        self.source = source
-        self.policy = policy
-        self.on_retry = on_retry
+        super().__init__(source, policy, on_retry)
         base = source.endpoint or DEFAULT_ENDPOINT.format(region=source.location)
         self.url = base.rstrip("/") + PATH
         self.page_size = source.page_size or DEFAULT_PAGE_SIZE
@@ -114,41 +115,12 @@ class ImsCollector:
         self._strategy = MarkerPaging(self.page_size, marker_of=_marker_of)
         self._base = [(k, str(v)) for k, v in source.filters.items()]
 
-    @property
-    def complete(self) -> bool:
-        return self._strategy.complete
-
-    @property
-    def incomplete_reason(self) -> str | None:
-        return self._strategy.incomplete_reason
-
-    def pages(self) -> Iterator[Page]:
-        return drive(self._strategy, self._fetch)
-
-    def close(self) -> None:
-        self._client.close()
-
-    def _fetch(self, paging: dict[str, Any], number: int) -> Page:
+    def _request(self, paging: dict[str, Any], number: int) -> Page:
         params: list[tuple[str, str | int | float | bool | None]] = [
             *self._base,
             *((k, str(v)) for k, v in paging.items()),
         ]
-
-        def once() -> Page:
-            return self._parse(self._client.get(self.url, params=params), number)
-
-        on_retry = self.on_retry
-
-        def retried(_attempt: int, _err: BaseException) -> None:
-            if on_retry is not None:
-                on_retry()
-
-        try:
-            return call_with_retries(
-                once, self.policy, what=f"images/detail page {number}", on_retry=retried
-            )
-        except ProviderError as err:
-            raise err.located(self.source.name, number) from err.__cause__
+        return self._parse(self._client.get(self.url, params=params), number)
 
     def _parse(self, response: httpx.Response, number: int) -> Page:
         raise_for_response(

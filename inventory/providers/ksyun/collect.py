@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -37,8 +37,9 @@ from inventory.errors import (
     ProviderTerminalError,
     ProviderTransientError,
 )
-from inventory.http import RetryPolicy, call_with_retries, make_client
-from inventory.paging import Page, SinglePage, drive
+from inventory.http import RetryPolicy, make_client
+from inventory.paging import Page, SinglePage
+from inventory.providers.base import PagedCollector
 from inventory.providers.ksyun.auth import SERVICE, KsyunAuth
 
 DEFAULT_ENDPOINT = "https://kec.api.ksyun.com/"
@@ -137,8 +138,10 @@ def classify(status: int, code: str | None, message: str) -> ProviderError:
     return ProviderTerminalError(f"{text} — {hint}", code=code or str(status))
 
 
-class KsyunCollector:
+class KsyunCollector(PagedCollector):
     """Lists KEC DescribeImages for one source in one request."""
+
+    action = "DescribeImages"
 
     def __init__(
         self,
@@ -152,9 +155,7 @@ class KsyunCollector:
                 f"source {source.name!r}: field region: {source.location!r} is not a KSyun "
                 "region id (e.g. 'cn-beijing-6')"
             )
-        self.source = source
-        self.policy = policy
-        self.on_retry = on_retry
+        super().__init__(source, policy, on_retry)
         self.endpoint = source.endpoint or DEFAULT_ENDPOINT
         self._client = client or make_client(
             KsyunAuth(
@@ -172,40 +173,10 @@ class KsyunCollector:
             *((k, str(v)) for k, v in source.filters.items()),
         ]
 
-    @property
-    def complete(self) -> bool:
-        return self._strategy.complete
-
-    @property
-    def incomplete_reason(self) -> str | None:
-        return self._strategy.incomplete_reason
-
-    def pages(self) -> Iterator[Page]:
-        return drive(self._strategy, self._fetch)
-
-    def close(self) -> None:
-        self._client.close()
-
-    def _fetch(self, paging: dict[str, Any], number: int) -> Page:
+    def _request(self, paging: dict[str, Any], number: int) -> Page:
         # SinglePage asks for no paging parameters; anything else would be a bug here.
         assert not paging, paging
-
-        def once() -> Page:
-            response = self._client.get(self.endpoint, params=self._params)
-            return self._parse(response, number)
-
-        on_retry = self.on_retry
-
-        def retried(_attempt: int, _err: BaseException) -> None:
-            if on_retry is not None:
-                on_retry()
-
-        try:
-            return call_with_retries(
-                once, self.policy, what=f"DescribeImages page {number}", on_retry=retried
-            )
-        except ProviderError as err:
-            raise err.located(self.source.name, number) from err.__cause__
+        return self._parse(self._client.get(self.endpoint, params=self._params), number)
 
     def _parse(self, response: httpx.Response, number: int) -> Page:
         body = _json(response)

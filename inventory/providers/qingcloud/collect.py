@@ -9,7 +9,7 @@ terminal and names what to change.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -18,12 +18,12 @@ from inventory.config import SourceConfig
 from inventory.errors import (
     AuthenticationError,
     MalformedResponse,
-    ProviderError,
     ProviderTerminalError,
     ProviderTransientError,
 )
-from inventory.http import RetryPolicy, call_with_retries, make_client
-from inventory.paging import OffsetPaging, Page, drive
+from inventory.http import RetryPolicy, make_client
+from inventory.paging import OffsetPaging, Page
+from inventory.providers.base import PagedCollector
 from inventory.providers.qingcloud.auth import QingCloudAuth
 
 DEFAULT_ENDPOINT = "https://api.qingcloud.com/iaas/"
@@ -83,8 +83,10 @@ def filter_params(filters: Mapping[str, Any]) -> list[tuple[str, str]]:
     return params
 
 
-class QingCloudCollector:
+class QingCloudCollector(PagedCollector):
     """Pages through DescribeImages for one source."""
+
+    action = "DescribeImages"
 
     def __init__(
         self,
@@ -93,9 +95,7 @@ class QingCloudCollector:
         on_retry: Callable[[], None] | None = None,
         client: httpx.Client | None = None,
     ) -> None:
-        self.source = source
-        self.policy = policy
-        self.on_retry = on_retry
+        super().__init__(source, policy, on_retry)
         self.endpoint = source.endpoint or DEFAULT_ENDPOINT
         self.page_size = source.page_size or DEFAULT_PAGE_SIZE
         self._client = client or make_client(
@@ -112,42 +112,12 @@ class QingCloudCollector:
             *filter_params(source.filters),
         ]
 
-    @property
-    def complete(self) -> bool:
-        return self._strategy.complete
-
-    @property
-    def incomplete_reason(self) -> str | None:
-        return self._strategy.incomplete_reason
-
-    def pages(self) -> Iterator[Page]:
-        return drive(self._strategy, self._fetch)
-
-    def close(self) -> None:
-        self._client.close()
-
-    def _fetch(self, paging: dict[str, Any], number: int) -> Page:
+    def _request(self, paging: dict[str, Any], number: int) -> Page:
         params: list[tuple[str, str | int | float | bool | None]] = [
             *self._base,
             *((k, str(v)) for k, v in paging.items()),
         ]
-
-        def once() -> Page:
-            response = self._client.get(self.endpoint, params=params)
-            return self._parse(response, number)
-
-        on_retry = self.on_retry
-
-        def retried(_attempt: int, _err: BaseException) -> None:
-            if on_retry is not None:
-                on_retry()
-
-        try:
-            return call_with_retries(
-                once, self.policy, what=f"DescribeImages page {number}", on_retry=retried
-            )
-        except ProviderError as err:
-            raise err.located(self.source.name, number) from err.__cause__
+        return self._parse(self._client.get(self.endpoint, params=params), number)
 
     def _parse(self, response: httpx.Response, number: int) -> Page:
         if response.status_code >= 500 or response.status_code == 429:

@@ -20,7 +20,7 @@ rate_limit_per_s``, default 40) rather than lean on throttling errors.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -33,8 +33,9 @@ from inventory.errors import (
     ProviderTerminalError,
     ProviderTransientError,
 )
-from inventory.http import RateLimiter, RetryPolicy, call_with_retries, make_client
-from inventory.paging import OffsetPaging, Page, drive
+from inventory.http import RateLimiter, RetryPolicy, make_client
+from inventory.paging import OffsetPaging, Page
+from inventory.providers.base import PagedCollector
 from inventory.providers.tencent.auth import ACTION, CONTENT_TYPE, TencentAuth
 
 DEFAULT_ENDPOINT = "https://cvm.tencentcloudapi.com/"
@@ -182,8 +183,10 @@ def _error_class_and_hint(code: str) -> tuple[type[ProviderError], str]:
     return ProviderTerminalError, TERMINAL_HINTS.get(family, "refused by Tencent Cloud")
 
 
-class TencentCollector:
+class TencentCollector(PagedCollector):
     """Pages through DescribeImages for one source."""
+
+    action = ACTION
 
     def __init__(
         self,
@@ -193,9 +196,7 @@ class TencentCollector:
         client: httpx.Client | None = None,
         limiter: RateLimiter | None = None,
     ) -> None:
-        self.source = source
-        self.policy = policy
-        self.on_retry = on_retry
+        super().__init__(source, policy, on_retry)
         self.endpoint = source.endpoint or DEFAULT_ENDPOINT
         self.page_size = source.page_size or DEFAULT_PAGE_SIZE
         rate = float(source.options.get("rate_limit_per_s", DEFAULT_RATE_LIMIT_PER_S))
@@ -211,44 +212,15 @@ class TencentCollector:
         self._strategy = OffsetPaging(self.page_size, offset_param="Offset", limit_param="Limit")
         self._base = request_parameters(source.filters)
 
-    @property
-    def complete(self) -> bool:
-        return self._strategy.complete
-
-    @property
-    def incomplete_reason(self) -> str | None:
-        return self._strategy.incomplete_reason
-
-    def pages(self) -> Iterator[Page]:
-        return drive(self._strategy, self._fetch)
-
-    def close(self) -> None:
-        self._client.close()
-
-    def _fetch(self, paging: dict[str, Any], number: int) -> Page:
+    def _request(self, paging: dict[str, Any], number: int) -> Page:
         # Offset/Limit are body parameters on Tencent (the query string stays empty).
         body = json.dumps({**self._base, **paging}, separators=(",", ":")).encode()
-
-        def once() -> Page:
-            # Every attempt, retries included, counts against the per-second limit.
-            self.limiter.acquire()
-            response = self._client.post(
-                self.endpoint, content=body, headers={"Content-Type": CONTENT_TYPE}
-            )
-            return self._parse(response, number)
-
-        on_retry = self.on_retry
-
-        def retried(_attempt: int, _err: BaseException) -> None:
-            if on_retry is not None:
-                on_retry()
-
-        try:
-            return call_with_retries(
-                once, self.policy, what=f"{ACTION} page {number}", on_retry=retried
-            )
-        except ProviderError as err:
-            raise err.located(self.source.name, number) from err.__cause__
+        # Every attempt, retries included, counts against the per-second limit.
+        self.limiter.acquire()
+        response = self._client.post(
+            self.endpoint, content=body, headers={"Content-Type": CONTENT_TYPE}
+        )
+        return self._parse(response, number)
 
     def _parse(self, response: httpx.Response, number: int) -> Page:
         if response.status_code >= 500 or response.status_code == 429:
