@@ -44,7 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from inventory.logs import setup_logging
 
-    setup_logging(args.log_level)
+    level = args.log_level or ("INFO" if args.command == "scheduler" else "WARNING")
+    setup_logging(level, args.log_format)
     try:
         code: int = args.func(args)
         return code
@@ -77,7 +78,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config", help="config file (default: $INVENTORY_CONFIG, else ./inventory.toml)"
     )
-    parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default)")
+    parser.add_argument(
+        "--log-level",
+        default=None,
+        help="DEBUG, INFO, WARNING (default WARNING; INFO for the scheduler)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=["auto", "text", "json"],
+        default="auto",
+        help="text on a terminal and JSON lines otherwise (auto, the default), or force one",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("sync", help="sync the named sources (default: all)")
@@ -88,8 +99,33 @@ def _parser() -> argparse.ArgumentParser:
         help="let a complete listing mark more than the configured share of images gone",
     )
     p.add_argument("--json", action="store_true", help="print one JSON summary per source")
-    p.add_argument("--quiet", "-q", action="store_true", help="print nothing when all succeed")
+    p.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="print a summary line per source even when not on a terminal",
+    )
+    p.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="print nothing when all succeed, even on a terminal",
+    )
+    p.add_argument(
+        "--metrics-textfile",
+        metavar="PATH",
+        help="after the run, write Prometheus metrics for node_exporter's textfile collector",
+    )
     p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser(
+        "scheduler", help="run the scheduler daemon: each source on its schedule, HA-safe"
+    )
+    p.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
+    p.add_argument(
+        "--metrics-addr", default="127.0.0.1", help="address for /metrics (default 127.0.0.1)"
+    )
+    p.set_defaults(func=cmd_scheduler)
 
     p = sub.add_parser("migrate", help="upgrade the database schema to the latest version")
     p.set_defaults(func=cmd_migrate)
@@ -166,12 +202,18 @@ def cmd_sync(args: argparse.Namespace) -> int:
                 progress=_progress if sys.stderr.isatty() and not args.json else None,
             )
         except AlreadyRunning as err:
-            _emit(args, {"source": source.name, "status": "skipped", "reason": str(err)})
+            log.info("%s", err, extra={"fields": {"event": "sync_skipped", "source": source.name}})
+            _count_skipped(source.name)
+            # A skip is a normal cron overlap: said with --json or when asked, and by exit 3.
+            if args.json or args.verbose or (sys.stdout.isatty() and not args.quiet):
+                _emit(args, {"source": source.name, "status": "skipped", "reason": str(err)})
             codes.append(EXIT_SKIPPED)
             continue
+        # Cron friendliness: quiet on success unless asked (or a person is watching).
+        chatty = (args.verbose or sys.stdout.isatty()) and not args.quiet
         if args.json:
             print(json.dumps(_result_dict(result)))
-        elif not (args.quiet and result.ok and not result.disappearance_blocked):
+        elif chatty or not result.ok or result.disappearance_blocked or result.warning:
             print(_result_line(result))
         if not result.ok:
             codes.append(EXIT_FAILED)
@@ -179,10 +221,58 @@ def cmd_sync(args: argparse.Namespace) -> int:
             codes.append(EXIT_GUARD)
         else:
             codes.append(EXIT_OK)
+    if args.metrics_textfile:
+        from inventory.metrics import write_textfile
+
+        try:
+            write_textfile(engine, args.metrics_textfile)
+        except OSError as err:  # metrics must never hide the sync's own outcome
+            log.warning("could not write metrics to %s: %s", args.metrics_textfile, err)
     # The most urgent outcome wins: failure, then guard, then skipped.
     for code in (EXIT_FAILED, EXIT_GUARD, EXIT_SKIPPED):
         if code in codes:
             return code
+    return EXIT_OK
+
+
+def _count_skipped(source: str) -> None:
+    from inventory.metrics import count_skipped
+
+    count_skipped(source)
+
+
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    import signal
+
+    from inventory.migrate import ensure_current
+    from inventory.scheduler import InventoryScheduler
+
+    settings, engine, target = _open(args)
+    ensure_current(engine)
+    if not any(s.schedule for s in settings.sources):
+        where = settings.path or "the configuration"
+        raise ConfigError(f'{where}: no source has a schedule; add schedule = "..." to one')
+    from inventory.metrics import count_skipped
+
+    scheduler = InventoryScheduler(settings, engine, on_skipped=count_skipped)
+    metrics_server = None
+    if args.metrics_port is not None:
+        from inventory.metrics import serve_metrics
+
+        metrics_server = serve_metrics(engine, args.metrics_port, args.metrics_addr)
+
+    def stop(signum: int, _frame: object) -> None:
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        scheduler.request_stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("database: %s", target.describe())
+    try:
+        scheduler.run()
+    finally:
+        if metrics_server is not None:
+            metrics_server.stop()
     return EXIT_OK
 
 
@@ -227,9 +317,9 @@ def _result_line(result: Any) -> str:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from inventory.migrate import ensure_current
-    from inventory.reports import source_status
+    from inventory.reports import source_status, stale_since
 
-    _, engine, target = _open(args)
+    settings, engine, target = _open(args)
     ensure_current(engine)
     with engine.connect() as conn:
         rows = source_status(conn)
@@ -237,6 +327,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not rows:
         print("no source has been synced yet")
         return EXIT_OK
+    configured = {s.name: s for s in settings.sources}
+    intervals = settings.scheduler.stale_after_intervals
+
+    def freshness(name: str, last_success: datetime | None) -> str:
+        source = configured.get(name)
+        if source is None or not source.schedule:
+            return "-"  # not configured here, or not scheduled: nothing promised
+        late = stale_since(last_success, source.schedule, source.timezone, intervals)
+        return "STALE" if late is not None else "ok"
+
+    fresh = {r.name: freshness(r.name, r.last_success_at) for r in rows}
     table = [
         (
             r.name,
@@ -245,6 +346,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             r.run_status or "never",
             _age(r.age_s),
             _when(r.last_success_at),
+            fresh[r.name],
             str(r.images),
             str(r.flagged),
             str(r.gone),
@@ -258,12 +360,15 @@ def cmd_status(args: argparse.Namespace) -> int:
         "LAST RUN",
         "AGE",
         "LAST SUCCESS",
+        "FRESH",
         "IMAGES",
         "FLAGGED",
         "GONE",
     )
     print(format_table(header, table))
     for r in rows:
+        if fresh[r.name] == "STALE":
+            print(f"  {r.name}: stale: no success within {intervals:g} schedule intervals")
         if r.run_status == "failed" and r.error:
             print(f"  {r.name}: last error: {r.error}")
         elif r.warning:

@@ -23,6 +23,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from inventory import cron
 from inventory.errors import ConfigError
 from inventory.secrets import Secret
 
@@ -89,6 +90,7 @@ class SourceConfig:
     endpoint: str | None = None
     filters: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     schedule: str | None = None
+    timezone: str = "UTC"
     credentials: Mapping[str, SecretRef] = field(default_factory=lambda: MappingProxyType({}))
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     page_size: int | None = None
@@ -114,10 +116,28 @@ class SyncSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SchedulerSettings:
+    """The ``inventory scheduler`` daemon (docs/operations.md)."""
+
+    #: How often a standby replica tries to become active, and the active one checks that
+    #: it still is: the bound on how long a takeover takes after the active one dies.
+    leader_poll_s: float = 5.0
+    #: A run that could not start on time (busy, paused) still starts within this window.
+    misfire_grace_s: float = 300.0
+    #: Random delay added to each scheduled start, to spread sources over the minute.
+    jitter_s: float = 0.0
+    #: After SIGTERM, how long runs in flight may go on before they are aborted.
+    stop_grace_s: float = 60.0
+    #: A source whose last success is older than this many schedule intervals is stale.
+    stale_after_intervals: float = 3.0
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     path: Path | None
     database_url: SecretRef | None = None
     sync: SyncSettings = field(default_factory=SyncSettings)
+    scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     sources: tuple[SourceConfig, ...] = ()
 
     def source(self, name: str) -> SourceConfig:
@@ -158,7 +178,7 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
 def parse_settings(data: Mapping[str, Any], path: Path | None) -> Settings:
     """Validate a parsed TOML document. ``path`` is only used in messages."""
     label = str(path) if path else "<config>"
-    _only(data, {"database", "sync", "sources"}, label)
+    _only(data, {"database", "sync", "scheduler", "sources"}, label)
 
     database_url = None
     db = _table(data.get("database", {}), f"{label}: [database]")
@@ -188,6 +208,23 @@ def parse_settings(data: Mapping[str, Any], path: Path | None) -> Settings:
         ),
     )
 
+    sched_table = _table(data.get("scheduler", {}), f"{label}: [scheduler]")
+    where_sched = f"{label}: [scheduler]"
+    _only(
+        sched_table,
+        {"leader_poll_s", "misfire_grace_s", "jitter_s", "stop_grace_s", "stale_after_intervals"},
+        where_sched,
+    )
+    scheduler = SchedulerSettings(
+        leader_poll_s=_number(sched_table, "leader_poll_s", 5.0, 0.1, 3600.0, where_sched),
+        misfire_grace_s=_number(sched_table, "misfire_grace_s", 300.0, 1.0, 86400.0, where_sched),
+        jitter_s=_number(sched_table, "jitter_s", 0.0, 0.0, 3600.0, where_sched),
+        stop_grace_s=_number(sched_table, "stop_grace_s", 60.0, 0.0, 86400.0, where_sched),
+        stale_after_intervals=_number(
+            sched_table, "stale_after_intervals", 3.0, 1.0, 1000.0, where_sched
+        ),
+    )
+
     raw_sources = data.get("sources", [])
     if not isinstance(raw_sources, list):
         raise ConfigError(f"{label}: sources must be an array of tables ([[sources]])")
@@ -199,7 +236,13 @@ def parse_settings(data: Mapping[str, Any], path: Path | None) -> Settings:
             raise ConfigError(f'{label}: source "{source.name}": name is used twice')
         seen.add(source.name)
         sources.append(source)
-    return Settings(path=path, database_url=database_url, sync=sync, sources=tuple(sources))
+    return Settings(
+        path=path,
+        database_url=database_url,
+        sync=sync,
+        scheduler=scheduler,
+        sources=tuple(sources),
+    )
 
 
 _SOURCE_KEYS = {
@@ -211,6 +254,7 @@ _SOURCE_KEYS = {
     "endpoint",
     "filters",
     "schedule",
+    "timezone",
     "credentials",
     "options",
     "page_size",
@@ -260,9 +304,16 @@ def _parse_source(raw: object, index: int, label: str) -> SourceConfig:
     if account is not None and not isinstance(account, str):
         raise ConfigError(f"{where}: field account: must be a string")
 
+    tz = table.get("timezone", "UTC")
+    if not isinstance(tz, str):
+        raise ConfigError(f"{where}: field timezone: must be a string such as 'UTC'")
+    try:
+        cron.timezone(tz)
+    except ValueError as err:
+        raise ConfigError(f"{where}: field timezone: {err}") from None
     schedule = table.get("schedule")
     if schedule is not None:
-        schedule = _check_cron(schedule, f"{where}: field schedule")
+        schedule = _check_cron(schedule, tz, f"{where}: field schedule")
 
     filters_raw = _table(table.get("filters", {}), f"{where}: filters")
     try:
@@ -295,6 +346,7 @@ def _parse_source(raw: object, index: int, label: str) -> SourceConfig:
         endpoint=endpoint,
         filters=MappingProxyType(filters),
         schedule=schedule,
+        timezone=tz,
         credentials=MappingProxyType(credentials),
         options=MappingProxyType(options),
         page_size=page_size,
@@ -324,18 +376,13 @@ def _credential_set(
     raise ConfigError(f"{where}: credentials: give exactly one of {ways}; got {got}")
 
 
-def _check_cron(value: object, where: str) -> str:
+def _check_cron(value: object, tz: str, where: str) -> str:
     if not isinstance(value, str):
         raise ConfigError(f'{where}: must be a cron expression string such as "0 * * * *"')
-    from apscheduler.triggers.cron import CronTrigger
-
     try:
-        CronTrigger.from_crontab(value, timezone="UTC")
+        cron.trigger(value, tz)
     except ValueError as err:
-        raise ConfigError(
-            f'{where}: {value!r} is not a 5-field cron expression ("min hour day month weekday"): '
-            f"{err}"
-        ) from None
+        raise ConfigError(f"{where}: {err}") from None
     return value
 
 

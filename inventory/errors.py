@@ -12,6 +12,7 @@ failed call is worth repeating is decided in one place, here, by the two markers
     ├── ConfigError                 bad or missing configuration (file, source, field)
     ├── DatabaseUnavailable         no usable database URL and no embedded server
     ├── AlreadyRunning              another process holds the source's sync lock
+    ├── RunAborted                  a run stopped on request (shutdown) before applying
     └── ProviderError               a provider call failed (source, page, cause)
         ├── ProviderTransientError  (Transient)  5xx, throttling, transport errors
         ├── ProviderTerminalError   (Terminal)   refused for good: bad parameter, denied
@@ -49,6 +50,10 @@ class DatabaseUnavailable(InventoryError):
 
 class AlreadyRunning(InventoryError):
     """Another process is syncing the same source right now."""
+
+
+class RunAborted(InventoryError):
+    """A run was asked to stop (scheduler shutdown) and stopped before applying anything."""
 
 
 class ProviderError(InventoryError):

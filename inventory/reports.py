@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, text
 
@@ -57,6 +57,30 @@ def source_status(conn: Connection) -> list[SourceStatus]:
         )
     ).all()
     return [SourceStatus(**row._asdict()) for row in rows]
+
+
+def stale_since(
+    last_success: datetime | None,
+    schedule: str | None,
+    timezone: str,
+    intervals: float,
+    now: datetime | None = None,
+) -> timedelta | None:
+    """How far past its allowance a source is, or None when it is not stale.
+
+    A source is stale when its last success is older than ``intervals`` of its schedule's
+    interval (a never-successful source counts from the Unix epoch). Unscheduled sources
+    are never stale: nothing promises when they run.
+    """
+    from inventory import cron
+
+    if not schedule:
+        return None
+    now = now or datetime.now(UTC)
+    allowance = cron.typical_interval(schedule, timezone, now) * intervals
+    since = last_success or datetime(1970, 1, 1, tzinfo=UTC)
+    overdue = now - since - allowance
+    return overdue if overdue > timedelta(0) else None
 
 
 @dataclass(frozen=True)

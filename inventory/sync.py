@@ -18,6 +18,7 @@ records the run as ``aborted`` the same way.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from sqlalchemy import Connection, Engine
 
 from inventory import store
 from inventory.config import Settings, SourceConfig
-from inventory.errors import AlreadyRunning, InventoryError, ProviderError
+from inventory.errors import AlreadyRunning, InventoryError, ProviderError, RunAborted
 from inventory.http import RetryPolicy
 from inventory.paging import Page
 from inventory.providers import PROVIDERS, Collector
@@ -78,8 +79,13 @@ def sync_source(
     allow_mass_disappearance: bool = False,
     progress: Progress | None = None,
     policy: RetryPolicy | None = None,
+    cancel: threading.Event | None = None,
 ) -> RunResult:
-    """Run one sync of ``source``. Raises AlreadyRunning or ConfigError; records the rest."""
+    """Run one sync of ``source``. Raises AlreadyRunning or ConfigError; records the rest.
+
+    ``cancel``, when set, stops the run at the next page boundary (or before the merge) and
+    records it as ``aborted``; once the merge has begun the run completes, so a run is
+    never half applied."""
     provider = PROVIDERS[source.provider]
     policy = policy or RetryPolicy(max_attempts=source.max_attempts)
     started = time.monotonic()
@@ -125,6 +131,7 @@ def sync_source(
                         allow_mass_disappearance,
                         progress,
                         retries,
+                        cancel,
                     )
                 except BaseException as err:
                     result.retries = retries[0]
@@ -153,6 +160,7 @@ def _collect_and_merge(
     allow_mass_disappearance: bool,
     progress: Progress | None,
     retries: list[int],
+    cancel: threading.Event | None,
 ) -> None:
     provider = PROVIDERS[source.provider]
     unknown: Counter[str] = Counter()
@@ -176,7 +184,13 @@ def _collect_and_merge(
         result.pages = page.number
         if progress is not None:
             progress(source.name, page.number, staged, page.total)
+        if cancel is not None and cancel.is_set():
+            raise RunAborted(
+                f"aborted: shutdown requested after page {page.number}; nothing was applied"
+            )
 
+    if cancel is not None and cancel.is_set():
+        raise RunAborted("aborted: shutdown requested before the merge; nothing was applied")
     complete = collector.complete
     reason = collector.incomplete_reason
     result.unknown_statuses = dict(unknown)
@@ -245,7 +259,9 @@ def _collect_and_merge(
 
 
 def _record_failure(conn: Connection, run_id: int, result: RunResult, err: BaseException) -> None:
-    if isinstance(err, InventoryError):
+    if isinstance(err, RunAborted):
+        status, message = "aborted", str(err)
+    elif isinstance(err, InventoryError):
         status, message = "failed", scrub(str(err))
     elif isinstance(err, KeyboardInterrupt | SystemExit):
         status, message = "aborted", f"aborted: interrupted ({type(err).__name__})"
@@ -277,6 +293,24 @@ def _release(conn: Connection, source_id: int) -> None:
 
 
 def _log_result(result: RunResult) -> None:
+    """The one structured line per run (JSON fields with --log-format json)."""
+    fields = {
+        "event": "sync_run",
+        "source": result.source,
+        "run_id": result.run_id,
+        "outcome": result.status,
+        "duration_s": round(result.duration_s, 3),
+        "pages": result.pages,
+        "retries": result.retries,
+        "images_seen": result.images_seen,
+        "inserted": result.inserted,
+        "changed": result.changed,
+        "unchanged": result.unchanged,
+        "disappeared": result.disappeared,
+        "reappeared": result.reappeared,
+        "listing_complete": result.listing_complete,
+        "disappearance_blocked": result.disappearance_blocked,
+    }
     if result.ok:
         log.info(
             "source %s: run %s %s in %.1fs: %d pages, %d images seen, %d new, %d changed, "
@@ -293,8 +327,15 @@ def _log_result(result: RunResult) -> None:
             result.disappeared,
             result.reappeared,
             "" if result.listing_complete else f" (incomplete: {result.incomplete_reason})",
+            extra={"fields": fields},
         )
     else:
+        fields["error"] = result.error
         log.error(
-            "source %s: run %s %s: %s", result.source, result.run_id, result.status, result.error
+            "source %s: run %s %s: %s",
+            result.source,
+            result.run_id,
+            result.status,
+            result.error,
+            extra={"fields": fields},
         )

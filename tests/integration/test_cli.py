@@ -76,12 +76,20 @@ def emu(emulator: Emulator) -> Emulator:
 
 def test_sync_status_and_json(engine: Engine, emu: Emulator, tmp_path: Path) -> None:
     config = write_config(tmp_path, emu)
-    done = inventory("sync", config=config)
+    done = inventory("sync", "--verbose", config=config)
     assert done.returncode == EXIT_OK, done.stderr
     assert "qy-cli: succeeded" in done.stdout and "80 new" in done.stdout
 
-    quiet = inventory("sync", "--quiet", config=config)
-    assert (quiet.returncode, quiet.stdout) == (EXIT_OK, "")
+    # Cron friendliness: quiet on success unless asked (stdout is not a terminal here).
+    quiet = inventory("sync", config=config)
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (EXIT_OK, "", "")
+
+    logged = inventory("--log-level", "INFO", "--log-format", "json", "sync", config=config)
+    lines = [json.loads(line) for line in logged.stderr.splitlines()]
+    runs = [line for line in lines if line.get("event") == "sync_run"]
+    assert len(runs) == 1
+    assert runs[0]["source"] == "qy-cli" and runs[0]["outcome"] == "succeeded"
+    assert runs[0]["unchanged"] == 80 and runs[0]["duration_s"] >= 0
 
     as_json = inventory("sync", "--json", config=config)
     summary = json.loads(as_json.stdout)
@@ -99,7 +107,7 @@ def test_two_processes_never_sync_one_source_at_once(
     emu.fail(page=1, kind="latency", latency_s=3.0, times=1)
     first = start("sync", config=config)
     emu.wait_for_requests(1)  # the first process holds the lock, waiting on page 1
-    second = inventory("sync", config=config)
+    second = inventory("sync", "--verbose", config=config)
     _, err = first.communicate(timeout=60)
 
     assert second.returncode == EXIT_SKIPPED
@@ -116,7 +124,7 @@ def test_guard_exit_code_and_override(engine: Engine, emu: Emulator, tmp_path: P
     guarded = inventory("sync", config=config)
     assert guarded.returncode == EXIT_GUARD
     assert "--allow-mass-disappearance" in guarded.stdout
-    allowed = inventory("sync", "--allow-mass-disappearance", config=config)
+    allowed = inventory("sync", "--verbose", "--allow-mass-disappearance", config=config)
     assert allowed.returncode == EXIT_OK
     assert "50 disappeared" in allowed.stdout
 
@@ -246,3 +254,39 @@ def test_unreachable_database_is_a_clear_error() -> None:
     assert done.returncode == EXIT_FAILED
     assert "cannot use the database" in done.stderr and "INVENTORY_DATABASE_URL" in done.stderr
     assert "Traceback" not in done.stderr and "pw-123456" not in done.stderr
+
+
+def test_status_marks_stale_sources(engine: Engine, emu: Emulator, tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    config = write_config(tmp_path, emu)
+    config.write_text(config.read_text().replace("max_attempts = 2", 'schedule = "0 * * * *"'))
+    assert inventory("sync", config=config).returncode == EXIT_OK
+    fresh = inventory("status", config=config)
+    row = next(line for line in fresh.stdout.splitlines() if line.startswith("qy-cli"))
+    assert " ok " in row and "STALE" not in fresh.stdout
+    with engine.begin() as conn:  # the last success was five hours ago: past 3 intervals
+        conn.execute(
+            text(
+                "UPDATE sync_runs SET started_at = started_at - interval '5 hours', "
+                "finished_at = finished_at - interval '5 hours'"
+            )
+        )
+    stale = inventory("status", config=config)
+    assert "STALE" in stale.stdout and "qy-cli: stale" in stale.stdout
+
+
+def test_sync_writes_the_metrics_textfile(engine: Engine, emu: Emulator, tmp_path: Path) -> None:
+    config = write_config(tmp_path, emu)
+    target = tmp_path / "textfile" / "inventory.prom"
+    target.parent.mkdir()
+    done = inventory("sync", "--metrics-textfile", str(target), config=config)
+    assert done.returncode == EXIT_OK, done.stderr
+    text = target.read_text()
+    assert (
+        'inventory_last_run_status{provider="qingcloud",source="qy-cli",status="succeeded"} 1.0'
+        in text
+    )
+    unwritable = inventory("sync", "--metrics-textfile", "/nonexistent/dir/x.prom", config=config)
+    assert unwritable.returncode == EXIT_OK  # metrics never hide the sync's outcome
+    assert "could not write metrics" in unwritable.stderr

@@ -52,3 +52,18 @@ def test_fingerprint_changes_with_durable_fields(change: dict[str, object]) -> N
 def test_naive_time_rejected() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         record(provider_created_at=datetime(2024, 1, 1))
+
+
+def test_staleness_against_the_schedule() -> None:
+    from inventory.reports import stale_since
+
+    now = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    hourly = "0 * * * *"
+    assert stale_since(now - timedelta(hours=2), hourly, "UTC", 3, now) is None
+    overdue = stale_since(now - timedelta(hours=4), hourly, "UTC", 3, now)
+    assert overdue == timedelta(hours=1)
+    assert stale_since(None, hourly, "UTC", 3, now) is not None  # never succeeded
+    assert stale_since(None, None, "UTC", 3, now) is None  # unscheduled: no promise
+    every_10s = "*/10 * * * * *"
+    assert stale_since(now - timedelta(seconds=29), every_10s, "UTC", 3, now) is None
+    assert stale_since(now - timedelta(seconds=31), every_10s, "UTC", 3, now) is not None
