@@ -150,6 +150,9 @@ class IecCatalogue:
         self._lock = threading.RLock()
         self._images: dict[str, dict[str, Any]] = {i["id"]: dict(i) for i in images}
         self._removed: dict[str, dict[str, Any]] = {}
+        # Sorted, filtered views, rebuilt only after a change: paging through 100,000
+        # images must not filter and sort the whole catalogue once per page.
+        self._views: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
 
     @classmethod
     def generate(
@@ -173,15 +176,18 @@ class IecCatalogue:
     def edit(self, image_id: str, **fields: Any) -> None:
         """Set raw fields of one image (None stores null), as a provider-side change."""
         with self._lock:
+            self._views.clear()
             self._images[image_id].update(fields)
 
     def remove(self, image_id: str) -> None:
         with self._lock:
+            self._views.clear()
             self._removed[image_id] = self._images.pop(image_id)
 
     def restore(self, image_id: str, **fields: Any) -> None:
         """Put a removed image back into the listing, optionally changed."""
         with self._lock:
+            self._views.clear()
             image = self._removed.pop(image_id)
             image.update(fields)
             self._images[image_id] = image
@@ -206,6 +212,7 @@ class IecCatalogue:
             k: [] for k in ("deprecate", "cease", "delete", "remove", "add", "rename")
         }
         with self._lock:
+            self._views.clear()
             owned = [i for i in self._images.values() if i["owner"] == self.owner]
             touched: set[str] = set()
 
@@ -248,6 +255,21 @@ class IecCatalogue:
         return out
 
     def listing(
+        self,
+        filters: tuple[tuple[str, str], ...] = (),
+        sort_key: str = "created_at",
+        sort_dir: str = "desc",
+    ) -> list[dict[str, Any]]:
+        """The images the account sees, filtered and sorted as the API does (cached)."""
+        key = (filters, sort_key, sort_dir)
+        with self._lock:
+            view = self._views.get(key)
+            if view is None:
+                view = self._build_listing(filters, sort_key, sort_dir)
+                self._views[key] = view
+            return view
+
+    def _build_listing(
         self,
         filters: tuple[tuple[str, str], ...] = (),
         sort_key: str = "created_at",

@@ -151,6 +151,9 @@ class ImsCatalogue:
         self._lock = threading.RLock()
         self._images: dict[str, dict[str, Any]] = {i["id"]: dict(i) for i in images}
         self._removed: dict[str, dict[str, Any]] = {}
+        # Sorted, filtered views, rebuilt only after a change: paging through 100,000
+        # images must not filter and sort the whole catalogue once per page.
+        self._views: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
 
     @classmethod
     def generate(
@@ -174,15 +177,18 @@ class ImsCatalogue:
     def edit(self, image_id: str, **fields: Any) -> None:
         """Set raw fields of one image (None stores null), as a provider-side change."""
         with self._lock:
+            self._views.clear()
             self._images[image_id].update(fields)
 
     def remove(self, image_id: str) -> None:
         with self._lock:
+            self._views.clear()
             self._removed[image_id] = self._images.pop(image_id)
 
     def restore(self, image_id: str, **fields: Any) -> None:
         """Put a removed image back, optionally changed."""
         with self._lock:
+            self._views.clear()
             image = self._removed.pop(image_id)
             image.update(fields)
             self._images[image_id] = image
@@ -207,6 +213,7 @@ class ImsCatalogue:
             k: [] for k in ("deprecate", "cease", "delete", "remove", "add", "rename")
         }
         with self._lock:
+            self._views.clear()
             owned = [i for i in self._images.values() if i["owner"] == self.owner and _listed(i)]
             touched: set[str] = set()
 
@@ -241,6 +248,21 @@ class ImsCatalogue:
         return out
 
     def listing(
+        self,
+        filters: tuple[tuple[str, Any], ...] = (),
+        sort_key: str = "created_at",
+        sort_dir: str = "desc",
+    ) -> list[dict[str, Any]]:
+        """The images the account sees, filtered and sorted as the API does (cached)."""
+        key = (filters, sort_key, sort_dir)
+        with self._lock:
+            view = self._views.get(key)
+            if view is None:
+                view = self._build_listing(filters, sort_key, sort_dir)
+                self._views[key] = view
+            return view
+
+    def _build_listing(
         self,
         filters: tuple[tuple[str, Any], ...] = (),
         sort_key: str = "created_at",
