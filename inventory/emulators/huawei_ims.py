@@ -338,6 +338,20 @@ def _gateway_error(status: int, code: str, message: str) -> Response:
     )
 
 
+_position_cache: tuple[list[dict[str, Any]], dict[str, int]] | None = None
+_position_lock = threading.Lock()
+
+
+def _positions(view: list[dict[str, Any]]) -> dict[str, int]:
+    """Image id -> index in a cached listing view, built once per view (views are replaced,
+    never changed, when the catalogue changes), so a marker lookup is O(1) per page."""
+    global _position_cache
+    with _position_lock:
+        if _position_cache is None or _position_cache[0] is not view:
+            _position_cache = (view, {image["id"]: n for n, image in enumerate(view)})
+        return _position_cache[1]
+
+
 def _ims_error(status: int, code: str, message: str) -> Response:
     return Response.json(
         status,
@@ -429,7 +443,7 @@ class ImsApp:
         start = 0
         marker = single.get("marker")
         if marker is not None:
-            index = next((n for n, i in enumerate(view) if i["id"] == marker), None)
+            index = _positions(view).get(marker)
             if index is None:
                 raise ImsError(_ims_error(400, "IMG.0001", "Invalid marker"))
             start = index + 1
