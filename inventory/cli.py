@@ -23,11 +23,14 @@ from sqlalchemy.exc import OperationalError
 
 from inventory import __version__
 from inventory.errors import AlreadyRunning, ConfigError, InventoryError
+from inventory.report_render import FORMATS
 from inventory.secrets import scrub
 
 log = logging.getLogger("inventory")
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_SKIPPED, EXIT_GUARD = 0, 1, 2, 3, 4
+
+REPORT_KINDS = ("flagged", "changes", "summary", "health")
 
 #: Provider name -> emulator module (each has ``serve`` and ``make_server``).
 EMULATORS = {
@@ -132,6 +135,45 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="each source with its last run, result and age")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser(
+        "report",
+        help="flagged images, status changes, a summary or sync health, as table/csv/json",
+    )
+    p.add_argument(
+        "kind",
+        choices=REPORT_KINDS,
+        help="flagged: images now flagged; changes: status transitions (default --since 7d); "
+        "summary: images per provider, source and status; health: per source sync health",
+    )
+    p.add_argument(
+        "--since",
+        help="7d, 12h, 30m, 2w or an ISO date/time (UTC unless an offset is given); "
+        "flagged: flagged since then; changes: after then (default 7d); summary: count the "
+        "images whose status began since then",
+    )
+    p.add_argument("--source", help="only this source")
+    p.add_argument("--provider", help="only this provider")
+    p.add_argument(
+        "--status",
+        help="only this status (flagged, summary: the status; changes: the new status; "
+        "health: the last run's outcome)",
+    )
+    p.add_argument("--format", choices=FORMATS, default="table", help="default table")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("history", help="one image's status timeline and events")
+    p.add_argument("image_id", metavar="IMAGE_ID", help="the provider's image id")
+    p.add_argument("--source", help="the source, when several hold an image with this id")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="default table")
+    p.set_defaults(func=cmd_history)
+
+    p = sub.add_parser(
+        "grant-readonly",
+        help="create (if missing) a role that may only read the report views and tables",
+    )
+    p.add_argument("--role", default=None, help="role name (default inventory_reader)")
+    p.set_defaults(func=cmd_grant_readonly)
 
     p = sub.add_parser(
         "demo", help="sync an emulated provider into the embedded database, twice, and report"
@@ -397,6 +439,89 @@ def _age(seconds: float | None) -> str:
 
 def _when(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "never"
+
+
+def _terminal_width() -> int | None:
+    """The window's width when stdout is a terminal; None when piped (plain, uncut)."""
+    import shutil
+
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from inventory import reports
+    from inventory.migrate import ensure_current
+    from inventory.report_render import render
+
+    since = args.since or ("7d" if args.kind == "changes" else None)
+    try:
+        cutoff = reports.parse_since(since) if since else None
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    filters = reports.Filters(cutoff, args.source, args.provider, args.status)
+    settings, engine, _ = _open(args)
+    ensure_current(engine)
+    with engine.connect() as conn:
+        if args.kind == "flagged":
+            table = reports.report_flagged(conn, filters)
+        elif args.kind == "changes":
+            table = reports.report_changes(conn, filters)
+        elif args.kind == "summary":
+            table = reports.report_summary(conn, filters)
+        else:
+            schedules = {s.name: (s.schedule, s.timezone) for s in settings.sources if s.schedule}
+            table = reports.report_health(
+                conn, filters, schedules, settings.scheduler.stale_after_intervals
+            )
+    sys.stdout.write(
+        render(args.format, table.columns, table.rows, terminal_width=_terminal_width())
+    )
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from inventory.migrate import ensure_current
+    from inventory.report_render import plain, render_table
+    from inventory.reports import image_history
+
+    _, engine, _ = _open(args)
+    ensure_current(engine)
+    with engine.connect() as conn:
+        found = image_history(conn, args.image_id, args.source)
+    if args.format == "json":
+        payload = {
+            "image": {k: plain(v) for k, v in found.image.items()},
+            "intervals": [{k: plain(v) for k, v in r.items()} for r in found.intervals.dicts()],
+            "events": [{k: plain(v) for k, v in r.items()} for r in found.events.dicts()],
+        }
+        print(json.dumps(payload, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    image, width = found.image, _terminal_width()
+    print(
+        f"{image['provider_image_id']} ({image['name'] or 'no name'}) in {image['source']} "
+        f"[{image['provider']} {image['location']}]: {image['effective_status']}"
+    )
+    seen = f", last seen {_when(image['last_seen_at'])}" if image["last_seen_at"] else ""
+    print(f"first seen {_when(image['first_seen_at'])}{seen}")
+    print("\nstatus timeline")
+    print(render_table(found.intervals.columns, found.intervals.rows, terminal_width=width))
+    print("\nevents")
+    print(render_table(found.events.columns, found.events.rows, terminal_width=width))
+    return EXIT_OK
+
+
+def cmd_grant_readonly(args: argparse.Namespace) -> int:
+    from inventory.migrate import ensure_current
+    from inventory.readonly import DEFAULT_ROLE, grant_readonly
+
+    role = args.role or DEFAULT_ROLE
+    _, engine, target = _open(args)
+    ensure_current(engine)
+    with engine.begin() as conn:
+        created = grant_readonly(conn, role)
+    what = "created and granted" if created else "granted"
+    print(f"role {role} {what} read-only access to the report views: {target.describe()}")
+    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -84,6 +84,13 @@ class SyncRun(Base):
         CheckConstraint(_in("status", RUN_STATUSES), name="status"),
         CheckConstraint("finished_at IS NULL OR finished_at >= started_at", name="finished"),
         Index("ix_sync_runs_source_id_started_at", "source_id", text("started_at DESC")),
+        # A source's last success without walking back through a failure streak (0002).
+        Index(
+            "ix_sync_runs_source_id_started_at_succeeded",
+            "source_id",
+            text("started_at DESC"),
+            postgresql_where=text("status = 'succeeded'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -117,6 +124,8 @@ class Image(Base):
         CheckConstraint(_in("status", IMAGE_STATUSES), name="status"),
         Index("ix_images_status", "status"),
         Index("ix_images_gone_at", "gone_at", postgresql_where=text("gone_at IS NOT NULL")),
+        # `inventory history IMAGE_ID` looks an image up by provider id alone (0002).
+        Index("ix_images_provider_image_id", "provider_image_id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -184,6 +193,8 @@ class ImageEvent(Base):
         Index("ix_image_events_image_id_occurred_at", "image_id", "occurred_at"),
         Index("ix_image_events_run_id", "run_id"),
         Index("ix_image_events_occurred_at", "occurred_at"),
+        # "Changes of source X since T", and a cheap cascade when a source is deleted (0002).
+        Index("ix_image_events_source_id_occurred_at", "source_id", "occurred_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)

@@ -1,9 +1,17 @@
-"""Queries behind the read-only commands (status, the demo's summary)."""
+"""Queries behind the read-only commands: status, the demo's summary, ``report``, ``history``.
+
+The report queries read the views of migration 0002 (docs/reporting.md), so the CLI, the
+SQL cookbook and dashboards built on the views all agree on what "flagged" or "stale"
+means. Functions return plain Python values; inventory/report_render.py formats them.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, text
 
@@ -115,3 +123,248 @@ def flagged_in_runs(conn: Connection, run_ids: list[int]) -> list[FlaggedImage]:
         {"runs": run_ids},
     ).all()
     return [FlaggedImage(**row._asdict()) for row in rows]
+
+
+# -- report commands (views from migration 0002) ---------------------------------------------
+
+#: The views behind the report commands and the SQL cookbook (docs/reporting.md).
+REPORT_VIEWS: tuple[str, ...] = (
+    "report_images",
+    "report_flagged_images",
+    "report_status_changes",
+    "report_sync_health",
+    "report_daily_status_counts",
+)
+
+#: The tables those views read; the read-only role may select from these too.
+REPORT_TABLES: tuple[str, ...] = (
+    "sources",
+    "sync_runs",
+    "images",
+    "image_status_history",
+    "image_events",
+)
+
+#: ``inventory_images_as_of(at timestamptz, source text DEFAULT NULL)``.
+AS_OF_FUNCTION = "inventory_images_as_of(timestamptz, text)"
+
+_SINCE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_since(value: str, now: datetime | None = None) -> datetime:
+    """``7d``, ``12h``, ``30m``, ``2w``, ``90s`` ago, or an ISO 8601 date or time (UTC if
+    no offset is given). Raises ValueError with the accepted forms."""
+    now = now or datetime.now(UTC)
+    match = _SINCE.match(value)
+    if match:
+        amount, unit = int(match.group(1)), match.group(2).lower()
+        return now - timedelta(**{_UNITS[unit]: amount})
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(
+            f"--since {value!r}: give an age such as 7d, 12h, 30m, 2w, or an ISO date or "
+            "time such as 2026-11-01 or 2026-11-01T08:00:00+01:00"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The options every report takes; None means no filter."""
+
+    since: datetime | None = None
+    source: str | None = None
+    provider: str | None = None
+    status: str | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    """A report's result: column names and rows of plain Python values."""
+
+    columns: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
+
+    def dicts(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+
+def _where(
+    filters: Filters, *, since_column: str | None, status_column: str
+) -> tuple[str, dict[str, Any]]:
+    clauses: list[str] = ["true"]
+    params: dict[str, Any] = {}
+    if filters.since is not None and since_column is not None:
+        clauses.append(f"{since_column} >= :since")
+        params["since"] = filters.since
+    for column, value in (
+        ("source", filters.source),
+        ("provider", filters.provider),
+        (status_column, filters.status),
+    ):
+        if value is not None:
+            clauses.append(f"{column} = :{column.replace('.', '_')}")
+            params[column.replace(".", "_")] = value
+    return " AND ".join(clauses), params
+
+
+def _table(conn: Connection, sql: str, params: dict[str, Any]) -> Table:
+    result = conn.execute(text(sql), params)
+    return Table(tuple(result.keys()), [tuple(row) for row in result.all()])
+
+
+def report_flagged(conn: Connection, filters: Filters) -> Table:
+    """Images now flagged; ``since`` keeps those flagged since then or later."""
+    where, params = _where(filters, since_column="flagged_since", status_column="status")
+    return _table(
+        conn,
+        f"""
+        SELECT source, provider, provider_image_id, name, status, raw_status, flagged_since,
+               flagged_run_id, status_since, status_run_id
+          FROM report_flagged_images
+         WHERE {where}
+         ORDER BY flagged_since DESC, source, provider_image_id
+        """,
+        params,
+    )
+
+
+def report_changes(conn: Connection, filters: Filters) -> Table:
+    """Status transitions since ``since``; ``status`` filters the new status."""
+    where, params = _where(filters, since_column="occurred_at", status_column="new_status")
+    return _table(
+        conn,
+        f"""
+        SELECT occurred_at, source, provider, provider_image_id, image_name, kind,
+               old_status, new_status, run_id
+          FROM report_status_changes
+         WHERE {where}
+         ORDER BY occurred_at DESC, source, provider_image_id
+        """,
+        params,
+    )
+
+
+def report_summary(conn: Connection, filters: Filters) -> Table:
+    """Images per provider, source and status (``gone`` included); ``changed_since`` counts
+    those whose current status began at or after ``since`` (null when no ``since``)."""
+    where, params = _where(filters, since_column=None, status_column="effective_status")
+    params["since"] = filters.since
+    return _table(
+        conn,
+        f"""
+        SELECT provider, source, effective_status AS status, count(*) AS images,
+               CASE WHEN CAST(:since AS timestamptz) IS NULL THEN NULL
+                    ELSE count(*) FILTER (WHERE status_since >= CAST(:since AS timestamptz))
+               END AS changed_since
+          FROM report_images
+         WHERE {where}
+         GROUP BY provider, source, effective_status
+         ORDER BY provider, source, effective_status
+        """,
+        params,
+    )
+
+
+def report_health(
+    conn: Connection,
+    filters: Filters,
+    schedules: Mapping[str, tuple[str, str]] | None = None,
+    stale_after_intervals: float = 3.0,
+    now: datetime | None = None,
+) -> Table:
+    """Per source sync health; ``status`` filters the last run's outcome.
+
+    ``schedules`` maps source names to (cron schedule, timezone) from the config: for those
+    the ``schedule_stale`` column says whether the last success is older than
+    ``stale_after_intervals`` schedule intervals (null for sources without a schedule).
+    """
+    where, params = _where(filters, since_column=None, status_column="last_run_status")
+    table = _table(
+        conn,
+        f"""
+        SELECT source, provider, location, runs, last_run_id, last_run_status,
+               last_run_started_at, last_run_finished_at, last_success_at, failure_streak,
+               typical_gap, since_success, stale, last_run_error
+          FROM report_sync_health
+         WHERE {where}
+         ORDER BY source
+        """,
+        params,
+    )
+    schedules = schedules or {}
+    at = table.columns.index("last_success_at")
+    rows = []
+    for row in table.rows:
+        planned = schedules.get(row[0])
+        late: bool | None = None
+        if planned is not None:
+            late = (
+                stale_since(row[at], planned[0], planned[1], stale_after_intervals, now) is not None
+            )
+        rows.append((*row[:-1], late, row[-1]))
+    columns = (*table.columns[:-1], "schedule_stale", table.columns[-1])
+    return Table(columns, rows)
+
+
+@dataclass(frozen=True)
+class ImageHistory:
+    """One image: its current row, its status intervals and its events, oldest first."""
+
+    image: dict[str, Any]
+    intervals: Table
+    events: Table
+
+
+def image_history(conn: Connection, provider_image_id: str, source: str | None) -> ImageHistory:
+    """The timeline of one image by provider id; ``source`` is needed when several sources
+    hold an image with that id. Raises InventoryError when none or several match."""
+    from inventory.errors import InventoryError
+
+    matches = conn.execute(
+        text(
+            """
+            SELECT image_id, source, provider, location, provider_image_id, name, status,
+                   raw_status, effective_status, first_seen_at, last_changed_at, gone_at,
+                   last_seen_at
+              FROM report_images
+             WHERE provider_image_id = :id AND (CAST(:source AS text) IS NULL OR source = :source)
+             ORDER BY source
+            """
+        ),
+        {"id": provider_image_id, "source": source},
+    ).all()
+    if not matches:
+        where = f" in source {source!r}" if source else ""
+        raise InventoryError(f"no image {provider_image_id!r}{where} in the inventory")
+    if len(matches) > 1:
+        names = ", ".join(m.source for m in matches)
+        raise InventoryError(
+            f"image {provider_image_id!r} is in several sources ({names}); choose one with --source"
+        )
+    image = matches[0]._asdict()
+    params = {"image": image["image_id"]}
+    intervals = _table(
+        conn,
+        """
+        SELECT status, raw_status, valid_from, valid_to,
+               coalesce(valid_to, now()) - valid_from AS duration,
+               opened_by_run_id, closed_by_run_id
+          FROM image_status_history WHERE image_id = :image
+         ORDER BY valid_from, id
+        """,
+        params,
+    )
+    events = _table(
+        conn,
+        """
+        SELECT occurred_at, kind, old_status, new_status,
+               array_to_string(changed_fields, ',') AS changed_fields, run_id
+          FROM image_events WHERE image_id = :image
+         ORDER BY occurred_at, id
+        """,
+        params,
+    )
+    return ImageHistory(image, intervals, events)

@@ -12,6 +12,7 @@ from inventory.db import make_engine
 from inventory.errors import InventoryError
 from inventory.migrate import current_revision, downgrade, ensure_current, head_revision, upgrade
 from inventory.models import Base
+from inventory.reports import REPORT_VIEWS
 
 
 @pytest.fixture
@@ -34,6 +35,7 @@ def test_upgrade_matches_models_and_downgrades_to_empty(empty_engine: Engine) ->
 
     tables = set(inspect(empty_engine).get_table_names())
     assert {"sources", "sync_runs", "images", "image_status_history", "image_events"} <= tables
+    assert set(REPORT_VIEWS) <= set(inspect(empty_engine).get_view_names())
 
     downgrade(empty_engine, "base")
     left = set(inspect(empty_engine).get_table_names()) - {"alembic_version"}
@@ -43,6 +45,7 @@ def test_upgrade_matches_models_and_downgrades_to_empty(empty_engine: Engine) ->
             text("SELECT count(*) FROM pg_proc WHERE proname LIKE 'inventory_%'")
         ).scalar_one()
     assert functions == 0
+    assert inspect(empty_engine).get_view_names() == []
 
     upgrade(empty_engine)  # and up again from empty
     assert current_revision(empty_engine) == head_revision()
