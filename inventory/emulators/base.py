@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
@@ -482,6 +482,64 @@ class EmulatorServer:
                     log.info("%s %s", self.address_string(), format % args)
 
         return Handler
+
+
+# -- catalogue storage ---------------------------------------------------------------------
+
+
+class CatalogueStore:
+    """The storage every emulated catalogue shares: images by id in listing order, removed
+    ones kept aside for :meth:`restore`, and cached listing views dropped on every change.
+
+    Thread-safe (one re-entrant lock). :meth:`edit` and :meth:`restore` store a new dict
+    rather than change one in place, so a listing being serialised in another thread shows
+    an image wholly before or wholly after the change. Subclasses set :attr:`id_key` and
+    add ``mutate`` and ``listing`` in their provider's vocabulary; whatever changes
+    ``_images`` calls :meth:`_changed` under the lock.
+    """
+
+    #: The field holding an image's id in this provider's records.
+    id_key: ClassVar[str]
+
+    def __init__(self, images: Iterable[dict[str, Any]]) -> None:
+        self._lock = threading.RLock()
+        self._images: dict[str, dict[str, Any]] = {i[self.id_key]: dict(i) for i in images}
+        self._removed: dict[str, dict[str, Any]] = {}
+        self._views: dict[Any, Any] = {}
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._images)
+
+    def ids(self) -> list[str]:
+        with self._lock:
+            return list(self._images)
+
+    def get(self, image_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            image = self._images.get(image_id)
+            return dict(image) if image else None
+
+    def _changed(self) -> None:
+        self._views.clear()
+
+    def edit(self, image_id: str, **fields: Any) -> None:
+        """Set raw fields of one image (None stores null), as a provider-side change."""
+        with self._lock:
+            self._images[image_id] = {**self._images[image_id], **fields}
+            self._changed()
+
+    def remove(self, image_id: str) -> None:
+        """Take an image out of every listing (kept aside for :meth:`restore`)."""
+        with self._lock:
+            self._removed[image_id] = self._images.pop(image_id)
+            self._changed()
+
+    def restore(self, image_id: str, **fields: Any) -> None:
+        """Put a removed image back into the listing (at the end), optionally changed."""
+        with self._lock:
+            self._images[image_id] = {**self._removed.pop(image_id), **fields}
+            self._changed()
 
 
 # -- realistic catalogue pieces shared by the provider emulators -------------------------------

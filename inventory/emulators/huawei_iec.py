@@ -44,7 +44,6 @@ from __future__ import annotations
 import contextlib
 import hmac
 import random
-import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -52,6 +51,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from inventory.emulators.base import (
+    CatalogueStore,
     EmulatorServer,
     Faults,
     Request,
@@ -142,55 +142,20 @@ def generate_images(
     return [_make_image(rng, owner, gold_share) for _ in range(count)]
 
 
-class IecCatalogue:
+class IecCatalogue(CatalogueStore):
     """The emulated IEC image catalogue of one account: thread-safe, mutable between runs."""
+
+    id_key = "id"
 
     def __init__(self, images: list[dict[str, Any]], owner: str = DEFAULT_OWNER) -> None:
         self.owner = owner
-        self._lock = threading.RLock()
-        self._images: dict[str, dict[str, Any]] = {i["id"]: dict(i) for i in images}
-        self._removed: dict[str, dict[str, Any]] = {}
-        # Sorted, filtered views, rebuilt only after a change: paging through 100,000
-        # images must not filter and sort the whole catalogue once per page.
-        self._views: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        super().__init__(images)
 
     @classmethod
     def generate(
         cls, count: int, seed: int, owner: str = DEFAULT_OWNER, gold_share: float = 0.15
     ) -> IecCatalogue:
         return cls(generate_images(count, seed, owner, gold_share), owner)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._images)
-
-    def ids(self) -> list[str]:
-        with self._lock:
-            return list(self._images)
-
-    def get(self, image_id: str) -> dict[str, Any] | None:
-        with self._lock:
-            image = self._images.get(image_id)
-            return dict(image) if image else None
-
-    def edit(self, image_id: str, **fields: Any) -> None:
-        """Set raw fields of one image (None stores null), as a provider-side change."""
-        with self._lock:
-            self._views.clear()
-            self._images[image_id].update(fields)
-
-    def remove(self, image_id: str) -> None:
-        with self._lock:
-            self._views.clear()
-            self._removed[image_id] = self._images.pop(image_id)
-
-    def restore(self, image_id: str, **fields: Any) -> None:
-        """Put a removed image back into the listing, optionally changed."""
-        with self._lock:
-            self._views.clear()
-            image = self._removed.pop(image_id)
-            image.update(fields)
-            self._images[image_id] = image
 
     def mutate(
         self,
@@ -212,7 +177,7 @@ class IecCatalogue:
             k: [] for k in ("deprecate", "cease", "delete", "remove", "add", "rename")
         }
         with self._lock:
-            self._views.clear()
+            self._changed()
             owned = [i for i in self._images.values() if i["owner"] == self.owner]
             touched: set[str] = set()
 

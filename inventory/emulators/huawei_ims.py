@@ -52,6 +52,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from inventory.emulators.base import (
+    CatalogueStore,
     EmulatorServer,
     Faults,
     Request,
@@ -143,55 +144,20 @@ def generate_images(
     return [_make_image(rng, owner, public_share) for _ in range(count)]
 
 
-class ImsCatalogue:
+class ImsCatalogue(CatalogueStore):
     """The emulated image catalogue of one project: thread-safe, mutable between runs."""
+
+    id_key = "id"
 
     def __init__(self, images: list[dict[str, Any]], owner: str) -> None:
         self.owner = owner
-        self._lock = threading.RLock()
-        self._images: dict[str, dict[str, Any]] = {i["id"]: dict(i) for i in images}
-        self._removed: dict[str, dict[str, Any]] = {}
-        # Sorted, filtered views, rebuilt only after a change: paging through 100,000
-        # images must not filter and sort the whole catalogue once per page.
-        self._views: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        super().__init__(images)
 
     @classmethod
     def generate(
         cls, count: int, seed: int, owner: str, public_share: float = 0.15
     ) -> ImsCatalogue:
         return cls(generate_images(count, seed, owner, public_share), owner)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._images)
-
-    def ids(self) -> list[str]:
-        with self._lock:
-            return list(self._images)
-
-    def get(self, image_id: str) -> dict[str, Any] | None:
-        with self._lock:
-            image = self._images.get(image_id)
-            return dict(image) if image else None
-
-    def edit(self, image_id: str, **fields: Any) -> None:
-        """Set raw fields of one image (None stores null), as a provider-side change."""
-        with self._lock:
-            self._views.clear()
-            self._images[image_id].update(fields)
-
-    def remove(self, image_id: str) -> None:
-        with self._lock:
-            self._views.clear()
-            self._removed[image_id] = self._images.pop(image_id)
-
-    def restore(self, image_id: str, **fields: Any) -> None:
-        """Put a removed image back, optionally changed."""
-        with self._lock:
-            self._views.clear()
-            image = self._removed.pop(image_id)
-            image.update(fields)
-            self._images[image_id] = image
 
     def mutate(
         self,
@@ -213,7 +179,7 @@ class ImsCatalogue:
             k: [] for k in ("deprecate", "cease", "delete", "remove", "add", "rename")
         }
         with self._lock:
-            self._views.clear()
+            self._changed()
             owned = [i for i in self._images.values() if i["owner"] == self.owner and _listed(i)]
             touched: set[str] = set()
 

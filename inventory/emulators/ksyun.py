@@ -54,7 +54,6 @@ import hashlib
 import hmac
 import random
 import re
-import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -63,6 +62,7 @@ from urllib.parse import parse_qsl
 
 from inventory.emulators.base import (
     COMMON_FAULT_KINDS,
+    CatalogueStore,
     EmulatorServer,
     Faults,
     ImageTraits,
@@ -170,50 +170,14 @@ def generate_images(count: int, seed: int, system_share: float = 0.2) -> list[di
     return images
 
 
-class KsyunCatalogue:
+class KsyunCatalogue(CatalogueStore):
     """The emulated KEC image catalogue of one account: thread-safe, mutable between runs."""
 
-    def __init__(self, images: list[dict[str, Any]]) -> None:
-        self._lock = threading.RLock()
-        self._images: dict[str, dict[str, Any]] = {i["ImageId"]: dict(i) for i in images}
-        self._removed: dict[str, dict[str, Any]] = {}
-        self._views: dict[tuple[tuple[str, str], ...], list[dict[str, Any]]] = {}
+    id_key = "ImageId"
 
     @classmethod
     def generate(cls, count: int, seed: int, system_share: float = 0.2) -> KsyunCatalogue:
         return cls(generate_images(count, seed, system_share))
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._images)
-
-    def ids(self) -> list[str]:
-        with self._lock:
-            return list(self._images)
-
-    def get(self, image_id: str) -> dict[str, Any] | None:
-        with self._lock:
-            image = self._images.get(image_id)
-            return dict(image) if image else None
-
-    def edit(self, image_id: str, **fields: Any) -> None:
-        """Set raw fields of one image (None stores null), as a provider-side change."""
-        with self._lock:
-            self._images[image_id].update(fields)
-            self._views.clear()
-
-    def remove(self, image_id: str) -> None:
-        with self._lock:
-            self._removed[image_id] = self._images.pop(image_id)
-            self._views.clear()
-
-    def restore(self, image_id: str, **fields: Any) -> None:
-        """Put a removed image back into the listing, optionally changed."""
-        with self._lock:
-            image = self._removed.pop(image_id)
-            image.update(fields)
-            self._images[image_id] = image
-            self._views.clear()
 
     def mutate(
         self,
@@ -259,7 +223,7 @@ class KsyunCatalogue:
                 image["CreationDate"] = now_text
                 self._images[image["ImageId"]] = image
                 out["add"].append(image["ImageId"])
-            self._views.clear()
+            self._changed()
         return out
 
     def listing(self, filters: tuple[tuple[str, str], ...] = ()) -> list[dict[str, Any]]:

@@ -42,6 +42,7 @@ from urllib.parse import parse_qsl
 
 from inventory.emulators.base import (
     COMMON_FAULT_KINDS,
+    CatalogueStore,
     EmulatorServer,
     Faults,
     Request,
@@ -202,7 +203,7 @@ def generate_images(
 Filters = tuple[tuple[str, Any], ...]
 
 
-class QingCloudCatalogue:
+class QingCloudCatalogue(CatalogueStore):
     """The emulated image catalogue of one account: thread-safe, mutable between listings.
 
     Images are never changed in place: an edit stores a new dict. A listing being
@@ -210,12 +211,11 @@ class QingCloudCatalogue:
     a change, never half of it.
     """
 
+    id_key = "image_id"
+
     def __init__(self, images: Iterable[dict[str, Any]], owner: str = DEFAULT_OWNER) -> None:
         self.owner = owner
-        self._lock = threading.RLock()
-        self._images: dict[str, dict[str, Any]] = {i["image_id"]: dict(i) for i in images}
-        self._removed: dict[str, dict[str, Any]] = {}
-        self._views: dict[Filters, tuple[dict[str, Any], ...]] = {}
+        super().__init__(images)
 
     @classmethod
     def generate(
@@ -226,40 +226,6 @@ class QingCloudCatalogue:
         system_share: float = DEFAULT_SYSTEM_SHARE,
     ) -> QingCloudCatalogue:
         return cls(generate_images(count, seed, owner, system_share), owner)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._images)
-
-    def ids(self) -> list[str]:
-        with self._lock:
-            return list(self._images)
-
-    def get(self, image_id: str) -> dict[str, Any] | None:
-        with self._lock:
-            image = self._images.get(image_id)
-            return dict(image) if image else None
-
-    def _changed(self) -> None:
-        self._views.clear()
-
-    def edit(self, image_id: str, **fields: Any) -> None:
-        """Set raw fields of one image (None stores null), as a provider-side change."""
-        with self._lock:
-            self._images[image_id] = {**self._images[image_id], **fields}
-            self._changed()
-
-    def remove(self, image_id: str) -> None:
-        """Take an image out of every listing (kept aside for :meth:`restore`)."""
-        with self._lock:
-            self._removed[image_id] = self._images.pop(image_id)
-            self._changed()
-
-    def restore(self, image_id: str, **fields: Any) -> None:
-        """Put a removed image back into the listing (at the end), optionally changed."""
-        with self._lock:
-            self._images[image_id] = {**self._removed.pop(image_id), **fields}
-            self._changed()
 
     def mutate(
         self,

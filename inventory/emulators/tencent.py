@@ -62,6 +62,7 @@ from typing import Any
 
 from inventory.emulators.base import (
     COMMON_FAULT_KINDS,
+    CatalogueStore,
     EmulatorServer,
     Faults,
     Request,
@@ -279,19 +280,18 @@ def _renamed(name: str, rng: random.Random) -> str:
     return f"{stem}-v{rng.choice([n for n in range(2, 10) if str(n) != number])}"
 
 
-class TencentCatalogue:
+class TencentCatalogue(CatalogueStore):
     """The emulated image catalogue one account sees: thread-safe, mutable between listings.
 
     Images are never changed in place: an edit stores a new dict, so a listing being
     serialised in another thread shows each image wholly before or wholly after a change.
     """
 
+    id_key = "ImageId"
+
     def __init__(self, images: Iterable[dict[str, Any]], uin: str = DEFAULT_UIN) -> None:
         self.uin = uin
-        self._lock = threading.RLock()
-        self._images: dict[str, dict[str, Any]] = {i["ImageId"]: dict(i) for i in images}
-        self._removed: dict[str, dict[str, Any]] = {}
-        self._views: dict[tuple[Any, ...], tuple[dict[str, Any], ...]] = {}
+        super().__init__(images)
 
     @classmethod
     def generate(
@@ -304,19 +304,6 @@ class TencentCatalogue:
     ) -> TencentCatalogue:
         return cls(generate_images(count, seed, uin, public_share, shared_share), uin)
 
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._images)
-
-    def ids(self) -> list[str]:
-        with self._lock:
-            return list(self._images)
-
-    def get(self, image_id: str) -> dict[str, Any] | None:
-        with self._lock:
-            image = self._images.get(image_id)
-            return dict(image) if image else None
-
     def owned(self) -> list[str]:
         """The ids of the account's own images (the ones :meth:`mutate` changes)."""
         with self._lock:
@@ -325,28 +312,6 @@ class TencentCatalogue:
                 for iid, i in self._images.items()
                 if i["ImageType"] == "PRIVATE_IMAGE" and i.get("ImageCreator") == self.uin
             ]
-
-    def _changed(self) -> None:
-        self._views.clear()
-
-    def edit(self, image_id: str, **fields: Any) -> None:
-        """Set raw fields of one image (None stores null), as a provider-side change."""
-        with self._lock:
-            self._images[image_id] = {**self._images[image_id], **fields}
-            self._changed()
-
-    def remove(self, image_id: str) -> None:
-        """Take an image out of every listing, as deleting it on Tencent does (kept aside
-        for :meth:`restore`)."""
-        with self._lock:
-            self._removed[image_id] = self._images.pop(image_id)
-            self._changed()
-
-    def restore(self, image_id: str, **fields: Any) -> None:
-        """Put a removed image back into the listing (at the end), optionally changed."""
-        with self._lock:
-            self._images[image_id] = {**self._removed.pop(image_id), **fields}
-            self._changed()
 
     def mutate(
         self,
