@@ -162,6 +162,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMATS, default="table", help="default table")
     p.set_defaults(func=cmd_report)
 
+    p = sub.add_parser("alerts", help="deliver, list, test and replay alerts")
+    alerts = p.add_subparsers(dest="alerts_command", required=True, metavar="ACTION")
+    a = alerts.add_parser("dispatch", help="send every pending alert that is due")
+    a.set_defaults(func=cmd_alerts_dispatch)
+    a = alerts.add_parser("list", help="alerts in the outbox, newest first")
+    a.add_argument("--status", choices=("pending", "sent", "dead"), help="only this status")
+    a.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    a.add_argument("--json", action="store_true", help="one JSON object per line")
+    a.set_defaults(func=cmd_alerts_list)
+    a = alerts.add_parser("test", help="send a test message through one channel")
+    a.add_argument("channel", metavar="CHANNEL")
+    a.set_defaults(func=cmd_alerts_test)
+    a = alerts.add_parser("replay", help="re-queue a dead alert")
+    a.add_argument("alert_id", metavar="ID", type=int)
+    a.set_defaults(func=cmd_alerts_replay)
+
     p = sub.add_parser("history", help="one image's status timeline and events")
     p.add_argument("image_id", metavar="IMAGE_ID", help="the provider's image id")
     p.add_argument("--source", help="the source, when several hold an image with this id")
@@ -296,7 +312,13 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
         raise ConfigError(f'{where}: no source has a schedule; add schedule = "..." to one')
     from inventory.metrics import count_skipped
 
-    scheduler = InventoryScheduler(settings, engine, on_skipped=count_skipped)
+    housekeeping: list[tuple[str, str, Any]] = []
+    if settings.alerts.enabled:
+        # Every minute on the active replica: pending alerts go out soon after their run.
+        housekeeping.append(("alerts-dispatch", "* * * * *", lambda: _dispatch(engine, settings)))
+    scheduler = InventoryScheduler(
+        settings, engine, on_skipped=count_skipped, housekeeping=housekeeping
+    )
     metrics_server = None
     if args.metrics_port is not None:
         from inventory.metrics import serve_metrics
@@ -315,6 +337,84 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     finally:
         if metrics_server is not None:
             metrics_server.stop()
+    return EXIT_OK
+
+
+def _dispatch(engine: Any, settings: Any) -> None:
+    from inventory.alerts.dispatcher import dispatch
+
+    dispatch(engine, settings)
+
+
+def cmd_alerts_dispatch(args: argparse.Namespace) -> int:
+    from inventory.alerts.dispatcher import dispatch
+    from inventory.migrate import ensure_current
+
+    settings, engine, _ = _open(args)
+    ensure_current(engine)
+    result = dispatch(engine, settings)
+    print(f"alerts: {result.sent} sent, {result.failed} to retry, {result.dead} dead")
+    return EXIT_OK
+
+
+def cmd_alerts_list(args: argparse.Namespace) -> int:
+    from inventory.alerts.dispatcher import list_alerts
+
+    _, engine, _ = _open(args)
+    rows = list_alerts(engine, args.status, args.limit)
+    if args.json:
+        for row in rows:
+            print(json.dumps({k: _jsonable(v) for k, v in row._mapping.items()}))
+        return EXIT_OK
+    header = ("ID", "STATUS", "CHANNEL", "KIND", "SEVERITY", "SOURCE", "EVENTS", "TRIES", "AT")
+    table = [
+        (
+            str(r.id),
+            r.status,
+            r.channel,
+            r.kind,
+            r.severity,
+            r.source,
+            str(r.events),
+            str(r.attempts),
+            _when(r.sent_at or r.created_at),
+        )
+        for r in rows
+    ]
+    print(format_table(header, table))
+    for r in rows:
+        if r.status != "sent" and r.last_error:
+            print(f"  #{r.id}: {r.last_error}")
+    return EXIT_OK
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def cmd_alerts_test(args: argparse.Namespace) -> int:
+    from inventory.alerts.channels import send
+    from inventory.alerts.dispatcher import sample_payload
+    from inventory.config import load_settings
+
+    settings = load_settings(args.config)
+    channel = settings.alerts.channels.get(args.channel)
+    if channel is None:
+        known = ", ".join(settings.alerts.channels) or "none"
+        raise ConfigError(f"no alert channel named {args.channel!r} (configured: {known})")
+    send(channel, sample_payload(channel))
+    print(f"test message sent to channel {channel.name}")
+    return EXIT_OK
+
+
+def cmd_alerts_replay(args: argparse.Namespace) -> int:
+    from inventory.alerts.dispatcher import replay
+
+    _, engine, _ = _open(args)
+    if not replay(engine, args.alert_id):
+        print(f"inventory: no dead alert with id {args.alert_id}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"alert {args.alert_id} re-queued; it goes out with the next dispatch")
     return EXIT_OK
 
 

@@ -132,6 +132,70 @@ class SchedulerSettings:
     stale_after_intervals: float = 3.0
 
 
+#: Statuses an image may change to that alert by default (docs/alerts.md).
+DEFAULT_ALERT_STATUSES = ("deprecated", "suspended", "deleted", "ceased", "failed")
+DEFAULT_ALERT_EVENTS = ("status_changed", "disappeared")
+ALERT_EVENT_KINDS = ("status_changed", "disappeared", "reappeared", "changed", "appeared")
+SEVERITIES = ("info", "warning", "critical")
+CHANNEL_TYPES = ("webhook", "slack", "email", "log")
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelConfig:
+    """One alert destination. Which fields apply depends on ``type``."""
+
+    name: str
+    type: str  # webhook, slack, email, log
+    url: SecretRef | None = None  # webhook (may be literal) and slack (always a reference)
+    secret: SecretRef | None = None  # webhook HMAC key
+    timeout_s: float = 10.0
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    starttls: bool = False
+    username: str | None = None
+    password: SecretRef | None = None
+    sender: str = "inventory@localhost"
+    recipients: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRule:
+    """Which events alert, how loudly, and where. An empty filter matches everything."""
+
+    name: str
+    events: tuple[str, ...] = DEFAULT_ALERT_EVENTS
+    statuses: tuple[str, ...] = DEFAULT_ALERT_STATUSES
+    sources: tuple[str, ...] = ()
+    providers: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()  # shell globs on the image name
+    visibility: tuple[str, ...] = ()
+    owners: tuple[str, ...] = ()
+    severity: str = "warning"
+    channels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSettings:
+    """The ``[alerts]`` section: channels, rules, delivery and source-health knobs."""
+
+    channels: Mapping[str, ChannelConfig] = field(default_factory=lambda: MappingProxyType({}))
+    rules: tuple[AlertRule, ...] = ()
+    #: More matching events than this in one run, for one channel, become one digest.
+    digest_threshold: int = 20
+    max_attempts: int = 8
+    backoff_base_s: float = 30.0
+    backoff_max_s: float = 3600.0
+    #: A source alerts after this many failed runs in a row ...
+    health_failures: int = 3
+    #: ... or when its last success is older than this many schedule intervals.
+    health_stale_intervals: float = 3.0
+    health_channels: tuple[str, ...] = ()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.channels)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     path: Path | None
@@ -139,6 +203,7 @@ class Settings:
     sync: SyncSettings = field(default_factory=SyncSettings)
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     sources: tuple[SourceConfig, ...] = ()
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
     def source(self, name: str) -> SourceConfig:
         for source in self.sources:
@@ -178,7 +243,7 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
 def parse_settings(data: Mapping[str, Any], path: Path | None) -> Settings:
     """Validate a parsed TOML document. ``path`` is only used in messages."""
     label = str(path) if path else "<config>"
-    _only(data, {"database", "sync", "scheduler", "sources"}, label)
+    _only(data, {"database", "sync", "scheduler", "sources", "alerts"}, label)
 
     database_url = None
     db = _table(data.get("database", {}), f"{label}: [database]")
@@ -236,13 +301,210 @@ def parse_settings(data: Mapping[str, Any], path: Path | None) -> Settings:
             raise ConfigError(f'{label}: source "{source.name}": name is used twice')
         seen.add(source.name)
         sources.append(source)
+    alerts = parse_alerts(data.get("alerts", {}), label)
     return Settings(
         path=path,
         database_url=database_url,
         sync=sync,
         scheduler=scheduler,
         sources=tuple(sources),
+        alerts=alerts,
     )
+
+
+_ALERT_KEYS = {
+    "channels",
+    "rules",
+    "digest_threshold",
+    "max_attempts",
+    "backoff_base_s",
+    "backoff_max_s",
+    "health_failures",
+    "health_stale_intervals",
+    "health_channels",
+}
+_CHANNEL_KEYS: dict[str, set[str]] = {
+    "webhook": {"type", "url", "secret", "timeout_s"},
+    "slack": {"type", "url", "timeout_s"},
+    "email": {
+        "type",
+        "host",
+        "port",
+        "starttls",
+        "username",
+        "password",
+        "from",
+        "to",
+        "timeout_s",
+    },
+    "log": {"type"},
+}
+_RULE_KEYS = {
+    "name",
+    "events",
+    "statuses",
+    "sources",
+    "providers",
+    "names",
+    "visibility",
+    "owners",
+    "severity",
+    "channels",
+}
+
+
+def parse_alerts(raw: object, label: str) -> AlertSettings:
+    """Validate ``[alerts]``; every problem names the channel or rule and the field."""
+    where = f"{label}: [alerts]"
+    table = _table(raw, where)
+    _only(table, _ALERT_KEYS, where)
+    channels: dict[str, ChannelConfig] = {}
+    for name, body in _table(table.get("channels", {}), f"{where} channels").items():
+        channels[name] = _parse_channel(name, body, f'{where} channel "{name}"')
+    known = tuple(channels)
+
+    def channel_list(value: object, at: str) -> tuple[str, ...]:
+        names = _strings(value, at)
+        for name in names:
+            if name not in channels:
+                raise ConfigError(
+                    f"{at}: no channel named {name!r} (configured: {', '.join(known) or 'none'})"
+                )
+        return names
+
+    raw_rules = table.get("rules")
+    rules: list[AlertRule] = []
+    if raw_rules is None:
+        # With channels but no rules, the default rule sends to every channel.
+        if channels:
+            rules.append(AlertRule(name="default", channels=known))
+    else:
+        if not isinstance(raw_rules, list):
+            raise ConfigError(f"{where}: rules must be an array of tables ([[alerts.rules]])")
+        for index, body in enumerate(raw_rules):
+            rule_table = _table(body, f"{where} rules[{index}]")
+            name = rule_table.get("name", f"rule{index + 1}")
+            at = f'{where} rule "{name}"'
+            if not isinstance(name, str) or not name:
+                raise ConfigError(f"{where} rules[{index}]: field name: must be a string")
+            _only(rule_table, _RULE_KEYS, at)
+            events = _strings(rule_table.get("events", list(DEFAULT_ALERT_EVENTS)), f"{at}: events")
+            _check_vocabulary(events, ALERT_EVENT_KINDS, f"{at}: field events")
+            statuses = _strings(
+                rule_table.get("statuses", list(DEFAULT_ALERT_STATUSES)), f"{at}: statuses"
+            )
+            severity = rule_table.get("severity", "warning")
+            if severity not in SEVERITIES:
+                raise ConfigError(
+                    f"{at}: field severity: must be one of {', '.join(SEVERITIES)}, "
+                    f"got {severity!r}"
+                )
+            rule_channels = channel_list(rule_table.get("channels", list(known)), f"{at}: channels")
+            if not rule_channels:
+                raise ConfigError(f"{at}: field channels: name at least one channel")
+            rules.append(
+                AlertRule(
+                    name=name,
+                    events=events,
+                    statuses=statuses,
+                    sources=_strings(rule_table.get("sources", []), f"{at}: sources"),
+                    providers=_strings(rule_table.get("providers", []), f"{at}: providers"),
+                    names=_strings(rule_table.get("names", []), f"{at}: names"),
+                    visibility=_strings(rule_table.get("visibility", []), f"{at}: visibility"),
+                    owners=_strings(rule_table.get("owners", []), f"{at}: owners"),
+                    severity=severity,
+                    channels=rule_channels,
+                )
+            )
+    return AlertSettings(
+        channels=MappingProxyType(channels),
+        rules=tuple(rules),
+        digest_threshold=int(_number(table, "digest_threshold", 20, 0, 10**6, where, integer=True)),
+        max_attempts=int(_number(table, "max_attempts", 8, 1, 100, where, integer=True)),
+        backoff_base_s=_number(table, "backoff_base_s", 30.0, 0.0, 86400.0, where),
+        backoff_max_s=_number(table, "backoff_max_s", 3600.0, 0.0, 7 * 86400.0, where),
+        health_failures=int(_number(table, "health_failures", 3, 1, 1000, where, integer=True)),
+        health_stale_intervals=_number(table, "health_stale_intervals", 3.0, 1.0, 1000.0, where),
+        health_channels=channel_list(
+            table.get("health_channels", list(known)), f"{where}: health_channels"
+        ),
+    )
+
+
+def _parse_channel(name: str, raw: object, where: str) -> ChannelConfig:
+    if not _NAME.match(name):
+        raise ConfigError(f"{where}: channel names use letters, digits, '.', '_' or '-'")
+    table = _table(raw, where)
+    kind = table.get("type")
+    if kind not in _CHANNEL_KEYS:
+        raise ConfigError(
+            f"{where}: field type: must be one of {', '.join(CHANNEL_TYPES)}, got {kind!r}"
+        )
+    _only(table, _CHANNEL_KEYS[kind], where)
+    timeout = _number(table, "timeout_s", 10.0, 0.1, 300.0, where)
+    if kind == "log":
+        return ChannelConfig(name=name, type=kind)
+    if kind in ("webhook", "slack"):
+        url = table.get("url")
+        at = f"{where}: url"
+        if kind == "webhook" and isinstance(url, str) and url.startswith(("http://", "https://")):
+            ref = SecretRef("literal", url, at)  # a plain URL is not a secret
+        elif kind == "slack" and isinstance(url, str) and url.startswith("http"):
+            raise ConfigError(
+                f'{at}: a Slack webhook URL is a secret; write "${{SLACK_WEBHOOK_URL}}" '
+                'or "file:/path"'
+            )
+        else:
+            ref = SecretRef.parse(url, at)
+        secret = None
+        if "secret" in table:
+            secret = SecretRef.parse(table["secret"], f"{where}: secret")
+        return ChannelConfig(name=name, type=kind, url=ref, secret=secret, timeout_s=timeout)
+    # email
+    host = table.get("host", "localhost")
+    if not isinstance(host, str) or not host:
+        raise ConfigError(f"{where}: field host: must be a host name")
+    starttls = table.get("starttls", False)
+    if not isinstance(starttls, bool):
+        raise ConfigError(f"{where}: field starttls: must be true or false")
+    username = table.get("username")
+    if username is not None and not isinstance(username, str):
+        raise ConfigError(f"{where}: field username: must be a string")
+    password = None
+    if "password" in table:
+        password = SecretRef.parse(table["password"], f"{where}: password")
+    if (username is None) != (password is None):
+        raise ConfigError(f"{where}: give both username and password, or neither")
+    sender = table.get("from", "inventory@localhost")
+    if not isinstance(sender, str) or "@" not in sender:
+        raise ConfigError(f"{where}: field from: must be an email address")
+    recipients = _strings(table.get("to"), f"{where}: to")
+    if not recipients or not all("@" in r for r in recipients):
+        raise ConfigError(f"{where}: field to: must list at least one email address")
+    return ChannelConfig(
+        name=name,
+        type=kind,
+        timeout_s=timeout,
+        smtp_host=host,
+        smtp_port=int(_number(table, "port", 25, 1, 65535, where, integer=True)),
+        starttls=starttls,
+        username=username,
+        password=password,
+        sender=sender,
+        recipients=recipients,
+    )
+
+
+def _strings(value: object, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{where}: must be a list of strings")
+    return tuple(value)
+
+
+def _check_vocabulary(values: tuple[str, ...], allowed: tuple[str, ...], where: str) -> None:
+    for value in values:
+        if value not in allowed:
+            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(allowed)}")
 
 
 _SOURCE_KEYS = {

@@ -12,6 +12,7 @@ Tables:
 - ``image_status_history``: SCD2 intervals; the partial unique index
   ``uq_image_status_history_open`` lets at most one interval per image be open.
 - ``image_events``: append-only change log (a trigger refuses UPDATE and DELETE).
+- ``alert_outbox``, ``alert_attempts``, ``source_health``: alert delivery (docs/alerts.md).
 """
 
 from __future__ import annotations
@@ -206,3 +207,86 @@ class ImageEvent(Base):
     old_status: Mapped[str | None] = mapped_column(Text)
     new_status: Mapped[str | None] = mapped_column(Text)
     changed_fields: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+
+
+OUTBOX_STATUSES = ("pending", "sent", "dead")
+OUTBOX_KINDS = ("event", "digest", "health")
+ATTEMPT_OUTCOMES = ("started", "sent", "failed")
+
+
+class AlertOutbox(Base):
+    """One message to one channel, written in the transaction of the events it reports.
+
+    ``event_ids`` holds one event (kind ``event``) or all of a run's matching events for the
+    channel (kind ``digest``); ``health`` rows carry their text in ``payload``.
+    """
+
+    __tablename__ = "alert_outbox"
+    __table_args__ = (
+        UniqueConstraint("idempotency_key"),
+        CheckConstraint(_in("status", OUTBOX_STATUSES), name="status"),
+        CheckConstraint(_in("kind", OUTBOX_KINDS), name="kind"),
+        # The dispatcher's claim query: due pending rows of one channel, oldest first.
+        Index(
+            "ix_alert_outbox_channel_next_attempt_at",
+            "channel",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index("ix_alert_outbox_run_id", "run_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("sync_runs.id", ondelete="CASCADE")
+    )
+    source_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("sources.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
+    rule: Mapped[str] = mapped_column(Text)
+    severity: Mapped[str] = mapped_column(Text)
+    event_ids: Mapped[list[int]] = mapped_column(
+        ARRAY(BigInteger), server_default=text("'{}'::bigint[]")
+    )
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    idempotency_key: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, server_default=text("'pending'"))
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    next_attempt_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+    sent_at: Mapped[datetime | None] = mapped_column(TSTZ)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class AlertAttempt(Base):
+    """Every delivery attempt; ``started`` left behind means the dispatcher died mid-send."""
+
+    __tablename__ = "alert_attempts"
+    __table_args__ = (
+        CheckConstraint(_in("outcome", ATTEMPT_OUTCOMES), name="outcome"),
+        Index("ix_alert_attempts_outbox_id", "outbox_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("alert_outbox.id", ondelete="CASCADE")
+    )
+    attempt: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(TSTZ)
+    outcome: Mapped[str] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class SourceHealth(Base):
+    """The alerting state of each source, so a failing source alerts once, then on recovery."""
+
+    __tablename__ = "source_health"
+    __table_args__ = (CheckConstraint(_in("state", ("ok", "failing")), name="state"),)
+
+    source_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True
+    )
+    state: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    changed_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())

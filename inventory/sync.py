@@ -7,7 +7,8 @@ This module owns the transactions. The order of events for a run:
    :class:`~inventory.errors.AlreadyRunning`;
 2. mark runs orphaned by dead processes as ``aborted``; insert this run as ``running``;
 3. page through the provider, normalize each page, COPY it into the staging table;
-4. merge and diff in ONE transaction, which also closes the run row as ``succeeded``.
+4. merge and diff in ONE transaction, which also closes the run row as ``succeeded`` and
+   writes the run's alert outbox rows (:mod:`inventory.alerts.rules`).
 
 Any failure before step 4 commits is recorded as ``failed`` with an error naming the
 source, the page and the cause; nothing of the listing is applied, so nothing stored is
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, Engine
 
 from inventory import store
+from inventory.alerts import rules as alert_rules
 from inventory.config import Settings, SourceConfig
 from inventory.errors import AlreadyRunning, InventoryError, ProviderError, RunAborted
 from inventory.http import RetryPolicy
@@ -256,6 +258,8 @@ def _collect_and_merge(
             disappearance_blocked=merged.disappearance_blocked,
             warning=result.warning,
         )
+        # Same transaction as the events: an alert exists exactly when its events do.
+        alert_rules.enqueue_run_alerts(conn, settings.alerts, source_id=source_id, run_id=run_id)
 
 
 def _record_failure(conn: Connection, run_id: int, result: RunResult, err: BaseException) -> None:

@@ -22,7 +22,10 @@ from sqlalchemy import Engine, make_url, text
 from inventory.db import make_engine, sqlalchemy_url, start_embedded, stop_embedded
 from inventory.migrate import upgrade
 
-TABLES = "image_events, image_status_history, images, sync_runs, sources"
+TABLES = (
+    "alert_attempts, alert_outbox, source_health, "
+    "image_events, image_status_history, images, sync_runs, sources"
+)
 
 
 def _libpq(url: str) -> str:
