@@ -105,7 +105,7 @@ def test_two_processes_never_sync_one_source_at_once(
     engine: Engine, emu: Emulator, tmp_path: Path
 ) -> None:
     config = write_config(tmp_path, emu)
-    emu.fail(page=1, kind="latency", latency_s=3.0, times=1)
+    emu.fail(page=1, kind="latency", latency_s=8.0, times=1)
     first = start("sync", config=config)
     emu.wait_for_requests(1)  # the first process holds the lock, waiting on page 1
     second = inventory("sync", "--verbose", config=config)

@@ -178,11 +178,13 @@ def test_cron_sync_during_a_scheduled_run_is_skipped(
 ) -> None:
     emu = emulator.reset(images=40, page_size=20)
     emu.source()
-    emu.fail(page=1, kind="latency", latency_s=2.0)  # every run is slow on its first page
-    config = write_config(tmp_path, emu, schedule="* * * * * *")
+    # The first scheduled run stalls on page 1 long enough for a slow machine to start the
+    # cron process while it is still in flight.
+    emu.fail(page=1, kind="latency", latency_s=8.0, times=1)
+    config = write_config(tmp_path, emu, schedule="* * * * * *", stop_grace_s=0)
     daemon = Daemon(config, tmp_path / "a.log")
     daemons.append(daemon)
-    wait_for(lambda: any(r.status == "running" for r in runs(engine)), "a scheduled run")
+    emu.wait_for_requests(1)  # the scheduled run holds the lock and waits on page 1
     cron_run = subprocess.run(
         [sys.executable, "-m", "inventory.cli", "--config", str(config), "sync", "--verbose"],
         capture_output=True,
@@ -205,7 +207,7 @@ def test_sigterm_mid_run_leaves_the_database_consistent(
     assert sync_source(engine, Settings(path=None), source).status == "succeeded"
     before = row_versions(engine)
     emu.mutate(seed=3, deprecate=5, remove=5, add=5)  # a run would change all of this
-    emu.fail(page=2, kind="latency", latency_s=3.0)
+    emu.fail(page=2, kind="latency", latency_s=8.0)
     config = write_config(tmp_path, emu, schedule="* * * * * *", stop_grace_s=0)
     daemon = Daemon(config, tmp_path / "a.log")
     daemons.append(daemon)
