@@ -35,7 +35,7 @@ from sqlalchemy import Connection, text
 
 from inventory.config import SourceConfig, SyncSettings
 from inventory.errors import ConfigError
-from inventory.records import GONE, ImageRecord
+from inventory.records import DURABLE_FIELDS, GONE, ImageRecord
 
 #: Namespace of the per-source advisory locks (the other key is the source id).
 LOCK_NAMESPACE = 0x1A6E_0002
@@ -65,23 +65,9 @@ STAGE_COLUMNS: tuple[str, ...] = (
 #: Columns copied from the staging row into ``images`` on insert and update.
 IMAGE_DATA_COLUMNS: tuple[str, ...] = STAGE_COLUMNS[1:]
 
-#: Fields compared one by one to name what changed (status fields are reported apart).
-COMPARED_FIELDS: tuple[str, ...] = (
-    "name",
-    "description",
-    "status",
-    "raw_status",
-    "os_family",
-    "os_name",
-    "platform",
-    "architecture",
-    "size_gb",
-    "visibility",
-    "owner",
-    "image_type",
-    "provider_created_at",
-    "tags",
-)
+#: Fields compared one by one to name what changed: exactly the fingerprinted ones, so a
+#: fingerprint change always names its fields (status fields are reported apart).
+COMPARED_FIELDS: tuple[str, ...] = DURABLE_FIELDS
 
 
 @dataclass(frozen=True, slots=True)

@@ -160,6 +160,44 @@ class Faults:
         return taken
 
 
+# -- the control API's mutation --------------------------------------------------------------
+
+#: The kinds of change every emulated catalogue's ``mutate`` accepts (a kind the provider
+#: cannot express changes nothing and returns an empty list).
+MUTATIONS = ("deprecate", "cease", "delete", "remove", "add", "rename")
+
+
+class MutationSeeds:
+    """Seeds 1, 2, 3, ... for successive control-API mutations that name none."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def next(self) -> int:
+        with self._lock:
+            self._count += 1
+            return self._count
+
+
+def control_mutate(
+    catalogue: Any, counts: dict[str, Any], seeds: MutationSeeds
+) -> dict[str, list[str]]:
+    """``POST /_emulator/mutate`` for any app: counts per kind of :data:`MUTATIONS` plus an
+    optional integer ``seed``; raises ValueError for anything else."""
+    counts = dict(counts)
+    seed = counts.pop("seed", None)
+    if seed is None:
+        seed = seeds.next()
+    elif not isinstance(seed, int) or isinstance(seed, bool):
+        raise ValueError(f"mutation seed must be an integer, not {seed!r}")
+    unknown = set(counts) - set(MUTATIONS)
+    if unknown:
+        raise ValueError(f"unknown mutation {sorted(unknown)[0]!r} (known: {list(MUTATIONS)})")
+    result: dict[str, list[str]] = catalogue.mutate(seed, **counts)
+    return result
+
+
 # -- requests, responses, apps ---------------------------------------------------------------
 
 

@@ -54,9 +54,11 @@ from inventory.emulators.base import (
     CatalogueStore,
     EmulatorServer,
     Faults,
+    MutationSeeds,
     Request,
     Response,
     apply_faults,
+    control_mutate,
     image_name,
     random_time,
 )
@@ -331,31 +333,16 @@ class IecApp:
         self.domain_id = domain_id
         self.iam = iam or IamService(domain_id=domain_id)
         self.faults = faults or Faults()
-        self._mutations = 0
+        self._seeds = MutationSeeds()
 
     def __repr__(self) -> str:
         return f"IecApp(access_key_id={self.access_key_id!r}, images={len(self.catalogue)})"
 
     # -- App protocol ----------------------------------------------------------------------
 
-    def mutate(self, **counts: int) -> dict[str, list[str]]:
-        seed = counts.pop("seed", None)
-        if seed is None:
-            self._mutations += 1
-            seed = self._mutations
-        known = {"deprecate", "cease", "delete", "remove", "add", "rename"}
-        unknown = set(counts) - known
-        if unknown:
-            raise ValueError(f"unknown mutation {sorted(unknown)[0]!r} (known: {sorted(known)})")
-        return self.catalogue.mutate(
-            seed,
-            deprecate=counts.get("deprecate", 0),
-            cease=counts.get("cease", 0),
-            delete=counts.get("delete", 0),
-            remove=counts.get("remove", 0),
-            add=counts.get("add", 0),
-            rename=counts.get("rename", 0),
-        )
+    def mutate(self, **counts: Any) -> dict[str, list[str]]:
+        """The control API's mutation (see :func:`~inventory.emulators.base.control_mutate`)."""
+        return control_mutate(self.catalogue, counts, self._seeds)
 
     def state(self) -> dict[str, Any]:
         return {"provider": "huawei-iec", "images": len(self.catalogue), **self.iam.state()}

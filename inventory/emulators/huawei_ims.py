@@ -55,9 +55,11 @@ from inventory.emulators.base import (
     CatalogueStore,
     EmulatorServer,
     Faults,
+    MutationSeeds,
     Request,
     Response,
     apply_faults,
+    control_mutate,
     image_name,
     random_time,
 )
@@ -351,7 +353,7 @@ class ImsApp:
         self.region = region
         self.iam = iam or IamService()
         self.faults = faults or Faults()
-        self._mutations = 0
+        self._seeds = MutationSeeds()
 
     @property
     def project_id(self) -> str:
@@ -362,24 +364,9 @@ class ImsApp:
 
     # -- App protocol ----------------------------------------------------------------------
 
-    def mutate(self, **counts: int) -> dict[str, list[str]]:
-        seed = counts.pop("seed", None)
-        if seed is None:
-            self._mutations += 1
-            seed = self._mutations
-        known = {"deprecate", "cease", "delete", "remove", "add", "rename"}
-        unknown = set(counts) - known
-        if unknown:
-            raise ValueError(f"unknown mutation {sorted(unknown)[0]!r} (known: {sorted(known)})")
-        return self.catalogue.mutate(
-            seed,
-            deprecate=counts.get("deprecate", 0),
-            cease=counts.get("cease", 0),
-            delete=counts.get("delete", 0),
-            remove=counts.get("remove", 0),
-            add=counts.get("add", 0),
-            rename=counts.get("rename", 0),
-        )
+    def mutate(self, **counts: Any) -> dict[str, list[str]]:
+        """The control API's mutation (see :func:`~inventory.emulators.base.control_mutate`)."""
+        return control_mutate(self.catalogue, counts, self._seeds)
 
     def state(self) -> dict[str, Any]:
         return {"provider": "huawei-ims-v1", "images": len(self.catalogue), **self.iam.state()}

@@ -66,10 +66,12 @@ from inventory.emulators.base import (
     EmulatorServer,
     Faults,
     ImageTraits,
+    MutationSeeds,
     OsRelease,
     Request,
     Response,
     apply_faults,
+    control_mutate,
     draw_traits,
     iso_z,
 )
@@ -295,31 +297,16 @@ class KsyunApp:
         self.regions = regions
         self.clock_skew_s = clock_skew_s
         self.faults = faults or Faults()
-        self._mutations = 0
+        self._seeds = MutationSeeds()
 
     def __repr__(self) -> str:
         return f"KsyunApp(access_key_id={self.access_key_id!r}, images={len(self.catalogue)})"
 
     # -- App protocol ----------------------------------------------------------------------
 
-    def mutate(self, **counts: int) -> dict[str, list[str]]:
-        seed = counts.pop("seed", None)
-        if seed is None:
-            self._mutations += 1
-            seed = self._mutations
-        known = {"deprecate", "cease", "delete", "remove", "add", "rename"}
-        unknown = set(counts) - known
-        if unknown:
-            raise ValueError(f"unknown mutation {sorted(unknown)[0]!r} (known: {sorted(known)})")
-        return self.catalogue.mutate(
-            seed,
-            deprecate=counts.get("deprecate", 0),
-            cease=counts.get("cease", 0),
-            delete=counts.get("delete", 0),
-            remove=counts.get("remove", 0),
-            add=counts.get("add", 0),
-            rename=counts.get("rename", 0),
-        )
+    def mutate(self, **counts: Any) -> dict[str, list[str]]:
+        """The control API's mutation (see :func:`~inventory.emulators.base.control_mutate`)."""
+        return control_mutate(self.catalogue, counts, self._seeds)
 
     def state(self) -> dict[str, Any]:
         return {"provider": "ksyun", "images": len(self.catalogue)}

@@ -34,7 +34,6 @@ import contextlib
 import hashlib
 import hmac
 import random
-import threading
 from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -42,12 +41,15 @@ from urllib.parse import parse_qsl
 
 from inventory.emulators.base import (
     COMMON_FAULT_KINDS,
+    MUTATIONS,
     CatalogueStore,
     EmulatorServer,
     Faults,
+    MutationSeeds,
     Request,
     Response,
     apply_faults,
+    control_mutate,
     draw_choices,
     draw_fractions,
     draw_ints,
@@ -69,7 +71,6 @@ STATUSES = ("pending", "available", "deprecated", "suspended", "deleted", "cease
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
 FAULT_KINDS = COMMON_FAULT_KINDS | {"internal", "server_busy"}
-MUTATIONS = ("deprecate", "cease", "delete", "remove", "add", "rename")
 
 #: Status mix of generated images: mostly usable, some retired, a few in other states.
 _OWN_STATUSES = ("available", "deprecated", "pending", "suspended", "deleted")
@@ -422,8 +423,7 @@ class QingCloudApp:
         self.zones = frozenset(zones)
         self.clock_skew_s = clock_skew_s
         self.faults = faults if faults is not None else Faults()
-        self._mutations = 0
-        self._mutations_lock = threading.Lock()
+        self._seeds = MutationSeeds()
 
     def __repr__(self) -> str:
         return f"QingCloudApp(access_key_id={self.access_key_id!r}, images={len(self.catalogue)})"
@@ -431,19 +431,8 @@ class QingCloudApp:
     # -- App protocol ----------------------------------------------------------------------
 
     def mutate(self, **counts: Any) -> dict[str, list[str]]:
-        """The control API's mutation: counts per kind of :data:`MUTATIONS`, plus an
-        optional ``seed`` (default: 1, 2, 3, ... for successive calls)."""
-        seed = counts.pop("seed", None)
-        if seed is None:
-            with self._mutations_lock:
-                self._mutations += 1
-                seed = self._mutations
-        elif not isinstance(seed, int) or isinstance(seed, bool):
-            raise ValueError(f"mutation seed must be an integer, not {seed!r}")
-        unknown = set(counts) - set(MUTATIONS)
-        if unknown:
-            raise ValueError(f"unknown mutation {sorted(unknown)[0]!r} (known: {list(MUTATIONS)})")
-        return self.catalogue.mutate(seed, **counts)
+        """The control API's mutation (see :func:`~inventory.emulators.base.control_mutate`)."""
+        return control_mutate(self.catalogue, counts, self._seeds)
 
     def state(self) -> dict[str, Any]:
         return {

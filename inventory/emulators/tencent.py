@@ -62,12 +62,15 @@ from typing import Any
 
 from inventory.emulators.base import (
     COMMON_FAULT_KINDS,
+    MUTATIONS,
     CatalogueStore,
     EmulatorServer,
     Faults,
+    MutationSeeds,
     Request,
     Response,
     apply_faults,
+    control_mutate,
     draw_traits,
     iso_z,
     random_ids,
@@ -101,7 +104,6 @@ MAX_FILTERS = 10
 MAX_FILTER_VALUES = 5
 MAX_IMAGE_IDS = 100
 FAULT_KINDS = COMMON_FAULT_KINDS | {"internal", "server_busy"}
-MUTATIONS = ("deprecate", "cease", "delete", "remove", "add", "rename")
 _IMAGE_ID = re.compile(r"^img-[a-z0-9]{8}$")
 _MAX_VIEWS = 64  # cached filtered listings kept
 
@@ -487,8 +489,7 @@ class TencentApp:
         self._clock = clock
         self._calls: deque[float] = deque()
         self._calls_lock = threading.Lock()
-        self._mutations = 0
-        self._mutations_lock = threading.Lock()
+        self._seeds = MutationSeeds()
 
     def __repr__(self) -> str:
         return f"TencentApp(secret_id={self.secret_id!r}, images={len(self.catalogue)})"
@@ -496,19 +497,8 @@ class TencentApp:
     # -- App protocol ----------------------------------------------------------------------
 
     def mutate(self, **counts: Any) -> dict[str, list[str]]:
-        """The control API's mutation: counts per kind of :data:`MUTATIONS`, plus an
-        optional ``seed`` (default: 1, 2, 3, ... for successive calls)."""
-        seed = counts.pop("seed", None)
-        if seed is None:
-            with self._mutations_lock:
-                self._mutations += 1
-                seed = self._mutations
-        elif not isinstance(seed, int) or isinstance(seed, bool):
-            raise ValueError(f"mutation seed must be an integer, not {seed!r}")
-        unknown = set(counts) - set(MUTATIONS)
-        if unknown:
-            raise ValueError(f"unknown mutation {sorted(unknown)[0]!r} (known: {list(MUTATIONS)})")
-        return self.catalogue.mutate(seed, **counts)
+        """The control API's mutation (see :func:`~inventory.emulators.base.control_mutate`)."""
+        return control_mutate(self.catalogue, counts, self._seeds)
 
     def state(self) -> dict[str, Any]:
         return {
