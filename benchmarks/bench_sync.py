@@ -38,8 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from inventory.db import make_engine, sqlalchemy_url, start_embedded, stop_embedded  # noqa: E402
-from inventory.emulators.sources import EMULATED  # noqa: E402
 from inventory.migrate import upgrade  # noqa: E402
+from inventory.providers import PROVIDERS  # noqa: E402
 
 
 def libpq(url: str) -> str:
@@ -100,7 +100,7 @@ def toml_source(table: dict[str, Any]) -> str:
 
 
 def bench_provider(name: str, args: argparse.Namespace, url: str, work: Path) -> None:
-    emulated = EMULATED[name]
+    emulated = PROVIDERS.emulated(name)
     # QingCloud lists only the caller's own images by default: make them all the caller's.
     extra = {"system_share": 0.0} if name == "qingcloud" else {}
     running = emulated.start(images=args.images, seed=args.seed, name=f"bench-{name}", **extra)
@@ -151,7 +151,7 @@ def main() -> None:
     parser.add_argument(
         "--provider",
         action="append",
-        choices=sorted(EMULATED),
+        choices=sorted(PROVIDERS),
         help="benchmark only this provider (repeatable; default: every provider)",
     )
     args = parser.parse_args()
@@ -180,7 +180,7 @@ def main() -> None:
             f"database: {server} {version[0] if version else '?'}; "
             f"python {sys.version.split()[0]}; {os.cpu_count()} CPUs"
         )
-        for provider in args.provider or list(EMULATED):
+        for provider in args.provider or list(PROVIDERS):
             bench_provider(provider, args, url, work)
         print()
         print("seconds and images/s are wall time of the whole `inventory sync` process")

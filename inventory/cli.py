@@ -23,6 +23,7 @@ from sqlalchemy.exc import OperationalError
 
 from inventory import __version__
 from inventory.errors import AlreadyRunning, ConfigError, InventoryError
+from inventory.providers import PROVIDERS
 from inventory.report_render import FORMATS
 from inventory.secrets import scrub
 
@@ -31,15 +32,6 @@ log = logging.getLogger("inventory")
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_SKIPPED, EXIT_GUARD = 0, 1, 2, 3, 4
 
 REPORT_KINDS = ("flagged", "changes", "summary", "health")
-
-#: Provider name -> emulator module (each has ``serve`` and ``make_server``).
-EMULATORS = {
-    "qingcloud": "inventory.emulators.qingcloud",
-    "tencent": "inventory.emulators.tencent",
-    "ksyun": "inventory.emulators.ksyun",
-    "huawei-iec": "inventory.emulators.huawei_iec",
-    "huawei-ims-v1": "inventory.emulators.huawei_ims",
-}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -201,7 +193,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("emulate", help="run a provider API emulator on loopback")
-    p.add_argument("provider", choices=sorted(EMULATORS))
+    p.add_argument("provider", choices=sorted(PROVIDERS))
     p.add_argument("--port", type=int, default=8100)
     p.add_argument("--images", type=int, default=1000)
     p.add_argument("--seed", type=int, default=1)
@@ -632,9 +624,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_emulate(args: argparse.Namespace) -> int:
-    import importlib
-
-    module = importlib.import_module(EMULATORS[args.provider])
+    module = PROVIDERS.emulator_module(args.provider)
     kwargs: dict[str, Any] = {
         "port": args.port,
         "images": args.images,

@@ -21,8 +21,9 @@ from sqlalchemy import Engine, text
 
 from inventory.config import Settings, parse_settings
 from inventory.db import make_engine, resolve_target
-from inventory.emulators.sources import EMULATED, Running
+from inventory.emulation import Running
 from inventory.migrate import upgrade
+from inventory.providers import PROVIDERS
 from inventory.reports import FlaggedImage, flagged_in_runs
 from inventory.sync import Progress, RunResult, sync_source
 
@@ -52,7 +53,7 @@ def run_demo(
         upgrade(engine)
         out(f"Database: {target.describe()}")
         flagged: dict[str, list[FlaggedImage]] = {}
-        for provider in EMULATED.values():
+        for provider in map(PROVIDERS.emulated, PROVIDERS):
             out("")
             runs = _provider_round(
                 engine, provider.provider, provider.label, images, seed, progress, out
@@ -83,7 +84,7 @@ def _provider_round(
     """Two syncs of one provider's demo source around one round of upstream changes."""
     name = f"demo-{provider}"
     done = _rounds_done(engine, name)
-    running: Running = EMULATED[provider].start(images=images, seed=seed, name=name)
+    running: Running = PROVIDERS.emulated(provider).start(images=images, seed=seed, name=name)
     try:
         for past in range(1, done + 1):
             running.catalogue.mutate(

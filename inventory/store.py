@@ -33,9 +33,10 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from inventory.config import SourceConfig, SyncSettings
+from inventory.config import SyncSettings
 from inventory.errors import ConfigError
 from inventory.records import DURABLE_FIELDS, GONE, ImageRecord
+from inventory.source import SourceConfig
 
 #: Namespace of the per-source advisory locks (the other key is the source id).
 LOCK_NAMESPACE = 0x1A6E_0002

@@ -29,13 +29,14 @@ from sqlalchemy import Connection, Engine
 
 from inventory import store
 from inventory.alerts import rules as alert_rules
-from inventory.config import Settings, SourceConfig
+from inventory.config import Settings
 from inventory.errors import AlreadyRunning, InventoryError, ProviderError, RunAborted
 from inventory.http import RetryPolicy
 from inventory.paging import Page
 from inventory.providers import PROVIDERS, Collector
 from inventory.records import ImageRecord, ImageStatus
 from inventory.secrets import scrub
+from inventory.source import SourceConfig
 
 log = logging.getLogger(__name__)
 

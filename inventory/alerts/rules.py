@@ -24,7 +24,8 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, text
 
 from inventory import cron
-from inventory.config import AlertRule, AlertSettings, SourceConfig
+from inventory.config import AlertRule, AlertSettings
+from inventory.source import SourceConfig
 
 #: Namespace of the advisory lock that serializes health evaluation (store.py uses 0x1A6E_0002).
 HEALTH_LOCK_NAMESPACE = 0x1A6E_0003

@@ -1,8 +1,10 @@
 """Provider registry: the one place that lists the providers.
 
-A provider is one folder (auth, collect, normalize) exposing a :class:`Provider`: its config
-spec, a collector factory and a normalizer. Adding a provider is one line in
-:data:`PROVIDERS`; the core (config, sync, store) reads only these interfaces.
+A provider is one folder (auth, collect, normalize and its emulator dialect) exposing a
+:class:`Provider`: its config spec, a collector factory and a normalizer; its
+``emulator`` module declares an ``EMULATED`` source for the demo, the benchmarks and
+``inventory emulate``. Adding a provider is that folder and one line in :data:`PROVIDERS`;
+the core (config, sync, store) reads only these interfaces.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from inventory.config import SourceConfig
+    from inventory.emulation import EmulatedSource
     from inventory.http import RetryPolicy
     from inventory.paging import Page
     from inventory.records import ImageRecord
+    from inventory.source import SourceConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +109,18 @@ class _Registry(Mapping[str, "Provider"]):
     def __len__(self) -> int:
         return len(self._modules)
 
+    def emulated(self, name: str) -> EmulatedSource:
+        """The provider's emulator, as a source the demo and the benchmarks can start."""
+        source: EmulatedSource = importlib.import_module(f"{self._modules[name]}.emulator").EMULATED
+        return source
+
+    def emulator_module(self, name: str) -> Any:
+        """The provider's emulator module (``make_server``, ``serve``)."""
+        return importlib.import_module(f"{self._modules[name]}.emulator")
+
 
 #: The registry: config name -> the package that exposes ``PROVIDER``.
-PROVIDERS: Mapping[str, Provider] = _Registry(
+PROVIDERS = _Registry(
     {
         "qingcloud": "inventory.providers.qingcloud",
         "tencent": "inventory.providers.tencent",

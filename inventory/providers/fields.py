@@ -37,6 +37,12 @@ def optional_str(raw: dict[str, Any], key: str) -> str | None:
     return None
 
 
+def optional_lower(raw: dict[str, Any], key: str) -> str | None:
+    """:func:`optional_str`, lower-cased (vocabularies whose case varies by provider)."""
+    value = optional_str(raw, key)
+    return value.lower() if value else None
+
+
 def optional_decimal(raw: dict[str, Any], key: str) -> Decimal | None:
     value = raw.get(key)
     if isinstance(value, bool) or value is None:

@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy import Engine, Row, text
 
 from inventory.config import SecretRef, SourceConfig
-from inventory.emulators.base import EmulatorServer, FaultRule
-from inventory.emulators.qingcloud import (
+from inventory.emulation import EmulatorServer, FaultRule
+from inventory.providers.qingcloud.emulator import (
     DEFAULT_ACCESS_KEY_ID,
     DEFAULT_OWNER,
     DEFAULT_SECRET_ACCESS_KEY,

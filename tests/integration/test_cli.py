@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import Engine
 
 from inventory.cli import EXIT_CONFIG, EXIT_FAILED, EXIT_GUARD, EXIT_OK, EXIT_SKIPPED
-from inventory.emulators.sources import EMULATED
 from inventory.migrate import head_revision
+from inventory.providers import PROVIDERS
 
 from .helpers import Emulator, fetch_all
 
@@ -182,7 +182,7 @@ def test_demo_flags_images_and_continues(engine: Engine) -> None:
     first = inventory("demo", "--images", "120")
     assert first.returncode == EXIT_OK, first.stderr
     out = first.stdout
-    assert out.count("demo round 1 (a fresh database)") == len(EMULATED)
+    assert out.count("demo round 1 (a fresh database)") == len(PROVIDERS)
     assert (
         "QingCloud: 12 became deprecated, 4 became deleted, 6 became ceased, 8 disappeared" in out
     )
@@ -192,7 +192,7 @@ def test_demo_flags_images_and_continues(engine: Engine) -> None:
     assert "Huawei IMS v1.1: " in out and "Huawei IMS v1.1: none" not in out
     second = inventory("demo", "--images", "120")
     assert second.returncode == EXIT_OK, second.stderr
-    assert second.stdout.count("demo round 2 (reusing the database") == len(EMULATED)
+    assert second.stdout.count("demo round 2 (reusing the database") == len(PROVIDERS)
     for block in second.stdout.split("upstream:")[:-1]:
         assert "0 new, 0 changed" in block.rsplit("sync 1:", 1)[1]
 

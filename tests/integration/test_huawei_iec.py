@@ -12,23 +12,23 @@ import pytest
 from sqlalchemy import Engine
 
 from inventory.config import SecretRef, Settings, SourceConfig
-from inventory.emulators.base import EmulatorServer, FaultRule
-from inventory.emulators.huawei_iam import (
+from inventory.emulation import EmulatorServer, FaultRule
+from inventory.http import RetryPolicy
+from inventory.providers.huawei_common.emulator_iam import (
     DEFAULT_DOMAIN_ID,
     DEFAULT_DOMAIN_NAME,
     DEFAULT_PASSWORD,
     DEFAULT_USERNAME,
 )
-from inventory.emulators.huawei_iec import (
+from inventory.providers.huawei_common.signer import SdkHmacAuth
+from inventory.providers.huawei_common.token import TOKEN_CACHE
+from inventory.providers.huawei_iec.emulator import (
     DEFAULT_ACCESS_KEY_ID,
     DEFAULT_SECRET_ACCESS_KEY,
     IecApp,
     IecCatalogue,
     generate_images,
 )
-from inventory.http import RetryPolicy
-from inventory.providers.huawei_common.signer import SdkHmacAuth
-from inventory.providers.huawei_common.token import TOKEN_CACHE
 from inventory.secrets import Secret
 from inventory.sync import RunResult, sync_source
 

@@ -12,16 +12,16 @@ import pytest
 from sqlalchemy import Engine
 
 from inventory.config import SecretRef, Settings, SourceConfig
-from inventory.emulators.base import EmulatorServer, FaultRule
-from inventory.emulators.huawei_iam import (
+from inventory.emulation import EmulatorServer, FaultRule
+from inventory.http import RetryPolicy
+from inventory.providers.huawei_common.emulator_iam import (
     DEFAULT_DOMAIN_NAME,
     DEFAULT_PASSWORD,
     DEFAULT_USERNAME,
     IamService,
 )
-from inventory.emulators.huawei_ims import ImsApp, ImsCatalogue, generate_images
-from inventory.http import RetryPolicy
 from inventory.providers.huawei_common.token import TOKEN_CACHE
+from inventory.providers.huawei_ims.emulator import ImsApp, ImsCatalogue, generate_images
 from inventory.sync import RunResult, sync_source
 
 from .helpers import fetch_all, history_of, row_versions

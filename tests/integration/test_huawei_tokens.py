@@ -17,17 +17,17 @@ import pytest
 from sqlalchemy import Engine
 
 from inventory.config import SecretRef, Settings, SourceConfig
-from inventory.emulators.base import EmulatorServer
-from inventory.emulators.huawei_iam import (
+from inventory.emulation import EmulatorServer
+from inventory.http import RetryPolicy
+from inventory.providers.huawei_common.emulator_iam import (
     DEFAULT_DOMAIN_NAME,
     DEFAULT_PASSWORD,
     DEFAULT_USERNAME,
     IamService,
 )
-from inventory.emulators.huawei_iec import IecApp, IecCatalogue
-from inventory.emulators.huawei_ims import ImsApp, ImsCatalogue
-from inventory.http import RetryPolicy
 from inventory.providers.huawei_common.token import TOKEN_CACHE
+from inventory.providers.huawei_iec.emulator import IecApp, IecCatalogue
+from inventory.providers.huawei_ims.emulator import ImsApp, ImsCatalogue
 from inventory.sync import RunResult, sync_source
 
 from .helpers import fetch_all

@@ -18,14 +18,7 @@ import pytest
 from sqlalchemy import Engine
 
 from inventory.config import SecretRef, Settings, SourceConfig
-from inventory.emulators.base import EmulatorServer, FaultRule
-from inventory.emulators.ksyun import (
-    DEFAULT_ACCESS_KEY_ID,
-    DEFAULT_SECRET_ACCESS_KEY,
-    KsyunApp,
-    KsyunCatalogue,
-    generate_images,
-)
+from inventory.emulation import EmulatorServer, FaultRule
 from inventory.http import RetryPolicy
 from inventory.providers.ksyun.auth import (
     ALGORITHM,
@@ -34,6 +27,13 @@ from inventory.providers.ksyun.auth import (
     canonical_query,
     credential_scope,
     sign,
+)
+from inventory.providers.ksyun.emulator import (
+    DEFAULT_ACCESS_KEY_ID,
+    DEFAULT_SECRET_ACCESS_KEY,
+    KsyunApp,
+    KsyunCatalogue,
+    generate_images,
 )
 from inventory.secrets import Secret
 from inventory.sync import RunResult, sync_source

@@ -16,8 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from inventory.emulators.base import EmulatorServer, FaultRule
-from inventory.emulators.qingcloud import (
+from inventory.emulation import EmulatorServer, FaultRule
+from inventory.providers.qingcloud.auth import QingCloudAuth, encode, sign, timestamp
+from inventory.providers.qingcloud.emulator import (
     DEFAULT_ACCESS_KEY_ID,
     DEFAULT_OWNER,
     DEFAULT_SECRET_ACCESS_KEY,
@@ -25,7 +26,6 @@ from inventory.emulators.qingcloud import (
     QingCloudCatalogue,
     make_server,
 )
-from inventory.providers.qingcloud.auth import QingCloudAuth, encode, sign, timestamp
 from inventory.secrets import Secret
 
 FIXED_NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)

@@ -32,7 +32,7 @@ from sqlalchemy import Engine, text
 
 from inventory.cli import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, main
 from inventory.config import Settings
-from inventory.emulators.qingcloud import DEFAULT_OWNER
+from inventory.providers.qingcloud.emulator import DEFAULT_OWNER
 from inventory.providers.qingcloud.normalize import STATUS_MAP
 from inventory.reports import REPORT_TABLES, REPORT_VIEWS
 from inventory.sync import RunResult, sync_source

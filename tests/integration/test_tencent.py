@@ -12,8 +12,11 @@ import pytest
 from sqlalchemy import Engine
 
 from inventory.config import SecretRef, Settings, SourceConfig
-from inventory.emulators.base import EmulatorServer, FaultRule
-from inventory.emulators.tencent import (
+from inventory.emulation import EmulatorServer, FaultRule
+from inventory.http import RateLimiter, RetryPolicy
+from inventory.providers.tencent.auth import TencentAuth
+from inventory.providers.tencent.collect import TencentCollector
+from inventory.providers.tencent.emulator import (
     DEFAULT_SECRET_ID,
     DEFAULT_SECRET_KEY,
     DEFAULT_UIN,
@@ -22,9 +25,6 @@ from inventory.emulators.tencent import (
     generate_images,
     make_server,
 )
-from inventory.http import RateLimiter, RetryPolicy
-from inventory.providers.tencent.auth import TencentAuth
-from inventory.providers.tencent.collect import TencentCollector
 from inventory.secrets import Secret
 from inventory.sync import RunResult, sync_source
 

@@ -37,3 +37,35 @@ def test_normalization_doc_matches_every_status_map() -> None:
         module = importlib.import_module(f"inventory.providers.{name}.normalize")
         for raw, status in module.STATUS_MAP.items():
             assert raw in rows[status.value][index], (name, raw, status)
+
+
+def _toml_block(page: str) -> str:
+    text = (DOCS / "providers" / page).read_text()
+    return text.split("```toml\n", 1)[1].split("```", 1)[0]
+
+
+def test_qingcloud_page_example_loads(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.toml"
+    path.write_text(_toml_block("qingcloud.md"))
+    settings = load_settings(path)
+    own, platform = settings.sources
+    assert (own.provider, own.location, own.schedule) == ("qingcloud", "pek3a", "*/30 * * * *")
+    assert dict(platform.filters) == {"provider": "system", "status": ["available", "deprecated"]}
+    assert platform.credentials["secret_access_key"].kind == "file"
+
+
+def test_emulators_doc_lists_every_fault_kind() -> None:
+    """docs/emulators.md is the one list of fault kinds: exactly the engine's, no more."""
+    import re
+
+    from inventory.emulation import FAULT_KINDS
+
+    text = (DOCS / "emulators.md").read_text()
+    table = text.split("## Fault kinds")[1].split("The provider's own answers")[0]
+    documented = {
+        k
+        for row in table.splitlines()
+        if row.startswith("| `")
+        for k in re.findall(r"`([a-z0-9_]+)`", row.split("|")[1])
+    }
+    assert documented == set(FAULT_KINDS)

@@ -10,17 +10,16 @@ from typing import Any
 
 import pytest
 
-from inventory.emulators.base import (
+from inventory.emulation import FaultRule, Faults
+from inventory.emulation.traits import (
     OS_RELEASES,
-    FaultRule,
-    Faults,
     draw_choices,
     draw_ints,
     draw_traits,
     iso_z,
     random_ids,
 )
-from inventory.emulators.qingcloud import (
+from inventory.providers.qingcloud.emulator import (
     DEFAULT_OWNER,
     STATUSES,
     QingCloudCatalogue,

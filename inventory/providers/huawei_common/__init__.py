@@ -5,7 +5,8 @@
   httpx.Auth with a process-wide cache, one refresh on a 401 and nothing secret in logs;
 - :mod:`.errors`: reading Huawei's several error envelopes and classifying a response as
   transient (429, ``APIGW.0308``, 5xx) or terminal;
-- :mod:`.options`: validation of the non-secret ``[sources.options]`` both providers take.
+- :mod:`.options`: validation of the non-secret ``[sources.options]`` both providers take;
+- :mod:`.emulator_iam`: the emulated IAM token endpoint both Huawei emulators serve.
 
-Facts: shared/providers/huawei-iec.md and shared/providers/huawei-openstack-v1.md.
+Facts: docs/providers/huawei-iec.md and docs/providers/huawei-ims-v1.md.
 """

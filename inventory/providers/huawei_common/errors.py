@@ -10,8 +10,9 @@ Huawei answers errors with a 4xx/5xx status and, depending on the layer, one of:
 - upstream Glance behind no gateway: an HTML or text page.
 
 :func:`parse_error` reads any of them. :func:`raise_for_response` turns a non-2xx response
-into the right error class: 429, ``APIGW.0308`` (the gateway's throttling code, which may
-come with a status other than 429) and 5xx are transient; 401 is an
+(or a 2xx one carrying the gateway's error envelope) into the right error class: 429,
+``APIGW.0308`` (the gateway's throttling code, which may come with a status other than
+429) and 5xx are transient; 401 is an
 :class:`~inventory.errors.AuthenticationError`; the rest are terminal with a hint saying
 what to change.
 """
@@ -66,6 +67,15 @@ def parse_error(response: httpx.Response) -> tuple[str | None, str]:
     return None, flat[:200]
 
 
+def _error_in_body(response: httpx.Response) -> bool:
+    """A gateway's error envelope sent with a 2xx status (it happens behind some proxies):
+    an error all the same, never a page without items."""
+    if b'"error_code"' not in response.content[:512]:
+        return False
+    code, _ = parse_error(response)
+    return code is not None
+
+
 def request_id(response: httpx.Response) -> str | None:
     rid: str | None = response.headers.get("X-Request-Id") or response.headers.get(
         "X-Openstack-Request-Id"
@@ -80,13 +90,14 @@ def raise_for_response(
     auth_hint: str,
     hints: Mapping[int, str] | None = None,
 ) -> None:
-    """Raise the classified error for a non-2xx ``response``; return for a 2xx one.
+    """Raise the classified error for a non-2xx ``response`` (or a 2xx one holding the
+    gateway's error envelope); return for a good one.
 
     ``what`` names the call ("ListImages"), ``auth_hint`` says what to change after a 401,
     ``hints`` maps other statuses to what to change.
     """
     status = response.status_code
-    if 200 <= status < 300:
+    if 200 <= status < 300 and not _error_in_body(response):
         return
     code, message = parse_error(response)
     shown = f"{code}: {message}" if code else message or "(empty body)"

@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from inventory.config import SourceConfig
 from inventory.errors import ConfigError
 from inventory.providers.huawei_common.token import KeystonePasswordAuth, TokenScope
+from inventory.source import SourceConfig
 
 ALL_OPTIONS = ("iam_endpoint", "domain_name", "domain_id", "project_id", "project_name")
 

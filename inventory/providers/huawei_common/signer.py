@@ -1,6 +1,7 @@
 """Huawei Cloud AK/SK signature ``SDK-HMAC-SHA256``, as an httpx.Auth.
 
-The algorithm (shared/providers/huawei-iec.md):
+The algorithm (docs/providers/huawei-iec.md; checked against the three published
+known-answer vectors in tests/unit/test_huawei_signature.py):
 
 1. canonical request = method, canonical URI, canonical query, canonical headers, signed
    header names and the hex SHA-256 of the body, joined by newlines. The canonical URI

@@ -1,7 +1,8 @@
 """Huawei Cloud IEC ListImages: AK/SK SDK-HMAC-SHA256 or IAM token, offset paging.
 
-Facts and known-answer vectors: shared/providers/huawei-iec.md. Shared Huawei code (signer,
-IAM tokens, error envelopes): :mod:`inventory.providers.huawei_common`.
+Facts: docs/providers/huawei-iec.md; the signer's known-answer vectors are in
+tests/unit/test_huawei_signature.py. Shared Huawei code (signer, IAM tokens, error
+envelopes): :mod:`inventory.providers.huawei_common`.
 """
 
 from __future__ import annotations

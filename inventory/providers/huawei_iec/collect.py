@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -24,7 +23,7 @@ from inventory.config import SourceConfig
 from inventory.errors import MalformedResponse
 from inventory.http import RetryPolicy, make_client
 from inventory.paging import OffsetPaging, Page
-from inventory.providers.base import PagedCollector
+from inventory.providers.base import PagedCollector, item_list, json_body, total_count
 from inventory.providers.huawei_common.errors import raise_for_response
 from inventory.providers.huawei_iec.auth import make_auth, uses_token
 
@@ -140,18 +139,8 @@ class IecCollector(PagedCollector):
                 404: "no IEC ListImages API there; check the source's endpoint",
             },
         )
-        try:
-            body = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise MalformedResponse(
-                f"ListImages response is not JSON (starts with {response.text[:80]!r})"
-            ) from None
+        body = json_body(response, "ListImages response")
         if not isinstance(body, dict):
             raise MalformedResponse("ListImages response is not a JSON object")
-        items = body.get("images")
-        total = body.get("total")
-        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-            raise MalformedResponse("'images' is missing or is not a list of objects")
-        if not isinstance(total, int) or isinstance(total, bool) or total < 0:
-            raise MalformedResponse("'total' is missing or not a non-negative integer")
-        return Page(number=number, items=items, total=total)
+        items = item_list(body.get("images"), "'images'")
+        return Page(number=number, items=items, total=total_count(body.get("total"), "'total'"))

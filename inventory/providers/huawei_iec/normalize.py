@@ -17,7 +17,13 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from inventory.providers.fields import optional_decimal, optional_str, parse_time, required_str
+from inventory.providers.fields import (
+    optional_decimal,
+    optional_lower,
+    optional_str,
+    parse_time,
+    required_str,
+)
 from inventory.records import ImageRecord, ImageStatus
 
 STATUS_MAP: dict[str, ImageStatus] = {
@@ -41,22 +47,18 @@ def normalize(raw: dict[str, Any]) -> ImageRecord:
         raw_status=raw_status,
         name=optional_str(raw, "name"),
         description=None,  # IEC images carry no description
-        os_family=_lower(optional_str(raw, "__platform")),
+        os_family=optional_lower(raw, "__platform"),
         os_name=optional_str(raw, "__os_version"),
-        platform=_lower(optional_str(raw, "__os_type")),
+        platform=optional_lower(raw, "__os_type"),
         # __support_arm is present (as "true") only on ARM images; absent means x86.
         architecture="aarch64" if raw.get("__support_arm") in ("true", True) else "x86_64",
         size_gb=_size(raw),
-        visibility=_lower(optional_str(raw, "visibility")),
+        visibility=optional_lower(raw, "visibility"),
         owner=optional_str(raw, "owner"),
-        image_type=_lower(optional_str(raw, "__imagetype")),
+        image_type=optional_lower(raw, "__imagetype"),
         provider_created_at=parse_time(raw.get("created_at")),
         raw=raw,
     )
-
-
-def _lower(value: str | None) -> str | None:
-    return value.lower() if value else None
 
 
 def _size(raw: dict[str, Any]) -> Decimal | None:

@@ -1,8 +1,8 @@
 """Huawei IMS OpenStack-native ``GET /v1.1/images/detail``: IAM token, Glance v1 paging.
 
-Facts: shared/providers/huawei-openstack-v1.md. Shared Huawei code (IAM tokens, error
-envelopes): :mod:`inventory.providers.huawei_common`. There is no request signature here
-(the token is a bearer credential), so there is no signing known-answer test.
+Shared Huawei code (IAM tokens, error envelopes): :mod:`inventory.providers.huawei_common`.
+There is no request signature here (the token is a bearer credential), so there is no
+signing known-answer test.
 """
 
 from __future__ import annotations

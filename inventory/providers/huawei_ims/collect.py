@@ -23,7 +23,6 @@ which no longer returns Windows images from it):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -34,7 +33,7 @@ from inventory.config import SourceConfig
 from inventory.errors import MalformedResponse
 from inventory.http import RetryPolicy, make_client
 from inventory.paging import MarkerPaging, Page
-from inventory.providers.base import PagedCollector
+from inventory.providers.base import PagedCollector, item_list, json_body
 from inventory.providers.fields import parse_time
 from inventory.providers.huawei_common.errors import raise_for_response
 from inventory.providers.huawei_ims.auth import make_auth
@@ -136,13 +135,6 @@ class ImsCollector(PagedCollector):
                 404: "no IMS v1.1 API there; check the source's endpoint and region",
             },
         )
-        try:
-            body = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise MalformedResponse(
-                f"images/detail response is not JSON (starts with {response.text[:80]!r})"
-            ) from None
-        items = body.get("images") if isinstance(body, dict) else None
-        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-            raise MalformedResponse("'images' is missing or is not a list of objects")
+        body = json_body(response, "images/detail response")
+        items = item_list(body.get("images") if isinstance(body, dict) else None, "'images'")
         return Page(number=number, items=items)

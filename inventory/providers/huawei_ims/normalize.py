@@ -23,7 +23,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from inventory.providers.fields import optional_decimal, optional_str, parse_time, required_str
+from inventory.providers.fields import (
+    optional_decimal,
+    optional_lower,
+    optional_str,
+    parse_time,
+    required_str,
+)
 from inventory.records import ImageRecord, ImageStatus
 
 STATUS_MAP: dict[str, ImageStatus] = {
@@ -64,23 +70,19 @@ def normalize(raw: dict[str, Any]) -> ImageRecord:
         raw_status=raw_status,
         name=optional_str(raw, "name"),
         description=optional_str(properties, "__description"),
-        os_family=_lower(optional_str(properties, "__platform")),
+        os_family=optional_lower(properties, "__platform"),
         os_name=optional_str(properties, "__os_version"),
-        platform=_lower(optional_str(properties, "__os_type")),
+        platform=optional_lower(properties, "__os_type"),
         architecture=_architecture(properties),
         size_gb=optional_decimal(raw, "min_disk"),
         visibility={True: "public", False: "private"}.get(is_public)
         if isinstance(is_public, bool)
         else None,
         owner=optional_str(raw, "owner"),
-        image_type=_lower(optional_str(properties, "__imagetype")),
+        image_type=optional_lower(properties, "__imagetype"),
         provider_created_at=parse_time(raw.get("created_at")),
         raw=raw,
     )
-
-
-def _lower(value: str | None) -> str | None:
-    return value.lower() if value else None
 
 
 def _architecture(properties: dict[str, Any]) -> str | None:

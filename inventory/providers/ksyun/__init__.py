@@ -1,6 +1,6 @@
 """Kingsoft Cloud (KSyun) KEC DescribeImages: AWS SigV4, one response, Error envelope.
 
-Facts and known-answer vectors: shared/providers/ksyun.md.
+Facts: docs/providers/ksyun.md; known-answer vectors: tests/unit/test_ksyun_signature.py.
 """
 
 from __future__ import annotations

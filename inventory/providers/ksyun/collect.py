@@ -39,7 +39,7 @@ from inventory.errors import (
 )
 from inventory.http import RetryPolicy, make_client
 from inventory.paging import Page, SinglePage
-from inventory.providers.base import PagedCollector
+from inventory.providers.base import PagedCollector, item_list
 from inventory.providers.ksyun.auth import SERVICE, KsyunAuth
 
 DEFAULT_ENDPOINT = "https://kec.api.ksyun.com/"
@@ -192,9 +192,7 @@ class KsyunCollector(PagedCollector):
         if not isinstance(body, dict):
             raise MalformedResponse("response is not a JSON object")
         # Note the key: "ImagesSet", not "ImageSet".
-        items = body.get("ImagesSet")
-        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-            raise MalformedResponse("ImagesSet is missing or is not a list of objects")
+        items = item_list(body.get("ImagesSet"), "ImagesSet")
         request_id = body.get("RequestId")
         # The one response is the whole listing, so its length is the total.
         return Page(

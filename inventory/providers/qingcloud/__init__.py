@@ -1,6 +1,6 @@
 """QingCloud IaaS DescribeImages: signature v1, offset paging, ret_code errors.
 
-Facts and known-answer vectors: shared/providers/qingcloud.md.
+Facts: docs/providers/qingcloud.md; known-answer vectors: tests/unit/test_qingcloud_signature.py.
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ terminal and names what to change.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -23,7 +22,13 @@ from inventory.errors import (
 )
 from inventory.http import RetryPolicy, make_client
 from inventory.paging import OffsetPaging, Page
-from inventory.providers.base import PagedCollector
+from inventory.providers.base import (
+    PagedCollector,
+    item_list,
+    json_body,
+    raise_for_http,
+    total_count,
+)
 from inventory.providers.qingcloud.auth import QingCloudAuth
 
 DEFAULT_ENDPOINT = "https://api.qingcloud.com/iaas/"
@@ -120,21 +125,8 @@ class QingCloudCollector(PagedCollector):
         return self._parse(self._client.get(self.endpoint, params=params), number)
 
     def _parse(self, response: httpx.Response, number: int) -> Page:
-        if response.status_code >= 500 or response.status_code == 429:
-            raise ProviderTransientError(
-                f"HTTP {response.status_code} from {self.endpoint}", code=str(response.status_code)
-            )
-        if response.status_code != 200:
-            raise ProviderTerminalError(
-                f"HTTP {response.status_code} from {self.endpoint}: {response.text[:200]!r}",
-                code=str(response.status_code),
-            )
-        try:
-            body = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise MalformedResponse(
-                f"response is not JSON (starts with {response.text[:80]!r})"
-            ) from None
+        raise_for_http(response, self.endpoint)
+        body = json_body(response)
         if not isinstance(body, dict) or not isinstance(body.get("ret_code"), int):
             raise MalformedResponse("response has no integer ret_code")
         code = body["ret_code"]
@@ -147,10 +139,6 @@ class QingCloudCollector(PagedCollector):
             hint = TERMINAL_HINTS.get(code, "refused by QingCloud")
             error_class = AuthenticationError if code == 1200 else ProviderTerminalError
             raise error_class(f"ret_code {code}: {message} — {hint}", code=str(code))
-        items = body.get("image_set")
-        total = body.get("total_count")
-        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-            raise MalformedResponse("image_set is missing or is not a list of objects")
-        if not isinstance(total, int) or isinstance(total, bool) or total < 0:
-            raise MalformedResponse("total_count is missing or not a non-negative integer")
+        items = item_list(body.get("image_set"), "image_set")
+        total = total_count(body.get("total_count"), "total_count")
         return Page(number=number, items=items, total=total)

@@ -13,7 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from inventory.providers.fields import optional_decimal, optional_str, parse_time, required_str
+from inventory.providers.fields import (
+    optional_decimal,
+    optional_lower,
+    optional_str,
+    parse_time,
+    required_str,
+)
 from inventory.records import ImageRecord, ImageStatus
 
 STATUS_MAP: dict[str, ImageStatus] = {
@@ -40,22 +46,18 @@ def normalize(raw: dict[str, Any]) -> ImageRecord:
         raw_status=raw_status,
         name=optional_str(raw, "image_name"),
         description=optional_str(raw, "description"),
-        os_family=_lower(optional_str(raw, "os_family")),
+        os_family=optional_lower(raw, "os_family"),
         os_name=optional_str(raw, "image_name") if raw.get("provider") == "system" else None,
-        platform=_lower(optional_str(raw, "platform")),
+        platform=optional_lower(raw, "platform"),
         architecture=ARCHITECTURE_MAP.get(processor, processor) if processor else None,
         size_gb=optional_decimal(raw, "size"),
-        visibility=_lower(optional_str(raw, "visibility")),
+        visibility=optional_lower(raw, "visibility"),
         owner=optional_str(raw, "owner"),
-        image_type=_lower(optional_str(raw, "provider")),
+        image_type=optional_lower(raw, "provider"),
         provider_created_at=parse_time(raw.get("create_time")),
         tags=_tags(raw.get("tags")),
         raw=raw,
     )
-
-
-def _lower(value: str | None) -> str | None:
-    return value.lower() if value else None
 
 
 def _tags(value: object) -> dict[str, str]:

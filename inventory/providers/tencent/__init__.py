@@ -1,6 +1,6 @@
 """Tencent Cloud CVM DescribeImages: TC3-HMAC-SHA256, Offset/Limit paging, Response.Error.
 
-Facts and known-answer vectors: shared/providers/tencent-cvm.md. Sources are placed by
+What the API does and how it maps: docs/providers/tencent.md. Sources are placed by
 ``region`` (e.g. ``ap-guangzhou``) and authenticate with ``secret_id`` + ``secret_key``.
 """
 

@@ -35,7 +35,13 @@ from inventory.errors import (
 )
 from inventory.http import RateLimiter, RetryPolicy, make_client
 from inventory.paging import OffsetPaging, Page
-from inventory.providers.base import PagedCollector
+from inventory.providers.base import (
+    PagedCollector,
+    item_list,
+    json_body,
+    raise_for_http,
+    total_count,
+)
 from inventory.providers.tencent.auth import ACTION, CONTENT_TYPE, TencentAuth
 
 DEFAULT_ENDPOINT = "https://cvm.tencentcloudapi.com/"
@@ -223,21 +229,8 @@ class TencentCollector(PagedCollector):
         return self._parse(response, number)
 
     def _parse(self, response: httpx.Response, number: int) -> Page:
-        if response.status_code >= 500 or response.status_code == 429:
-            raise ProviderTransientError(
-                f"HTTP {response.status_code} from {self.endpoint}", code=str(response.status_code)
-            )
-        if response.status_code != 200:
-            raise ProviderTerminalError(
-                f"HTTP {response.status_code} from {self.endpoint}: {response.text[:200]!r}",
-                code=str(response.status_code),
-            )
-        try:
-            body = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise MalformedResponse(
-                f"response is not JSON (starts with {response.text[:80]!r})"
-            ) from None
+        raise_for_http(response, self.endpoint)
+        body = json_body(response)
         envelope = body.get("Response") if isinstance(body, dict) else None
         if not isinstance(envelope, dict):
             raise MalformedResponse("response has no Response object")
@@ -246,12 +239,8 @@ class TencentCollector(PagedCollector):
         error = envelope.get("Error")
         if error is not None:
             raise self._error(error, request_id)
-        items = envelope.get("ImageSet")
-        total = envelope.get("TotalCount")
-        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-            raise MalformedResponse("Response.ImageSet is missing or is not a list of objects")
-        if not isinstance(total, int) or isinstance(total, bool) or total < 0:
-            raise MalformedResponse("Response.TotalCount is missing or not a non-negative integer")
+        items = item_list(envelope.get("ImageSet"), "Response.ImageSet")
+        total = total_count(envelope.get("TotalCount"), "Response.TotalCount")
         return Page(number=number, items=items, total=total, meta={"request_id": request_id})
 
     @staticmethod

@@ -20,7 +20,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from inventory.providers.fields import optional_decimal, optional_str, parse_time, required_str
+from inventory.providers.fields import (
+    optional_decimal,
+    optional_lower,
+    optional_str,
+    parse_time,
+    required_str,
+)
 from inventory.records import ImageRecord, ImageStatus
 
 STATUS_MAP: dict[str, ImageStatus] = {
@@ -72,15 +78,11 @@ def normalize(raw: dict[str, Any]) -> ImageRecord:
         visibility=VISIBILITY_MAP.get(image_type, image_type.lower()) if image_type else None,
         # The account uin for private images; null for Tencent's own public images.
         owner=optional_str(raw, "ImageCreator"),
-        image_type=_lower(optional_str(raw, "ImageSource")),
+        image_type=optional_lower(raw, "ImageSource"),
         provider_created_at=parse_time(raw.get("CreatedTime")),
         tags=_tags(raw.get("Tags")),
         raw=raw,
     )
-
-
-def _lower(value: str | None) -> str | None:
-    return value.lower() if value else None
 
 
 def _platform(family: str | None) -> str | None:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from inventory.emulators.base import Request, Response
+from inventory.emulation import Request, Response
 
 TOKEN_PATH = "/v3/auth/tokens"  # noqa: S105 - a URL path
 DEFAULT_DOMAIN_NAME = "emulator-account"
@@ -239,21 +239,3 @@ def _dig(data: dict[str, Any], *keys: str) -> Any:
             return None
         value = value.get(key)
     return value
-
-
-class IamApp:
-    """IAM alone, as an emulator app (for a separate IAM endpoint)."""
-
-    def __init__(self, iam: IamService | None = None) -> None:
-        self.iam = iam or IamService()
-
-    def handle(self, request: Request) -> Response:
-        if self.iam.handles(request):
-            return self.iam.handle(request)
-        return keystone_error(404, "Not Found", f"no resource {request.path}")
-
-    def mutate(self, **counts: int) -> dict[str, list[str]]:  # noqa: ARG002 - no catalogue
-        return {}
-
-    def state(self) -> dict[str, Any]:
-        return {"provider": "huawei-iam", **self.iam.state()}

@@ -1,0 +1,237 @@
+"""The request pipeline every emulated API shares, and the hooks a provider dialect fills in.
+
+:class:`EmulatorApp` answers one request in fixed steps; a dialect (a subclass, in
+``inventory/providers/<name>/emulator.py``) supplies only what is true of its provider:
+
+1. :meth:`~EmulatorApp.read`: route the request and read its paging leniently (a
+   :class:`Call`); a wrong path or verb is refused here;
+2. the page's faults that answer instead of the page, before any check, as a gateway
+   in front of the API would (for a marker listing, after step 5, once the page is known);
+3. :meth:`~EmulatorApp.authenticate`: the provider's signature or token check;
+4. :meth:`~EmulatorApp.select`: the strict reading of paging and filters, refused in the
+   provider's words;
+5. :meth:`~EmulatorApp.listing`: the images the filters select, in the API's order;
+6. the page: the window the call asks for (``offset``/``limit``, after ``marker``, or all
+   of it), with the page faults applied;
+7. :meth:`~EmulatorApp.page`: the provider's response body for those items;
+8. the faults that change the catalogue after the answer.
+
+A refusal is raised as :class:`Refusal` with the provider's response; errors are shaped by
+:meth:`~EmulatorApp.envelope`, and :attr:`~EmulatorApp.answers` holds the provider's own
+throttling and error answers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
+
+from inventory.emulation.catalogue import Catalogue, MutationSeeds, control_mutate
+from inventory.emulation.faults import FAULT_KINDS, FaultRule, Faults
+from inventory.emulation.server import EmulatorServer, Request, Response
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """What one request asks for, as the dialect read it."""
+
+    offset: int = 0
+    limit: int | None = None  # None: the whole listing in one answer
+    marker: str | None = None
+    selection: Any = ()  # filters and order, hashable: the key of the listing view
+    extra: Any = None  # anything else the dialect wants to keep from the request
+
+
+class Refusal(Exception):
+    """The provider refuses the request; ``response`` is its answer."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+class EmulatorApp:
+    """One provider's emulated API over one :class:`Catalogue` (see the module docstring)."""
+
+    #: The provider's name, as in the config.
+    provider: ClassVar[str]
+    #: How the listing pages: "offset" (with a total), "marker" or "single" (one answer).
+    paging: ClassVar[str] = "offset"
+    #: The provider's own answers as (HTTP status, code, message): "throttle" and "error"
+    #: (what ``error_200`` sends) are required; other keys are extra fault kinds.
+    answers: ClassVar[Mapping[str, tuple[int, Any, str]]]
+    #: A marker listing's answer to a marker that is not in the listing.
+    bad_marker: ClassVar[tuple[int, Any, str]]
+
+    def __init__(self, catalogue: Catalogue, *, faults: Faults | None = None) -> None:
+        self.catalogue = catalogue
+        self.faults = faults if faults is not None else Faults()
+        self._seeds = MutationSeeds()
+        self._rng = random.Random(0)  # for images the insert fault adds
+        self._positions: tuple[Sequence[Any], dict[str, int]] | None = None
+        self._positions_lock = threading.Lock()
+
+    @property
+    def fault_kinds(self) -> frozenset[str]:
+        return FAULT_KINDS | (self.answers.keys() - {"error"})
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(images={len(self.catalogue)})"
+
+    # -- the dialect's hooks ---------------------------------------------------------------
+
+    def envelope(self, status: int, code: Any, message: str) -> Response:
+        """The provider's error answer."""
+        raise NotImplementedError
+
+    def route(self, request: Request) -> Response | None:
+        """An answer for a request that is not the listing call (an IAM endpoint), or None."""
+        return None
+
+    def read(self, request: Request) -> Call:
+        raise NotImplementedError
+
+    def authenticate(self, request: Request, call: Call) -> None:
+        raise NotImplementedError
+
+    def select(self, request: Request, call: Call) -> Call:
+        return call
+
+    def listing(self, call: Call) -> Sequence[dict[str, Any]]:
+        raise NotImplementedError
+
+    def page(self, items: list[dict[str, Any]], total: int, call: Call) -> Response:
+        raise NotImplementedError
+
+    def state(self) -> dict[str, Any]:
+        return {"provider": self.provider, "images": len(self.catalogue)}
+
+    # -- the engine ------------------------------------------------------------------------
+
+    def refuse(self, status: int, code: Any, message: str) -> Refusal:
+        return Refusal(self.envelope(status, code, message))
+
+    def mutate(self, **counts: Any) -> dict[str, list[str]]:
+        """The control API's mutation: :func:`inventory.emulation.catalogue.control_mutate`."""
+        return control_mutate(self.catalogue, counts, self._seeds)
+
+    def handle(self, request: Request) -> Response:
+        try:
+            other = self.route(request)
+            return other if other is not None else self._serve(request)
+        except Refusal as refusal:
+            return refusal.response
+
+    def _serve(self, request: Request) -> Response:
+        call = self.read(request)
+        rules: list[FaultRule] = []
+        if self.paging != "marker":
+            rules = self.faults.take_all(self._page_number(call.offset, call.limit))
+            early = self._answer(rules)
+            if early is not None:
+                return early
+        self.authenticate(request, call)
+        call = self.select(request, call)
+        view = self.listing(call)
+        start = call.offset
+        if self.paging == "marker":
+            start = self._after(view, call.marker)
+            rules = self.faults.take_all(self._page_number(start, call.limit))
+            early = self._answer(rules)
+            if early is not None:
+                return early
+        kinds = {rule.kind: rule for rule in rules}
+        total = len(view)
+        limit = total if call.limit is None else call.limit
+        if "listing_cap" in kinds:
+            view = view[: kinds["listing_cap"].value]
+        if "page_cap" in kinds:
+            limit = min(limit, kinds["page_cap"].value or 0)
+        begin = start - 1 if "duplicate" in kinds and start > 0 else start
+        items = list(view[begin : begin + limit])
+        if "empty_page" in kinds:
+            items = []
+        elif "short_page" in kinds:
+            items = items[: len(items) // 2]
+        response = self.page(items, total, replace(call, offset=start, limit=limit))
+        if "malformed" in kinds:
+            response = replace(response, body=response.body[: len(response.body) // 2])
+        elif "truncated" in kinds:
+            response = replace(response, cut=True)
+        self._change(kinds, view, start + limit, items)
+        return response
+
+    @staticmethod
+    def _page_number(start: int, limit: int | None) -> int:
+        return start // limit + 1 if limit else 1
+
+    def _after(self, view: Sequence[dict[str, Any]], marker: str | None) -> int:
+        """The index after the marker image in ``view``; the position table is built once
+        per view (views are replaced, never changed), so a lookup is O(1) per page."""
+        if marker is None:
+            return 0
+        key = self.catalogue.id_key
+        with self._positions_lock:
+            if self._positions is None or self._positions[0] is not view:
+                self._positions = (view, {image[key]: n for n, image in enumerate(view)})
+            index = self._positions[1].get(marker)
+        if index is None:
+            raise self.refuse(*self.bad_marker)
+        return index + 1
+
+    def _answer(self, rules: list[FaultRule]) -> Response | None:
+        """Sleep for a latency rule; the answer of a rule that replaces the page, or None."""
+        for rule in rules:
+            kind = rule.kind
+            if kind == "latency":
+                time.sleep(rule.latency_s)
+            elif kind in ("http_500", "http_503"):
+                # What a load balancer in front of the API sends: an HTML page, not the
+                # API's JSON envelope, so the client must cope with a body it cannot parse.
+                status = 500 if kind == "http_500" else 503
+                text = "Internal Server Error" if status == 500 else "Service Unavailable"
+                return Response.html(status, f"{status} {text}")
+            elif kind == "http_429":
+                return replace(
+                    Response.html(429, "429 Too Many Requests"), headers={"Retry-After": "1"}
+                )
+            elif kind == "html_200":
+                return Response.html(200, "Service maintenance: back soon")
+            elif kind == "reset":
+                return Response(0, b"", reset=True)
+            elif kind == "error_200":
+                return self.envelope(200, *self.answers["error"][1:])
+            elif kind in self.answers:  # throttle, and the dialect's own kinds
+                return self.envelope(*self.answers[kind])
+        return None
+
+    def _change(
+        self,
+        kinds: Mapping[str, FaultRule],
+        view: Sequence[dict[str, Any]],
+        after: int,
+        items: list[dict[str, Any]],
+    ) -> None:
+        key = self.catalogue.id_key
+        if "shrink" in kinds and view:
+            # An offset listing shifts when an earlier image goes; a marker listing is hurt
+            # when its marker image goes before the next page is asked for.
+            gone = items[-1] if self.paging == "marker" and items else view[0]
+            self.catalogue.drop(gone[key])
+        if "remove" in kinds and after < len(view):
+            self.catalogue.drop(view[after][key])
+        if "insert" in kinds:
+            self.catalogue.insert_new(self._rng)
+
+
+def serve(server: EmulatorServer, banner: str) -> None:
+    """Serve in the foreground until Ctrl-C. The first line printed is the banner (it names
+    the URL), written once the port listens, so a parent process can read it."""
+    print(f"{banner}; control API {server.url}/_emulator/", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()

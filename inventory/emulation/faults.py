@@ -1,0 +1,164 @@
+"""Fault rules: make page *k* of a listing misbehave, the same way for every provider.
+
+The kinds, what each does, and how a dialect answers it, are listed in one place:
+docs/emulators.md. In short:
+
+- answered instead of the page: ``http_500``, ``http_503`` (a load balancer's HTML error
+  page), ``http_429`` (a gateway's bare 429 with ``Retry-After``; set no ``times`` for a
+  storm), ``throttle`` (the provider's own throttling answer), ``error_200`` (the provider's
+  error envelope with HTTP 200), ``html_200`` (an HTML page with HTTP 200), ``malformed``
+  (the real answer cut in half, well framed: not JSON), ``truncated`` (the real answer's
+  length announced, half of it sent, then the connection closed), ``reset`` (a TCP reset);
+- answered late: ``latency`` (``latency_s`` seconds, then whatever else applies);
+- a different page: ``empty_page`` (no items), ``short_page`` (half the items),
+  ``duplicate`` (the page starts with the previous page's last item), ``page_cap`` (at
+  most ``value`` items a page), ``listing_cap`` (the listing stops after ``value`` items,
+  any total still counts them all);
+- the catalogue changes after the answer: ``shrink`` (the first listed image goes; for a
+  marker listing, the page's last image, the next request's marker, is deleted),
+  ``insert`` (a new image appears at the front of the listing), ``remove`` (the image that
+  would open the next page goes before it is listed).
+
+A dialect may declare extra kinds of its own (QingCloud's ``internal``, say).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Container, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+#: Faults answered instead of the page.
+ANSWER_KINDS = frozenset(
+    {
+        "http_500",
+        "http_503",
+        "http_429",
+        "throttle",
+        "error_200",
+        "html_200",
+        "malformed",
+        "truncated",
+        "reset",
+    }
+)
+#: Faults that change what the page holds.
+PAGE_KINDS = frozenset({"empty_page", "short_page", "duplicate", "page_cap", "listing_cap"})
+#: Faults that change the catalogue once the page is answered.
+CHANGE_KINDS = frozenset({"shrink", "insert", "remove"})
+#: Every engine fault kind.
+FAULT_KINDS = ANSWER_KINDS | PAGE_KINDS | CHANGE_KINDS | {"latency"}
+#: Kinds that need a ``value`` (a number of items).
+VALUE_KINDS = frozenset({"page_cap", "listing_cap"})
+
+
+def _count(value: object) -> bool:
+    # bool is an int subclass; "page": true is a mistake, not page 1.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True, slots=True)
+class FaultRule:
+    """Make page ``page`` (1-based; None = every page) misbehave ``times`` times (None =
+    always). ``latency_s`` is for ``latency``, ``value`` for the caps."""
+
+    kind: str
+    page: int | None = None
+    times: int | None = None
+    latency_s: float = 0.0
+    value: int | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], kinds: Container[str] = FAULT_KINDS) -> FaultRule:
+        """Parse one rule of the control API, refusing what would silently never match."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a fault rule is a JSON object, not {data!r}")
+        unknown = set(data) - {"kind", "page", "times", "latency_s", "value"}
+        if unknown:
+            raise ValueError(f"unknown fault rule field {sorted(unknown)[0]!r}")
+        kind = data.get("kind")
+        if not isinstance(kind, str) or kind not in kinds:
+            known = ", ".join(sorted(kinds)) if isinstance(kinds, Iterable) else "?"
+            raise ValueError(f"unknown fault kind {kind!r} (known: {known})")
+        page, times, latency = data.get("page"), data.get("times"), data.get("latency_s", 0.0)
+        value = data.get("value")
+        if page is not None and (not _count(page) or page < 1):
+            raise ValueError(f"fault page must be a page number from 1, not {page!r}")
+        if times is not None and (not _count(times) or times < 0):
+            raise ValueError(f"fault times must be a count from 0, not {times!r}")
+        if not isinstance(latency, int | float) or isinstance(latency, bool) or latency < 0:
+            raise ValueError(f"fault latency_s must be seconds from 0, not {latency!r}")
+        if (kind in VALUE_KINDS) != (value is not None) or (
+            value is not None and (not _count(value) or value < 0)
+        ):
+            raise ValueError(f"fault value is a count of items for {sorted(VALUE_KINDS)} only")
+        return cls(kind=kind, page=page, times=times, latency_s=float(latency), value=value)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "page": self.page,
+            "times": self.times,
+            "latency_s": self.latency_s,
+        }
+        if self.value is not None:
+            out["value"] = self.value
+        return out
+
+
+class Faults:
+    """A thread-safe list of fault rules, each with the uses it has left."""
+
+    def __init__(self, rules: Iterable[FaultRule] = ()) -> None:
+        self._lock = threading.Lock()
+        # [rule, remaining uses or None]; a list so a use can be counted in place.
+        self._rules: list[list[Any]] = [[r, r.times] for r in rules]
+
+    def add(self, rule: FaultRule) -> None:
+        with self._lock:
+            self._rules.append([rule, rule.times])
+
+    def replace(self, rules: Iterable[FaultRule]) -> None:
+        with self._lock:
+            self._rules = [[r, r.times] for r in rules]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules = []
+
+    def rules(self) -> list[FaultRule]:
+        """The rules that can still fire, in the order they were added."""
+        with self._lock:
+            return [rule for rule, left in self._rules if left is None or left > 0]
+
+    def take(self, page: int) -> FaultRule | None:
+        """The first live rule for ``page``, with one of its uses counted; None if none."""
+        taken = self._take(page, combine_latency=False)
+        return taken[0] if taken else None
+
+    def take_all(self, page: int) -> list[FaultRule]:
+        """The live rules for ``page``, each use counted: at most one ``latency`` rule and
+        one other, in the order they were added, so a stall can precede a failure."""
+        return self._take(page, combine_latency=True)
+
+    def _take(self, page: int, *, combine_latency: bool) -> list[FaultRule]:
+        taken: list[FaultRule] = []
+        seen_latency: set[bool] = set()
+        with self._lock:
+            for entry in self._rules:
+                rule, left = entry
+                if rule.page is not None and rule.page != page:
+                    continue
+                if left is not None and left <= 0:
+                    continue
+                is_latency = rule.kind == "latency"
+                if is_latency in seen_latency:
+                    continue
+                seen_latency.add(is_latency)
+                if left is not None:
+                    entry[1] = left - 1
+                taken.append(rule)
+                if not combine_latency or len(seen_latency) == 2:
+                    break
+        return taken

@@ -1,0 +1,325 @@
+"""The emulator's HTTP side: a threaded server on loopback and its JSON control API.
+
+:class:`EmulatorServer` serves one *app* (see :mod:`inventory.emulation.app`) over real
+HTTP on 127.0.0.1, in a background thread or the foreground. The app turns a
+:class:`Request` into a :class:`Response` exactly as the real API would. Every server also
+answers a small control API, for standalone runs (``inventory emulate PROVIDER``):
+
+- ``POST /_emulator/mutate``   body ``{"seed": 1, "deprecate": 5, "remove": 3, ...}``
+  (answers the affected ids per kind)
+- ``POST /_emulator/faults``   body ``[{"kind": "http_503", "page": 2, "times": 1}, ...]``
+  (replaces the rules); ``DELETE /_emulator/faults`` clears them
+- ``GET  /_emulator/state``    the app's state (image count, ...), the number of provider
+  requests served and the live fault rules
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import struct
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from inventory.emulation.faults import FaultRule, Faults
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Request:
+    """One HTTP request as received: the query string and body are left exactly as sent,
+    because a signature check must see the bytes the client signed."""
+
+    method: str
+    path: str
+    raw_query: str
+    headers: dict[str, str]  # names lower-cased
+    body: bytes
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    reset: bool = False  # drop the connection instead of answering
+    cut: bool = False  # announce the whole body, send half of it, then hang up
+
+    @classmethod
+    def json(cls, status: int, payload: Any, **headers: str) -> Response:
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        return cls(status, body, headers=dict(headers))
+
+    @classmethod
+    def text(cls, status: int, text: str, content_type: str = "text/plain") -> Response:
+        return cls(status, text.encode(), f"{content_type}; charset=utf-8")
+
+    @classmethod
+    def html(cls, status: int, title: str) -> Response:
+        page = f"<html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>"
+        return cls.text(status, page, "text/html")
+
+
+class App(Protocol):
+    """What :class:`EmulatorServer` serves."""
+
+    faults: Faults
+
+    @property
+    def fault_kinds(self) -> frozenset[str]: ...
+
+    def handle(self, request: Request) -> Response: ...
+
+    def mutate(self, **counts: Any) -> dict[str, list[str]]: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # The benchmarks open several connections at once; the default backlog of 5 would make
+    # the kernel drop SYNs and the client stall for a retransmit second.
+    request_queue_size = 128
+    verbose = False
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients hanging up mid-answer (a test's reset, a cancelled sync) are routine here;
+        # a traceback on stderr for each would drown the demo's output.
+        if self.verbose:
+            super().handle_error(request, client_address)
+        else:
+            log.debug("emulator connection from %s failed", client_address, exc_info=True)
+
+
+class EmulatorServer:
+    """Serves one app on loopback over real HTTP, in a background thread or the foreground.
+
+    ``request_count`` counts the provider requests (not the control API's), including
+    those answered with a fault.
+    """
+
+    def __init__(
+        self, app: App, port: int = 0, *, host: str = "127.0.0.1", verbose: bool = False
+    ) -> None:
+        self.app = app
+        self.verbose = verbose
+        self._count_lock = threading.Lock()
+        self._requests = 0
+        self._request_event = threading.Condition(self._count_lock)
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        self._httpd = _HTTPServer((host, port), self._handler_class())
+        self._httpd.verbose = verbose
+        self._thread: threading.Thread | None = None
+        self._serving = False
+        self._closed = False
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def host(self) -> str:
+        return str(self._httpd.server_address[0])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def request_count(self) -> int:
+        with self._count_lock:
+            return self._requests
+
+    def start(self) -> EmulatorServer:
+        """Serve in a daemon thread; returns self, so ``server = EmulatorServer(app).start()``."""
+        if self._thread is not None:
+            raise RuntimeError("emulator already started")
+        self._serving = True
+        # A short poll interval makes stop() quick (shutdown waits for one poll).
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"emulator:{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until :meth:`stop` or an exception (Ctrl-C)."""
+        self._serving = True
+        try:
+            self._httpd.serve_forever(poll_interval=0.2)
+        finally:
+            self._serving = False
+            self._close()
+
+    def stop(self) -> None:
+        """Stop serving, drop open keep-alive connections and release the port. Idempotent."""
+        if self._serving:
+            # shutdown() waits for serve_forever to notice; called without a serving loop
+            # it would wait forever, hence the flag.
+            self._httpd.shutdown()
+            self._serving = False
+        self._close()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+    def _close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._httpd.server_close()
+        # Handler threads of idle keep-alive connections would otherwise go on answering a
+        # pooled client after stop(); shutting their sockets down ends them.
+        with self._connections_lock:
+            open_connections = list(self._connections)
+        for conn in open_connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+    def __enter__(self) -> EmulatorServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait_for_requests(self, count: int, timeout_s: float = 10.0) -> bool:
+        """Block until at least ``count`` provider requests arrived (for tests)."""
+        with self._request_event:
+            return self._request_event.wait_for(lambda: self._requests >= count, timeout_s)
+
+    def _counted(self) -> None:
+        with self._request_event:
+            self._requests += 1
+            self._request_event.notify_all()
+
+    def _control(self, request: Request) -> Response:
+        path, method = request.path.rstrip("/"), request.method
+        if path == "/_emulator/state" and method == "GET":
+            return Response.json(
+                200,
+                {
+                    **self.app.state(),
+                    "requests": self.request_count,
+                    "faults": [r.to_dict() for r in self.app.faults.rules()],
+                },
+            )
+        if path == "/_emulator/mutate" and method == "POST":
+            try:
+                counts = json.loads(request.body or b"{}")
+                if not isinstance(counts, dict):
+                    raise ValueError("the mutate body is a JSON object of counts")
+                return Response.json(200, self.app.mutate(**counts))
+            except (ValueError, TypeError) as err:
+                return Response.json(400, {"error": str(err)})
+        if path == "/_emulator/faults" and method == "DELETE":
+            self.app.faults.clear()
+            return Response.json(200, {"faults": []})
+        if path == "/_emulator/faults" and method == "POST":
+            try:
+                data = json.loads(request.body or b"[]")
+                if not isinstance(data, list):
+                    raise ValueError("the faults body is a JSON list of rules")
+                rules = [FaultRule.from_dict(r, self.app.fault_kinds) for r in data]
+            except (ValueError, TypeError) as err:
+                return Response.json(400, {"error": str(err)})
+            self.app.faults.replace(rules)
+            return Response.json(200, {"faults": [r.to_dict() for r in rules]})
+        return Response.json(404, {"error": f"no control endpoint {method} {request.path}"})
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            server_version = "inventory-emulator"
+            sys_version = ""
+            # Headers and body leave in two writes; with Nagle on, the body waits for the
+            # client's delayed ACK (~40 ms a response on Linux). Real APIs don't do that.
+            disable_nagle_algorithm = True
+
+            def setup(self) -> None:
+                super().setup()
+                with server._connections_lock:
+                    server._connections.add(self.connection)
+
+            def finish(self) -> None:
+                try:
+                    super().finish()
+                finally:
+                    with server._connections_lock:
+                        server._connections.discard(self.connection)
+
+            def _serve(self) -> None:
+                response = self._answer()
+                if response.reset:
+                    # SO_LINGER 0 turns close() into a TCP RST: the client sees a reset
+                    # connection, as from a crashed backend, not a polite end of stream.
+                    with contextlib.suppress(OSError):
+                        self.connection.setsockopt(
+                            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                        )
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                self.send_response(response.status)
+                self.send_header("Content-Type", response.content_type)
+                self.send_header("Content-Length", str(len(response.body)))
+                for name, value in response.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                if response.cut:
+                    # A backend that died mid-answer: the client was promised more.
+                    self.wfile.write(response.body[: len(response.body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    with contextlib.suppress(OSError):
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                self.wfile.write(response.body)
+
+            def _answer(self) -> Response:
+                parts = urlsplit(self.path)
+                if self.headers.get("Transfer-Encoding"):
+                    self.close_connection = True
+                    return Response.text(411, "Length Required")
+                try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                except ValueError:
+                    length = -1
+                if length < 0:
+                    self.close_connection = True
+                    return Response.text(400, "Bad Content-Length")
+                body = self.rfile.read(length) if length else b""
+                request = Request(
+                    method=self.command,
+                    path=parts.path,
+                    raw_query=parts.query,
+                    headers={k.lower(): v for k, v in self.headers.items()},
+                    body=body,
+                )
+                if parts.path.startswith("/_emulator/"):
+                    return server._control(request)
+                server._counted()
+                try:
+                    return server.app.handle(request)
+                except Exception:  # an emulator bug must show, not hang the client
+                    log.exception("emulator failed on %s %s", self.command, parts.path)
+                    return Response.text(500, "emulator error")
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+            def log_message(self, format: str, *args: Any) -> None:
+                if server.verbose:
+                    log.info("%s %s", self.address_string(), format % args)
+
+        return Handler

@@ -1,0 +1,310 @@
+"""Huawei Cloud IEC ListImages emulator dialect: AK/SK or IAM token, offset paging, error_code.
+
+What it serves and accepts is in docs/providers/huawei-iec.md ("Emulator"); the request
+pipeline, faults and control API are the engine's (:mod:`inventory.emulation`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import random
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+from inventory.emulation.app import Call, EmulatorApp
+from inventory.emulation.app import serve as serve_forever
+from inventory.emulation.catalogue import Catalogue
+from inventory.emulation.server import EmulatorServer, Request, Response
+from inventory.emulation.sources import EmulatedSource
+from inventory.emulation.traits import image_name, random_time, renamed, utc_text, uuid4
+from inventory.providers.huawei_common import emulator_iam, signer
+from inventory.providers.huawei_common.emulator_iam import IamService
+
+DEFAULT_ACCESS_KEY_ID = "HWEMULATORACCESSKEY01"
+DEFAULT_SECRET_ACCESS_KEY = "emulator-huawei-secret-access-key"  # noqa: S105 - documented
+DEFAULT_DOMAIN_ID = emulator_iam.DEFAULT_DOMAIN_ID  # the account id, sent as X-Domain-Id
+#: Private images belong to the account's project (IEC reports a tenant id as owner).
+DEFAULT_OWNER = emulator_iam.DEFAULT_PROJECTS["cn-north-4"]
+GOLD_OWNER = "b0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5"  # Huawei's own tenant for public images
+MAX_LIMIT = 500
+MAX_SKEW_S = 15 * 60
+STATUSES = ("queued", "saving", "active", "killed", "deleted")
+SORT_KEYS = ("name", "status", "disk_format", "created_at")
+_FLAGS = "kvm kvm_ascend_310 kvm_hi1822_hiovs arm gpu_t4 amd"
+TRUE_FLAGS = tuple(f"__support_{flag}" for flag in _FLAGS.split())  # only ever "true"
+
+Image = dict[str, Any]
+Filters = tuple[tuple[str, str], ...]
+
+
+def _make_image(rng: random.Random, owner: str, gold_share: float) -> Image:
+    gold = rng.random() < gold_share
+    name, _family, platform, os_label = image_name(rng, gold)
+    created = random_time(rng)
+    updated = utc_text(created + timedelta(minutes=rng.randint(3, 60 * 24 * 30)))
+    status = rng.choices(("active", "queued", "saving", "killed", "deleted"), (88, 2, 2, 3, 5))[0]
+    image_id = uuid4(rng)
+    image: Image = {
+        "id": image_id, "name": name, "status": status, "disk_format": "zvhd2",
+        "min_disk": rng.choice((40, 40, 40, 50, 100)), "min_ram": rng.choice((0, 0, 1024, 2048)),
+        "owner": GOLD_OWNER if gold else owner, "protected": gold,
+        "visibility": "public" if gold else "private", "created_at": utc_text(created),
+        "updated_at": updated, "self": f"/v1/self/{image_id}", "deleted": status == "deleted",
+        "virtual_env_type": "FusionCompute", "deleted_at": updated if status == "deleted" else "",
+        "relation_job_id": "" if gold else f"ff80808{rng.getrandbits(100):025x}",
+        "__imagetype": "gold" if gold else "private", "__platform": os_label.split()[0],
+        "__os_type": "Windows" if platform == "windows" else "Linux",
+        "__os_version": f"{os_label} 64bit", "__isregistered": status == "active",
+        "__support_kvm": "true",
+    }  # fmt: skip
+    if platform == "linux" and rng.random() < 0.1:
+        image["__support_arm"] = "true"
+    if rng.random() < 0.05:
+        image["__support_gpu_t4"] = "true"
+    if rng.random() < 0.7:
+        image["hw_firmware_type"] = rng.choice(("bios", "uefi"))
+    if not gold:
+        image["data_source"] = f"instance:{uuid4(rng)}"
+    return image
+
+
+def generate_images(
+    count: int, seed: int, owner: str = DEFAULT_OWNER, gold_share: float = 0.15
+) -> list[Image]:
+    """A deterministic catalogue: the same arguments give the same images."""
+    rng = random.Random(seed)
+    return [_make_image(rng, owner, gold_share) for _ in range(count)]
+
+
+def _deleted(_image: Image, now: datetime) -> Image:
+    at = utc_text(now)
+    return dict(status="deleted", deleted=True, deleted_at=at, updated_at=at, __isregistered=False)
+
+
+class IecCatalogue(Catalogue):
+    """One account's IEC images; only its private ones change. IEC has no deprecated or
+    destroyed-for-good state, so ``deprecate`` and ``cease`` change nothing."""
+
+    id_key = "id"
+    transitions = {"delete": (lambda i: i["status"] != "deleted", _deleted)}
+
+    def __init__(self, images: Iterable[Image], owner: str = DEFAULT_OWNER) -> None:
+        self.owner = owner
+        super().__init__(images)
+
+    @classmethod
+    def generate(
+        cls, count: int, seed: int, owner: str = DEFAULT_OWNER, gold_share: float = 0.15
+    ) -> IecCatalogue:
+        return cls(generate_images(count, seed, owner, gold_share), owner)
+
+    def owned(self, image: Image) -> bool:
+        return bool(image["owner"] == self.owner)
+
+    def renamed(self, image: Image, rng: random.Random, now: datetime) -> Image:
+        return {"name": renamed(image["name"], rng), "updated_at": utc_text(now)}
+
+    def new_images(
+        self, rng: random.Random, count: int, now: datetime, taken: Iterable[str]
+    ) -> list[Image]:
+        seen, at, out = set(taken), utc_text(now), list[Image]()
+        while len(out) < count:
+            image = _make_image(rng, self.owner, gold_share=0.0)
+            if image["id"] not in seen:
+                seen.add(image["id"])
+                fresh = {"status": "active", "deleted": False, "deleted_at": "", "created_at": at}
+                out.append({**image, **fresh, "updated_at": at, "__isregistered": True})
+        return out
+
+    def listing(
+        self, filters: Filters = (), sort_key: str = "created_at", sort_dir: str = "desc"
+    ) -> Sequence[Image]:
+        """Public images and the account's, filtered and sorted as the API does (cached)."""
+        f, desc = dict(filters), sort_dir == "desc"
+
+        def build(images: Iterable[Image]) -> Sequence[Image]:
+            mine = (i for i in images if i["visibility"] == "public" or i["owner"] == self.owner)
+            view = [i for i in mine if all(_text(i.get(k)) == v for k, v in f.items())]
+            view.sort(key=lambda i: (str(i.get(sort_key) or ""), i["id"]), reverse=desc)
+            return tuple(view)
+
+        return self.view((filters, sort_key, sort_dir), build)
+
+
+def _text(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else "" if value is None else str(value)
+
+
+#: Filters that compare to one attribute, and the values they accept (None = any).
+_FILTERS: dict[str, tuple[str, ...] | None] = {
+    "__imagetype": ("gold", "private"), "__isregistered": ("true", "false"),
+    "__os_type": ("Linux", "Windows", "Other"), "__support_kvm_gpu_type": ("V100_vGPU", "RTX5000"),
+    "id": None, "name": None, "protected": ("true", "false"), "status": STATUSES,
+    "visibility": ("public", "private"), "virtual_env_type": ("FusionCompute",),
+    **dict.fromkeys(TRUE_FLAGS, ("true",)),
+}  # fmt: skip
+_IAM = "Incorrect IAM authentication information: "
+_APP = "Incorrect app authentication information: "
+_NO_API = "The API does not exist or has not been published"
+#: The refusals by a short key: (HTTP status, error_code, error_msg; {} takes a detail).
+ERRORS: dict[str, tuple[int, str, str]] = {
+    "path": (404, "APIGW.0101", _NO_API),
+    "verb": (405, "APIGW.0101", _NO_API),
+    "not_int": (400, "IEC.0001", "offset and limit must be integers"),
+    "paging": (400, "IEC.0001", "offset must be >= 0 and limit a positive integer"),
+    "filter": (400, "IEC.0001", "invalid value of parameter {}"),
+    "sort": (400, "IEC.0001", "invalid sort_key or sort_dir"),
+    "no_token": (401, "APIGW.0301", _IAM + "x-auth-token not found"),
+    "token": (401, "APIGW.0301", _IAM + "decrypt token fail"),
+    "scheme": (401, "APIGW.0301", _IAM + "unsupported authorization scheme"),
+    "ak": (401, "APIGW.0301", _IAM + "ak not found"),
+    "unsigned": (401, "APIGW.0301", _IAM + "host and x-sdk-date must be signed"),
+    "absent": (401, "APIGW.0301", _IAM + "signed header {} absent"),
+    "date": (401, "APIGW.0303", _APP + "bad x-sdk-date"),
+    "expired": (401, "APIGW.0303", _APP + "signature expired"),
+    "signature": (401, "APIGW.0301", _IAM + "verify aksk signature fail"),
+    "domain": (401, "APIGW.0301", _IAM + "x-domain-id missing or not this account's"),
+}
+_THROTTLED = "The throttling threshold has been reached: policy user over ratelimit,limit:200,"
+
+
+class IecApp(EmulatorApp):
+    """ListImages behind the API gateway: gateway and IEC errors in one error_code shape."""
+
+    provider = "huawei-iec"
+    answers = {
+        "throttle": (429, "APIGW.0308", _THROTTLED + "time:1 second"),
+        "error": (502, "APIGW.0202", "Backend unavailable"),  # error_200 sends it with 200
+    }
+
+    def __init__(
+        self, catalogue: IecCatalogue, *, access_key_id: str = DEFAULT_ACCESS_KEY_ID,
+        secret_access_key: str = DEFAULT_SECRET_ACCESS_KEY, domain_id: str = DEFAULT_DOMAIN_ID,
+        iam: IamService | None = None, **engine: Any,
+    ) -> None:  # fmt: skip
+        super().__init__(catalogue, **engine)
+        self.catalogue: IecCatalogue = catalogue
+        self.access_key_id, self._secret = access_key_id, secret_access_key
+        self.domain_id = domain_id
+        self.iam = iam or IamService(domain_id=domain_id)
+
+    def __repr__(self) -> str:
+        return f"IecApp(access_key_id={self.access_key_id!r}, images={len(self.catalogue)})"
+
+    def state(self) -> dict[str, Any]:
+        return {**super().state(), **self.iam.state()}
+
+    def envelope(self, status: int, code: Any, message: str) -> Response:
+        rid = uuid.uuid4().hex
+        body = {"error_code": code, "error_msg": message, "request_id": rid}
+        return Response.json(status, body, **{"X-Request-Id": rid})
+
+    def _check(self, ok: object, key: str, *details: str) -> None:
+        """Refuse with ``ERRORS[key]`` unless ``ok``."""
+        if not ok:
+            status, code, message = ERRORS[key]
+            raise self.refuse(status, code, message.format(*details))
+
+    def route(self, request: Request) -> Response | None:
+        return self.iam.handle(request) if self.iam.handles(request) else None
+
+    def read(self, request: Request) -> Call:
+        """Route, and read the paging strictly (refused before any fault)."""
+        self._check(request.path.rstrip("/") == "/v1/images", "path")
+        self._check(request.method == "GET", "verb")
+        params = parse_qsl(request.raw_query, keep_blank_values=True)
+        single = dict(params)
+        try:
+            offset, limit = int(single.get("offset", 0)), int(single.get("limit", MAX_LIMIT))
+        except ValueError:
+            raise self.refuse(*ERRORS["not_int"]) from None
+        self._check(offset >= 0 and limit >= 1, "paging")
+        return Call(offset=offset, limit=min(limit, MAX_LIMIT), extra=(params, single))
+
+    def select(self, request: Request, call: Call) -> Call:
+        single: dict[str, str] = call.extra[1]
+        for key, allowed in _FILTERS.items():
+            self._check(key not in single or not allowed or single[key] in allowed, "filter", key)
+        filters = tuple(sorted((k, v) for k, v in single.items() if k in _FILTERS))
+        sort_key, sort_dir = single.get("sort_key", "created_at"), single.get("sort_dir", "desc")
+        self._check(sort_key in SORT_KEYS and sort_dir in ("asc", "desc"), "sort")
+        return replace(call, selection=(filters, sort_key, sort_dir))
+
+    def listing(self, call: Call) -> Sequence[Image]:
+        selection: tuple[Filters, str, str] = call.selection
+        return self.catalogue.listing(*selection)
+
+    def page(self, items: list[Image], total: int, call: Call) -> Response:
+        body = {"images": items, "total": total}
+        return Response.json(200, body, **{"X-Request-Id": uuid.uuid4().hex})
+
+    def authenticate(self, request: Request, call: Call) -> None:
+        if request.headers.get("authorization"):
+            self._verify(request, call.extra[0], request.headers["authorization"])
+        else:
+            token = request.headers.get("x-auth-token")
+            self._check(token, "no_token")
+            self._check(self.iam.check(token) is not None, "token")
+
+    def _verify(self, request: Request, params: list[tuple[str, str]], authorization: str) -> None:
+        parts = signer.parse_authorization(authorization) or {}
+        self._check(parts, "scheme")
+        self._check(parts["Access"] == self.access_key_id, "ak")
+        names = parts["SignedHeaders"].split(";")
+        self._check("host" in names and "x-sdk-date" in names, "unsigned")
+        missing = [n for n in names if n not in request.headers]
+        self._check(not missing, "absent", *missing[:1])
+        date = request.headers["x-sdk-date"]
+        try:
+            stamp = datetime.strptime(date, signer.DATE_FORMAT).replace(tzinfo=UTC)
+        except ValueError:
+            raise self.refuse(*ERRORS["date"]) from None
+        self._check(abs((datetime.now(UTC) - stamp).total_seconds()) <= MAX_SKEW_S, "expired")
+        payload = request.headers.get("x-sdk-content-sha256")
+        body_sha = payload if payload == signer.UNSIGNED_PAYLOAD else signer.body_hash(request.body)
+        headers = {name: request.headers[name] for name in names}
+        path = unquote(request.path)
+        canonical, _ = signer.canonical_request(request.method, path, params, headers, body_sha)
+        sig = signer.signature(self._secret, signer.string_to_sign(date, canonical))
+        self._check(hmac.compare_digest(sig.encode(), parts["Signature"].encode()), "signature")
+        # IEC is account-level: the gateway needs the account id next to a global AK/SK.
+        self._check(request.headers.get("x-domain-id") == self.domain_id, "domain")
+
+
+def make_server(
+    *, port: int = 0, images: int = 1000, seed: int = 1, access_key_id: str | None = None,
+    secret_access_key: str | None = None, iam: IamService | None = None,
+    gold_share: float = 0.15, verbose: bool = False,
+) -> EmulatorServer:  # fmt: skip
+    """A ready (not yet started) emulator; credentials left as None are the defaults."""
+    catalogue = IecCatalogue.generate(images, seed, gold_share=gold_share)
+    ak, sk = access_key_id or DEFAULT_ACCESS_KEY_ID, secret_access_key or DEFAULT_SECRET_ACCESS_KEY
+    app = IecApp(catalogue, access_key_id=ak, secret_access_key=sk, iam=iam)
+    return EmulatorServer(app, port, verbose=verbose)
+
+
+def serve(**kwargs: Any) -> None:
+    """``inventory emulate huawei-iec``: :func:`make_server`'s arguments (port 8100)."""
+    server = make_server(**{"port": 8100, **kwargs})
+    app, url = server.app, server.url
+    assert isinstance(app, IecApp)
+    banner = f"Huawei IEC emulator: {url} (GET /v1/images; {len(app.catalogue)} images, seed "
+    banner += f"{kwargs.get('seed', 1)}); access key id {app.access_key_id}, X-Domain-Id "
+    banner += f"{app.domain_id}; IAM tokens at {url}{emulator_iam.TOKEN_PATH} for user "
+    serve_forever(server, f"{banner}{app.iam.username} of {app.iam.domain_name}")
+
+
+EMULATED = EmulatedSource(
+    provider="huawei-iec", label="Huawei IEC", make_server=make_server,
+    location=("region", "cn-north-4"), page_size=100,
+    # AK/SK signing here; the IMS source shows the IAM token flow.
+    credentials={
+        "access_key_id": ("INVENTORY_EMU_HW_ACCESS_KEY_ID", DEFAULT_ACCESS_KEY_ID),
+        "secret_access_key": ("INVENTORY_EMU_HW_SECRET_ACCESS_KEY", DEFAULT_SECRET_ACCESS_KEY),
+    },
+    options=lambda _server: {"domain_id": DEFAULT_DOMAIN_ID},
+)  # fmt: skip

@@ -1,0 +1,304 @@
+"""Huawei IMS OpenStack-native v1.1 emulator dialect: ``GET /v1.1/images/detail`` (Glance v1).
+
+What it serves and accepts is in docs/providers/huawei-ims-v1.md ("Emulator"); the request
+pipeline, faults and control API are the engine's (:mod:`inventory.emulation`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+from urllib.parse import parse_qsl
+
+from inventory.emulation import Call, Catalogue, EmulatedSource, EmulatorApp
+from inventory.emulation import serve as serve_forever
+from inventory.emulation.server import EmulatorServer, Request, Response
+from inventory.emulation.traits import image_name, random_time, utc_text, uuid4
+from inventory.providers.fields import parse_time
+from inventory.providers.huawei_common import emulator_iam as hw_iam
+from inventory.providers.huawei_common.emulator_iam import IamService
+
+DEFAULT_REGION = "cn-north-4"
+PUBLIC_OWNER = "b0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5"  # Huawei's own tenant for public images
+DEFAULT_LIMIT = 25
+MAX_LIMIT = 1000
+_TEXT_FILTERS = ("name", "status", "container_format", "disk_format")
+SORT_KEYS = (*_TEXT_FILTERS, "size", "id", "created_at", "updated_at")
+#: Glance v1's times: no zone, microseconds (the time is UTC).
+_glance_time = partial(utc_text, fmt="%Y-%m-%dT%H:%M:%S.%f")
+_AUTH = "Incorrect IAM authentication information: "
+_THROTTLED = "The throttling threshold has been reached: policy user over ratelimit,limit:200,"
+#: IMS's refusals of a bad request (HTTP 400, code IMG.0001).
+_BAD = {
+    "limit": "limit param must be an integer",
+    "negative": "limit param must be positive",
+    "size": "Invalid {key} value: {value!r}",
+    "since": "Unrecognized changes-since value",
+    "sort_key": "Unsupported sort_key. Acceptable values: " + ", ".join(SORT_KEYS),
+    "sort_dir": "Unsupported sort_dir. Acceptable values: asc, desc",
+}
+
+Image = dict[str, Any]
+
+
+def _make_image(rng: random.Random, owner: str, public_share: float) -> Image:
+    public = rng.random() < public_share
+    name, _family, platform, os_label = image_name(rng, public)
+    created = random_time(rng) + timedelta(microseconds=rng.randrange(1_000_000))
+    updated = created + timedelta(seconds=rng.randint(2, 3600 * 24 * 30))
+    status = rng.choices(("active", "queued", "saving", "killed"), (92, 2, 2, 4))[0]
+    uploaded = status == "active"
+    size = rng.randint(300, 20_000) * 1024 * 1024 if uploaded else None
+    image_id = uuid4(rng)
+    properties = {
+        "__os_version": f"{os_label} 64bit", "__platform": os_label.split()[0],
+        "__os_type": "Windows" if platform == "windows" else "Linux", "__os_bit": "64",
+        "__imagetype": "gold" if public else "private",
+        "__isregistered": "true" if uploaded else "false", "virtual_env_type": "FusionCompute",
+        "architecture": "arm" if platform == "linux" and rng.random() < 0.1 else "x86",
+    }  # fmt: skip
+    if rng.random() < 0.5:
+        properties["hw_firmware_type"] = rng.choice(("bios", "uefi"))
+    md5 = hashlib.md5(image_id.encode(), usedforsecurity=False).hexdigest()
+    return {  # in Glance v1's order
+        "status": status, "virtual_size": None, "name": name, "deleted": False,
+        "container_format": "bare", "created_at": _glance_time(created),
+        "disk_format": rng.choice(("zvhd2", "zvhd2", "qcow2", "vhd", "raw")),
+        "updated_at": _glance_time(updated), "properties": properties,
+        "owner": PUBLIC_OWNER if public else owner, "protected": public,
+        "min_ram": rng.choice((0, 0, 1024, 2048)), "checksum": md5 if uploaded else None,
+        "min_disk": rng.choice((40, 40, 40, 50, 100)), "is_public": public, "deleted_at": None,
+        "id": image_id, "size": size,
+    }  # fmt: skip
+
+
+def generate_images(count: int, seed: int, owner: str, public_share: float = 0.15) -> list[Image]:
+    """A deterministic catalogue: the same arguments give the same images."""
+    rng = random.Random(seed)
+    return [_make_image(rng, owner, public_share) for _ in range(count)]
+
+
+def _listed(image: Mapping[str, Any]) -> bool:
+    return bool((image.get("properties") or {}).get("__os_type") != "Windows")
+
+
+def _request_id() -> str:
+    return f"req-{uuid.uuid4()}"
+
+
+def _deleted(_image: Image, now: datetime) -> Image:
+    moment = _glance_time(now)
+    return {"status": "deleted", "deleted": True, "deleted_at": moment, "updated_at": moment}
+
+
+class ImsCatalogue(Catalogue):
+    """One project's images. Mutations change its own listed ones; Glance has no deprecated
+    or ceased state, so ``deprecate`` and ``cease`` change nothing."""
+
+    id_key = "id"
+    transitions = {"delete": (lambda _image: True, _deleted)}
+
+    def __init__(self, images: Iterable[Image], owner: str) -> None:
+        self.owner = owner
+        super().__init__(images)
+
+    @classmethod
+    def generate(
+        cls, count: int, seed: int, owner: str, public_share: float = 0.15
+    ) -> ImsCatalogue:
+        return cls(generate_images(count, seed, owner, public_share), owner)
+
+    def owned(self, image: Image) -> bool:
+        return image["owner"] == self.owner and _listed(image)
+
+    def renamed(self, image: Image, rng: random.Random, now: datetime) -> Image:
+        return {"name": f"{image['name']}-v{rng.randint(2, 9)}", "updated_at": _glance_time(now)}
+
+    def new_images(
+        self, rng: random.Random, count: int, now: datetime, taken: Iterable[str]
+    ) -> list[Image]:
+        seen, moment, out = set(taken), _glance_time(now), list[Image]()
+        while len(out) < count:
+            image = _make_image(rng, self.owner, public_share=0.0)
+            if image["id"] in seen or not _listed(image):
+                continue
+            image.update(status="active", created_at=moment, updated_at=moment)
+            image["size"] = image["size"] or 1024 * 1024 * 1024
+            seen.add(image["id"])
+            out.append(image)
+        return out
+
+    def listing(
+        self, filters: tuple[Any, ...] = (), sort_key: str = "created_at", sort_dir: str = "desc"
+    ) -> Sequence[Image]:
+        """The images the project sees, filtered and sorted as Glance does (cached; read only)."""
+        f = dict(filters)
+
+        def key(image: Image) -> tuple[Any, ...]:
+            value = image.get(sort_key)  # nulls first, as PostgreSQL-backed Glance sorts
+            text = value or 0 if sort_key == "size" else str(value or "")
+            return (value is not None, text, image["created_at"], image["id"])
+
+        def build(images: Iterable[Image]) -> list[Image]:
+            mine = (i for i in images if i["is_public"] or i["owner"] == self.owner)
+            view = [i for i in mine if _listed(i) and _matches(i, f)]
+            return sorted(view, key=key, reverse=sort_dir == "desc")
+
+        return self.view((filters, sort_key, sort_dir), build)
+
+    def drop(self, image_id: str) -> None:
+        # Glance deletes rather than purges: the image still shows with changes-since.
+        self.edit(image_id, status="deleted", deleted=True)
+
+    def visible_ids(self) -> set[str]:
+        """The ids a default listing (no filters) returns."""
+        return {i["id"] for i in self.listing()}
+
+
+def _matches(image: Image, f: Image) -> bool:
+    since = f.get("changes-since")
+    if since is None and image.get("deleted"):
+        return False
+    if since is not None and not ((t := parse_time(image.get("updated_at"))) and t > since):
+        return False
+    if any(key in f and image.get(key) != f[key] for key in _TEXT_FILTERS):
+        return False
+    size = image.get("size")
+    if "size_min" in f and (size is None or size < f["size_min"]):
+        return False
+    return not ("size_max" in f and (size is None or size > f["size_max"]))
+
+
+class ImsApp(EmulatorApp):
+    """IMS v1.1 behind Huawei's API gateway: the gateway's and IMS's own error shapes."""
+
+    provider = "huawei-ims-v1"
+    paging = "marker"
+    answers = {
+        "throttle": (429, "APIGW.0308", _THROTTLED + "time:1 second"),
+        "error": (502, "APIGW.0202", "Backend unavailable"),  # the gateway's, as HTTP 200 too
+    }
+    bad_marker = (400, "IMG.0001", "Invalid marker")
+
+    def __init__(
+        self, catalogue: ImsCatalogue, *, region: str = DEFAULT_REGION,
+        iam: IamService | None = None, **engine: Any,
+    ) -> None:  # fmt: skip
+        super().__init__(catalogue, **engine)
+        self.catalogue: ImsCatalogue = catalogue
+        self.region = region
+        self.iam = iam or IamService()
+
+    def __repr__(self) -> str:
+        return f"ImsApp(region={self.region!r}, images={len(self.catalogue)})"
+
+    def state(self) -> Image:
+        return {**super().state(), **self.iam.state()}
+
+    def envelope(self, status: int, code: Any, message: str) -> Response:
+        rid = _request_id()
+        if str(code).startswith("APIGW."):  # the gateway's envelope
+            body = {"error_code": code, "error_msg": message, "request_id": rid}
+            return Response.json(status, body, **{"X-Request-Id": rid})
+        body = {"error": {"code": code, "message": message}}
+        return Response.json(status, body, **{"X-Openstack-Request-Id": rid})
+
+    def route(self, request: Request) -> Response | None:
+        return self.iam.handle(request) if self.iam.handles(request) else None
+
+    def _bad(self, kind: str, **values: Any) -> Exception:
+        return self.refuse(400, "IMG.0001", _BAD[kind].format(**values))
+
+    def _int(self, text: str, kind: str, **values: Any) -> int:
+        try:
+            return int(text)
+        except ValueError:
+            raise self._bad(kind, **values) from None
+
+    def read(self, request: Request) -> Call:
+        # As IMS does: limit and filters are checked before the token, the marker after it.
+        if request.path.rstrip("/") != "/v1.1/images/detail" or request.method != "GET":
+            msg = "The API does not exist or has not been published"
+            raise self.refuse(404, "APIGW.0101", msg)
+        single = dict(parse_qsl(request.raw_query, keep_blank_values=True))
+        limit = self._int(single.get("limit", str(DEFAULT_LIMIT)), "limit")
+        if limit < 0:
+            raise self._bad("negative")
+        f: Image = {k: single[k] for k in _TEXT_FILTERS if k in single}
+        for k in ("size_min", "size_max"):
+            if k in single:
+                f[k] = self._int(single[k], "size", key=k, value=single[k])
+        if "changes-since" in single:
+            f["changes-since"] = parse_time(single["changes-since"])
+            if f["changes-since"] is None:
+                raise self._bad("since")
+        sort_key = single.get("sort_key", "created_at")
+        sort_dir = single.get("sort_dir", "desc")
+        if sort_key not in SORT_KEYS:
+            raise self._bad("sort_key")
+        if sort_dir not in ("asc", "desc"):
+            raise self._bad("sort_dir")
+        selection = (tuple(sorted(f.items())), sort_key, sort_dir)
+        limit = max(1, min(limit, MAX_LIMIT))
+        return Call(limit=limit, marker=single.get("marker"), selection=selection, extra=selection)
+
+    def authenticate(self, request: Request, call: Call) -> None:
+        token = request.headers.get("x-auth-token")
+        info = self.iam.check(token) if token else None
+        if info is None or info.project_id != self.iam.projects[self.region]:
+            why = "x-auth-token not found" if not token else "decrypt token fail"
+            if info is not None:
+                why = f"the token is not scoped to project {self.region}"
+            raise self.refuse(401, "APIGW.0301", _AUTH + why)
+
+    def listing(self, call: Call) -> Sequence[Image]:
+        return self.catalogue.listing(*call.extra)
+
+    def page(self, items: list[Image], total: int, call: Call) -> Response:
+        return Response.json(200, {"images": items}, **{"X-Openstack-Request-Id": _request_id()})
+
+
+def make_server(
+    *, port: int = 0, images: int = 1000, seed: int = 1, access_key_id: str | None = None,
+    secret_access_key: str | None = None, region: str = DEFAULT_REGION,
+    public_share: float = 0.15, iam: IamService | None = None, verbose: bool = False,
+) -> EmulatorServer:  # fmt: skip
+    """A ready (not yet started) emulator. This API has no AK/SK: ``access_key_id`` /
+    ``secret_access_key`` name the IAM user and password (None: the documented defaults)."""
+    user, password = access_key_id or hw_iam.DEFAULT_USERNAME, secret_access_key
+    iam = iam or IamService(username=user, password=password or hw_iam.DEFAULT_PASSWORD)
+    catalogue = ImsCatalogue.generate(images, seed, iam.projects[region], public_share)
+    return EmulatorServer(ImsApp(catalogue, region=region, iam=iam), port, verbose=verbose)
+
+
+def serve(**kwargs: Any) -> None:
+    """``inventory emulate huawei-ims-v1``: :func:`make_server`'s arguments, in the foreground."""
+    server = make_server(**kwargs)
+    app, url = server.app, server.url
+    assert isinstance(app, ImsApp)
+    banner = f"Huawei IMS v1.1 emulator: {url} (GET /v1.1/images/detail; {len(app.catalogue)} "
+    banner += f"images, seed {kwargs.get('seed', 1)}; region {app.region}); IAM tokens at {url}"
+    serve_forever(
+        server, f"{banner}/v3/auth/tokens for user {app.iam.username} of {app.iam.domain_name}"
+    )
+
+
+EMULATED = EmulatedSource(
+    provider="huawei-ims-v1",
+    label="Huawei IMS v1.1",
+    make_server=make_server,
+    location=("region", DEFAULT_REGION),
+    credentials={
+        "username": ("INVENTORY_EMU_HW_USERNAME", hw_iam.DEFAULT_USERNAME),
+        "password": ("INVENTORY_EMU_HW_PASSWORD", hw_iam.DEFAULT_PASSWORD),
+    },
+    path="",
+    page_size=100,
+    # The emulator answers Keystone's POST /v3/auth/tokens on its own port too.
+    options=lambda s: {"domain_name": hw_iam.DEFAULT_DOMAIN_NAME, "iam_endpoint": s.url},
+)

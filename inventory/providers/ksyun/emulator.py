@@ -1,0 +1,312 @@
+"""Kingsoft Cloud (KSyun) KEC DescribeImages emulator dialect: SigV4, one response, Error envelope.
+
+What it serves and accepts is in docs/providers/ksyun.md ("Emulator"); the request
+pipeline, faults and control API are the engine's (:mod:`inventory.emulation`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import hashlib
+import hmac
+import random
+import re
+import uuid
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, cast
+from urllib.parse import parse_qsl
+
+from inventory.emulation import Call, Catalogue, EmulatedSource, EmulatorApp, Refusal
+from inventory.emulation import serve as serve_forever
+from inventory.emulation.catalogue import Image
+from inventory.emulation.server import EmulatorServer, Request, Response
+from inventory.emulation.traits import ImageTraits, draw_traits, iso_z, renamed, utc_text, uuid4
+from inventory.providers.ksyun.auth import ALGORITHM, AMZ_DATE_FORMAT, SERVICE, TERMINATOR, sign
+
+DEFAULT_ACCESS_KEY_ID = "AKLTKSEMULATORKEY"
+DEFAULT_SECRET_ACCESS_KEY = "ksyun-emulator-secret-access-key"  # noqa: S105 - a documented test key
+DEFAULT_REGIONS = frozenset({"cn-beijing-6", "cn-shanghai-2", "cn-guangzhou-1", "cn-hongkong-2"})
+ACTION = "DescribeImages"
+API_VERSION = "2016-03-04"
+#: The ImageSource vocabulary, which the emulator also accepts as ImageType values.
+IMAGE_SOURCES = ("system", "import", "copy", "share", "extend")
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_VOLUME_TYPES = ("SSD3.0", "EHDD", "ESSD_PL1")
+#: The filter parameters and the image field each one matches.
+_FILTER_FIELDS = {"ImageId": "ImageId", "ImageType": "ImageSource"}
+Filters = tuple[tuple[str, str], ...]
+_NOT_FOUND = "<html><body>404 Not Found</body></html>"
+#: Every answer but the listing: name, HTTP status, code, message (a str.format template).
+_ANSWERS = """
+throttle    503 RequestLimitExceeded         Request limit exceeded, please try again later.
+error       400 InternalError                Internal Error
+internal    400 InternalError                Internal Error
+server_busy 400 ServiceUnavailable           I/O error on GET request for "http://image-backend/v2/images": connect timed out
+unsigned    403 MissingAuthenticationToken   Request is missing signature.
+algorithm   400 IncompleteSignature          Unsupported signing algorithm; use {0}.
+incomplete  400 IncompleteSignature          The signature must contain Credential, SignedHeaders and Signature.
+stamp       400 IncompleteSignature          X-Amz-Date {0!r} is not YYYYMMDDTHHMMSSZ.
+no_date     400 IncompleteSignature          The request must carry an X-Amz-Date (or Date) header or parameter.
+scope       400 IncompleteSignature          Credential must have the form <AccessKeyId>/<date>/<region>/kec/aws4_request.
+key         403 InvalidClientTokenId         The AccessKeyId in the request does not exist.
+service     403 SignatureDoesNotMatch        Credential should be scoped to correct service: '{0}'.
+date        403 SignatureDoesNotMatch        Credential should be scoped to a valid date: '{0}'.
+headers     403 SignatureDoesNotMatch        SignedHeaders must include host and be present.
+signature   403 SignatureDoesNotMatch        The request signature we calculated does not match the signature you provided. Check your Secret Access Key and signing method.
+expired     400 RequestExpired               Request has expired: X-Amz-Date {0} is {1:.0f}s from server time.
+region      400 InvalidRegion                The region '{0}' does not exist.
+no_action   400 MissingParameter             The request must contain Action.
+action      400 InvalidAction                The action {0} is not valid for this endpoint.
+version     400 InvalidParameterValue        Version {0!r} is not supported; use {1}.
+image_id    400 ImageIdInvalidParameterValue An invalid or out-of-range value was supplied for the "ImageId" parameter.
+image_type  400 InvalidParameterValue        The value {0!r} is not valid for "ImageType".
+"""  # noqa: E501 - a table
+_ROWS = (row.split(maxsplit=3) for row in _ANSWERS.strip().splitlines())
+_ERRORS = {name: (int(status), code, message) for name, status, code, message in _ROWS}
+_SIGNATURE_FIELDS = ("Credential", "SignedHeaders", "Signature")
+
+
+def _make_image(rng: random.Random, traits: ImageTraits) -> Image:
+    """One ImagesSet item from provider-neutral traits, in KEC's field names and types."""
+    system, linux = traits.system, traits.os.platform == "linux"
+    image_id = uuid4(rng)  # KEC ids (images, instances, snapshots) are UUIDs
+    source = "system" if system else rng.choices(("import", "copy", "share"), (70, 20, 10))[0]
+    words = traits.os.version.split()  # Platform is "centos-7.9": family and version number
+    version = next((w for w in words if any(c.isdigit() for c in w)), words[-1]).lower()
+    kind = "CommonImage" if system else "CustomImage"
+    image: Image = dict(ImageId=image_id, Name=traits.name, Type=kind, ImageState="active")
+    image.update(CreationDate=iso_z(traits.created), Platform=f"{traits.os.family}-{version}")
+    image.update(IsPublic=system, ContainerFormat="ovf" if system else "assembled_image")
+    image.update(InstantAccess=rng.random() < 0.3, IsNpe=rng.random() < 0.8)
+    image.update(UserCategory="common" if system or source == "share" else source)
+    # Progress is a string, as KSyun sends it.
+    image.update(SysDisk=traits.size_gb, Progress="100", ImageSource=source)
+    image.update(CloudInitSupport=linux, Ipv6Support=rng.random() < 0.6)
+    image.update(IsModifyType=rng.random() < 0.7, Architecture=traits.architecture)
+    image.update(FastBoot=rng.random() < 0.2, IsCloudMarket=False, RealImageId=image_id)
+    image.update(OnlineExpansion=linux, ImageMode=rng.choice(("legacy", "legacy", "uefi")))
+    image["SnapshotSet"] = []
+    if not system:
+        image["InstanceId"] = uuid4(rng)
+        snap: Image = dict(SnapshotId=uuid4(rng), DiskType="SystemDisk", DiskSize=traits.size_gb)
+        snap.update(Type="CommonSnapshot", VolumeType=rng.choice(_VOLUME_TYPES))
+        image["SnapshotSet"] = [{**snap, "AvailabilityZone": "cn-beijing-6" + rng.choice("abcd")}]
+        if source == "copy":
+            image["OriginalImageId"] = uuid4(rng)
+    return image
+
+
+def _images(
+    rng: random.Random, n: int, share: float, taken: Iterable[str], at: int | None
+) -> list[Image]:
+    """``n`` images, ids unique and not in ``taken``, all created ``at`` (Unix s) if given."""
+    images: list[Image] = []
+    seen = set(taken)
+    while len(images) < n:
+        for traits in draw_traits(rng, n - len(images), share, at):
+            image = _make_image(rng, traits)
+            if image["ImageId"] not in seen:
+                seen.add(image["ImageId"])
+                images.append(image)
+    return images
+
+
+def generate_images(count: int, seed: int, system_share: float = 0.2) -> list[Image]:
+    """A deterministic catalogue: the same arguments give the same images."""
+    return _images(random.Random(seed), count, system_share, (), None)
+
+
+class KsyunCatalogue(Catalogue):
+    """The emulated KEC image catalogue of one account: only custom images change, and KEC
+    has no listed state for deprecate/cease/delete (no transitions)."""
+
+    id_key = "ImageId"
+
+    @classmethod
+    def generate(cls, count: int, seed: int, system_share: float = 0.2) -> KsyunCatalogue:
+        return cls(generate_images(count, seed, system_share))
+
+    def owned(self, image: Image) -> bool:
+        return bool(image["Type"] == "CustomImage")
+
+    def renamed(self, image: Image, rng: random.Random, now: datetime) -> Image:
+        return {"Name": renamed(image["Name"] or "image", rng)}
+
+    def new_images(
+        self, rng: random.Random, count: int, now: datetime, taken: Iterable[str]
+    ) -> list[Image]:
+        images = _images(rng, count, 0.0, taken, int(now.timestamp()))
+        for image in images:
+            image["CreationDate"] = utc_text(now)
+        return images
+
+    def listing(self, filters: Filters = ()) -> Sequence[Image]:
+        """The images matching ``(("ImageId", id), ("ImageType", source))``, cached; read only."""
+        wanted = [(_FILTER_FIELDS[key], value) for key, value in filters]
+        return self.view(
+            filters, lambda xs: [i for i in xs if all(i.get(k) == v for k, v in wanted)]
+        )
+
+
+class KsyunApp(EmulatorApp):
+    """DescribeImages as KEC answers it: SigV4 checked, the whole listing in one answer."""
+
+    provider = "ksyun"
+    paging = "single"
+    answers = {kind: _ERRORS[kind] for kind in ("throttle", "error", "internal", "server_busy")}
+
+    def __init__(
+        self,
+        catalogue: KsyunCatalogue,
+        *,
+        access_key_id: str = DEFAULT_ACCESS_KEY_ID,
+        secret_access_key: str = DEFAULT_SECRET_ACCESS_KEY,
+        regions: Collection[str] = DEFAULT_REGIONS,
+        clock_skew_s: float = 900.0,
+        **engine: Any,
+    ) -> None:
+        super().__init__(catalogue, **engine)
+        self.catalogue: KsyunCatalogue = catalogue
+        self.access_key_id, self._secret = access_key_id, secret_access_key
+        self.regions, self.clock_skew_s = frozenset(regions), clock_skew_s
+
+    def __repr__(self) -> str:
+        return f"KsyunApp(access_key_id={self.access_key_id!r}, images={len(self.catalogue)})"
+
+    def envelope(self, status: int, code: Any, message: str) -> Response:
+        error = {"Code": code, "Message": message}
+        return Response.json(status, {"RequestId": str(uuid.uuid4()), "Error": error})
+
+    def _fail(self, name: str, *args: Any) -> Refusal:
+        status, code, message = _ERRORS[name]
+        return self.refuse(status, code, message.format(*args))
+
+    def _require(self, ok: bool, name: str, *args: Any) -> None:
+        if not ok:
+            raise self._fail(name, *args)
+
+    def read(self, request: Request) -> Call:
+        if request.path != "/":
+            raise Refusal(Response.text(404, _NOT_FOUND, "text/html"))
+        query = parse_qsl(request.raw_query, keep_blank_values=True)
+        params = list(query)
+        if request.method == "POST":
+            if "application/x-www-form-urlencoded" in request.headers.get("content-type", ""):
+                params += parse_qsl(request.body.decode("utf-8", "replace"), keep_blank_values=True)
+        elif request.method != "GET":
+            raise Refusal(Response.text(405, "Method Not Allowed"))
+        return Call(extra=(query, dict(params)))
+
+    def authenticate(self, request: Request, call: Call) -> None:
+        query: list[tuple[str, str]] = call.extra[0]
+        q, headers = dict(query), request.headers
+        if "X-Amz-Algorithm" in q:  # presigned in the query
+            algorithm = q["X-Amz-Algorithm"]
+            fields = {k: q.get(f"X-Amz-{k}", "") for k in _SIGNATURE_FIELDS}
+            stamp = q.get("X-Amz-Date") or headers.get("x-amz-date")
+        elif "authorization" in headers:
+            algorithm, _, rest = headers["authorization"].partition(" ")
+            pairs = (item.strip().partition("=") for item in rest.split(","))
+            fields, stamp = {k: v for k, sep, v in pairs if sep}, headers.get("x-amz-date")
+        else:
+            raise self._fail("unsigned")
+        credential, signed_headers, signature = (fields.get(k, "") for k in _SIGNATURE_FIELDS)
+        self._require(algorithm == ALGORITHM, "algorithm", ALGORITHM)
+        self._require(bool(credential and signed_headers and signature), "incomplete")
+        moment = self._moment(stamp, headers.get("date"))
+        scope = credential.split("/")
+        self._require(len(scope) == 5 and scope[4] == TERMINATOR, "scope")
+        key_id, date, region, service, _ = scope
+        self._require(key_id == self.access_key_id, "key")
+        self._require(service == SERVICE, "service", SERVICE)
+        amz_date = moment.strftime(AMZ_DATE_FORMAT)
+        self._require(date == amz_date[:8], "date", amz_date[:8])
+        names = signed_headers.split(";")
+        self._require("host" in names and all(n in headers for n in names), "headers")
+        signed: dict[str, Any] = dict(method=request.method, path=request.path, params=query)
+        signed.update(headers=headers, payload_hash=hashlib.sha256(request.body).hexdigest())
+        expected = sign(
+            **signed, signed_headers=names, secret=self._secret, amz_date=amz_date, region=region
+        )
+        genuine = hmac.compare_digest(expected.signature.encode(), signature.encode())
+        self._require(genuine, "signature")
+        # After the signature: a stale request is reported as stale only if otherwise genuine.
+        skew = abs((datetime.now(UTC) - moment).total_seconds())
+        self._require(skew <= self.clock_skew_s, "expired", amz_date, skew)
+        self._require(region in self.regions, "region", region)
+
+    def _moment(self, stamp: str | None, date_header: str | None) -> datetime:
+        """X-Amz-Date, else the Date header (KSyun falls back to it)."""
+        if stamp:
+            with contextlib.suppress(ValueError):
+                return datetime.strptime(stamp, AMZ_DATE_FORMAT).replace(tzinfo=UTC)
+            raise self._fail("stamp", stamp)
+        if date_header:
+            with contextlib.suppress(TypeError, ValueError):
+                return email.utils.parsedate_to_datetime(date_header).astimezone(UTC)
+        raise self._fail("no_date")
+
+    def select(self, request: Request, call: Call) -> Call:
+        single: dict[str, str] = call.extra[1]
+        action = single.get("Action")
+        self._require(bool(action), "no_action")
+        self._require(action == ACTION, "action", action)
+        version = single.get("Version")
+        self._require(version == API_VERSION, "version", version, API_VERSION)
+        f = {key: single[key] for key in _FILTER_FIELDS if key in single}
+        image_id, image_type = f.get("ImageId"), f.get("ImageType")
+        if image_id is not None:
+            known = _UUID.match(image_id) and self.catalogue.get(image_id) is not None
+            self._require(bool(known), "image_id")
+        self._require(image_type in (None, *IMAGE_SOURCES), "image_type", image_type)
+        return replace(call, selection=tuple(sorted(f.items())))
+
+    def listing(self, call: Call) -> Sequence[Image]:
+        return self.catalogue.listing(cast(Filters, call.selection))
+
+    def page(self, items: list[Image], total: int, call: Call) -> Response:
+        return Response.json(200, {"RequestId": str(uuid.uuid4()), "ImagesSet": items})
+
+
+def make_server(
+    *,
+    port: int = 0,
+    images: int = 1000,
+    seed: int = 1,
+    access_key_id: str | None = None,
+    secret_access_key: str | None = None,
+    system_share: float = 0.2,
+    verbose: bool = False,
+) -> EmulatorServer:
+    """A ready (not yet started) emulator with a generated catalogue; credentials left as
+    None are the documented defaults."""
+    app = KsyunApp(
+        KsyunCatalogue.generate(images, seed, system_share),
+        access_key_id=access_key_id or DEFAULT_ACCESS_KEY_ID,
+        secret_access_key=secret_access_key or DEFAULT_SECRET_ACCESS_KEY,
+    )
+    return EmulatorServer(app, port, verbose=verbose)
+
+
+def serve(**kwargs: Any) -> None:
+    """``inventory emulate ksyun``: :func:`make_server`'s arguments, in the foreground."""
+    server = make_server(**kwargs)
+    app, seed = cast(KsyunApp, server.app), kwargs.get("seed", 1)
+    banner = f"KSyun emulator: {server.url}/ ({len(app.catalogue)} images, seed {seed})"
+    regions = ", ".join(sorted(app.regions))
+    serve_forever(server, f"{banner}; access key id {app.access_key_id}; regions {regions}")
+
+
+EMULATED = EmulatedSource(
+    provider="ksyun",
+    label="Kingsoft KEC",
+    make_server=make_server,
+    location=("region", "cn-beijing-6"),
+    credentials={
+        "access_key_id": ("INVENTORY_EMU_KS_ACCESS_KEY_ID", DEFAULT_ACCESS_KEY_ID),
+        "secret_access_key": ("INVENTORY_EMU_KS_SECRET_ACCESS_KEY", DEFAULT_SECRET_ACCESS_KEY),
+    },
+)
