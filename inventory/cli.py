@@ -624,7 +624,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_emulate(args: argparse.Namespace) -> int:
-    module = PROVIDERS.emulator_module(args.provider)
     kwargs: dict[str, Any] = {
         "port": args.port,
         "images": args.images,
@@ -636,7 +635,7 @@ def cmd_emulate(args: argparse.Namespace) -> int:
         if args.provider != "qingcloud":
             raise ConfigError("--system-share applies to the qingcloud emulator only")
         kwargs["system_share"] = args.system_share
-    module.serve(**kwargs)
+    PROVIDERS.emulated(args.provider).serve(**kwargs)
     return EXIT_OK
 
 

@@ -23,7 +23,6 @@ throttling and error answers.
 
 from __future__ import annotations
 
-import contextlib
 import random
 import threading
 import time
@@ -33,7 +32,7 @@ from typing import Any, ClassVar
 
 from inventory.emulation.catalogue import Catalogue, MutationSeeds, control_mutate
 from inventory.emulation.faults import FAULT_KINDS, FaultRule, Faults
-from inventory.emulation.server import EmulatorServer, Request, Response
+from inventory.emulation.server import Request, Response
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +59,8 @@ class EmulatorApp:
 
     #: The provider's name, as in the config.
     provider: ClassVar[str]
+    #: What its catalogue is, to generate one from a seed.
+    catalogue_class: ClassVar[type[Catalogue]]
     #: How the listing pages: "offset" (with a total), "marker" or "single" (one answer).
     paging: ClassVar[str] = "offset"
     #: The provider's own answers as (HTTP status, code, message): "throttle" and "error"
@@ -110,6 +111,22 @@ class EmulatorApp:
 
     def state(self) -> dict[str, Any]:
         return {"provider": self.provider, "images": len(self.catalogue)}
+
+    def accept(self, key_id: str | None, secret: str | None) -> None:
+        """Accept other credentials than the documented defaults (None keeps that one)."""
+        raise NotImplementedError
+
+    def credentials(self) -> dict[str, str]:
+        """The config's credential fields and the values this app accepts (test keys)."""
+        raise NotImplementedError
+
+    def source_options(self, url: str) -> dict[str, Any]:
+        """``[sources.options]`` a source needs to reach this app at ``url``."""
+        return {}
+
+    def banner(self) -> str:
+        """What ``inventory emulate`` prints about what the app accepts (no secrets)."""
+        return ""
 
     # -- the engine ------------------------------------------------------------------------
 
@@ -227,11 +244,3 @@ class EmulatorApp:
             self.catalogue.drop(view[after][key])
         if "insert" in kinds:
             self.catalogue.insert_new(self._rng)
-
-
-def serve(server: EmulatorServer, banner: str) -> None:
-    """Serve in the foreground until Ctrl-C. The first line printed is the banner (it names
-    the URL), written once the port listens, so a parent process can read it."""
-    print(f"{banner}; control API {server.url}/_emulator/", flush=True)
-    with contextlib.suppress(KeyboardInterrupt):
-        server.serve_forever()

@@ -44,6 +44,12 @@ class Catalogue:
 
     # -- what a provider says ------------------------------------------------------------
 
+    @classmethod
+    def generate(cls, count: int, seed: int, *args: Any, **settings: Any) -> Catalogue:
+        """A catalogue of ``count`` images drawn from ``seed``; the same arguments give the
+        same images in the same order. ``settings`` are the provider's (owner, shares)."""
+        raise NotImplementedError
+
     def owned(self, image: Image) -> bool:
         """Whether mutations may change this image (the account's own ones)."""
         return True

@@ -1,20 +1,22 @@
-"""Emulated sources: start a provider's emulator and point a source at it.
+"""An emulated provider as the CLI, the demo and the benchmarks use it.
 
-``inventory demo`` and the benchmarks use every provider the same way: each dialect module
-declares an :class:`EmulatedSource`, whose :meth:`~EmulatedSource.start` starts the
-emulator on a free loopback port and returns a :class:`Running` handle that knows the
-catalogue (to mutate it between syncs) and the ``[[sources]]`` table that reaches it.
-Credentials never appear in that table: it holds ``${ENV}`` references, and
-:attr:`Running.env` holds the values (the emulator's documented test keys) to put into the
-environment of the process that syncs.
+Each dialect module declares one :class:`EmulatedSource` (``EMULATED``) naming its app
+class. :meth:`~EmulatedSource.make_server` builds a server over a generated catalogue,
+:meth:`~EmulatedSource.serve` runs it in the foreground (``inventory emulate``), and
+:meth:`~EmulatedSource.start` starts it on a free loopback port and returns a
+:class:`Running` handle that knows the catalogue (to mutate it between syncs) and the
+``[[sources]]`` table that reaches it. Credentials never appear in that table: it holds
+``${ENV}`` references, and :attr:`Running.env` holds the values (the emulator's documented
+test keys) to put into the environment of the process that syncs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import contextlib
+from dataclasses import dataclass
 from typing import Any
 
+from inventory.emulation.app import EmulatorApp
 from inventory.emulation.catalogue import Catalogue
 from inventory.emulation.server import EmulatorServer
 
@@ -35,34 +37,67 @@ class Running:
 
 @dataclass(frozen=True)
 class EmulatedSource:
-    provider: str
-    label: str
-    make_server: Callable[..., EmulatorServer]
-    location: tuple[str, str]  # (config field, value)
-    credentials: dict[str, tuple[str, str]]  # field -> (env var, emulator default)
-    path: str = "/"
-    page_size: int | None = None
-    #: ``[sources.options]`` computed from the started server (e.g. its IAM endpoint).
-    options: Callable[[EmulatorServer], dict[str, Any]] = lambda _server: {}
-    server_args: dict[str, Any] = field(default_factory=dict)
+    app: type[EmulatorApp]
+    label: str  # "QingCloud"
+    location: tuple[str, str]  # the source's location field and value: ("zone", "pek3a")
+    path: str = "/"  # where the listing is served
+    page_size: int | None = 100  # the demo source's; None: the provider has no page size
+    short_label: str | None = None  # for the banner of ``inventory emulate``; default label
 
-    def start(self, *, images: int, seed: int, name: str, **server_args: Any) -> Running:
-        """Start the emulator; ``server_args`` override its ``make_server`` arguments."""
-        server = self.make_server(
-            port=0, images=images, seed=seed, **{**self.server_args, **server_args}
-        ).start()
+    @property
+    def provider(self) -> str:
+        return self.app.provider
+
+    def make_server(
+        self,
+        *,
+        port: int = 0,
+        images: int = 1000,
+        seed: int = 1,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        verbose: bool = False,
+        **catalogue: Any,
+    ) -> EmulatorServer:
+        """A ready (not yet started) server over a catalogue generated from ``seed``
+        (``catalogue``: the provider's generation settings, e.g. ``system_share``); the
+        credentials accepted are the documented defaults unless given."""
+        catalogue_of = self.app.catalogue_class.generate(images, seed, **catalogue)
+        app = self.app(catalogue_of)
+        app.accept(access_key_id, secret_access_key)
+        return EmulatorServer(app, port, verbose=verbose)
+
+    def serve(self, *, images: int = 1000, seed: int = 1, **kw: Any) -> None:
+        """``inventory emulate PROVIDER``: serve in the foreground until Ctrl-C. The first
+        line printed names the URL, written once the port listens (port 0 picks one)."""
+        server = self.make_server(images=images, seed=seed, **kw)
+        app = server.app
+        assert isinstance(app, EmulatorApp)
+        where = f"{server.url}{self.path} ({images} images, seed {seed})"
+        control = f"control API {server.url}/_emulator/"
+        name = self.short_label or self.label
+        print(f"{name} emulator: {where}; {app.banner()}; {control}", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            server.serve_forever()
+
+    def start(self, *, images: int, seed: int, name: str, **kw: Any) -> Running:
+        """Start on a free port; the source ``name`` reaches it (``kw``: app settings)."""
+        server = self.make_server(images=images, seed=seed, **kw).start()
+        app = server.app
+        assert isinstance(app, EmulatorApp)
+        prefix = "INVENTORY_EMU_" + self.provider.upper().replace("-", "_")
+        env_of = {field: f"{prefix}_{field.upper()}" for field in app.credentials()}
         source: dict[str, Any] = {
             "name": name,
             "provider": self.provider,
             self.location[0]: self.location[1],
             "endpoint": server.url + self.path,
-            "credentials": {f: f"${{{env}}}" for f, (env, _) in self.credentials.items()},
+            "credentials": {field: f"${{{env}}}" for field, env in env_of.items()},
         }
         if self.page_size is not None:
             source["page_size"] = self.page_size
-        options = self.options(server)
+        options = app.source_options(server.url)
         if options:
             source["options"] = options
-        env = dict(self.credentials.values())
-        catalogue = server.app.catalogue  # type: ignore[attr-defined]
-        return Running(self.provider, server, catalogue, source, env)
+        env = {env_of[field]: value for field, value in app.credentials().items()}
+        return Running(self.provider, server, app.catalogue, source, env)

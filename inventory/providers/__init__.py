@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -54,6 +55,37 @@ class ProviderSpec:
     def env_hint(self, credential: str) -> str:
         return f"{self.env_prefix}_{credential.upper()}"
 
+    @classmethod
+    def of(
+        cls,
+        collect: ModuleType,
+        name: str,
+        *,
+        placed_by: tuple[str, str],
+        credentials: tuple[tuple[str, ...], ...],
+        env_prefix: str,
+    ) -> ProviderSpec:
+        """The spec of a provider whose ``collect`` module defines ``DEFAULT_PAGE_SIZE``,
+        ``MAX_PAGE_SIZE``, ``DEFAULT_ENDPOINT``, ``validate_filters`` and, if the provider
+        takes ``[sources.options]``, ``validate_options``. ``placed_by`` is the location
+        field and an example value: ``("zone", "pek3a")``."""
+        return cls(
+            name=name,
+            location_field=placed_by[0],
+            example_location=placed_by[1],
+            credential_sets=credentials,
+            env_prefix=env_prefix,
+            default_page_size=collect.DEFAULT_PAGE_SIZE,
+            max_page_size=collect.MAX_PAGE_SIZE,
+            default_endpoint=collect.DEFAULT_ENDPOINT,
+            validate_filters=collect.validate_filters,
+            validate_options=getattr(collect, "validate_options", _no_options),
+        )
+
+
+#: The access key pair most providers sign with.
+AK_SK = ("access_key_id", "secret_access_key")
+
 
 def _no_options(options: Mapping[str, Any]) -> dict[str, Any]:
     if options:
@@ -90,6 +122,24 @@ class Provider(Protocol):
     def normalize(self, raw: dict[str, Any]) -> ImageRecord: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Assembled:
+    """A :class:`Provider` made of its folder's parts: what each provider package exposes
+    as ``PROVIDER``."""
+
+    spec: ProviderSpec
+    collector_class: Callable[..., Collector]
+    normalizer: Callable[[dict[str, Any]], ImageRecord]
+
+    def collector(
+        self, source: SourceConfig, policy: RetryPolicy, on_retry: Callable[[], None] | None
+    ) -> Collector:
+        return self.collector_class(source, policy, on_retry)
+
+    def normalize(self, raw: dict[str, Any]) -> ImageRecord:
+        return self.normalizer(raw)
+
+
 class _Registry(Mapping[str, "Provider"]):
     """Provider name -> Provider, importing each provider's package on first use only."""
 
@@ -110,13 +160,11 @@ class _Registry(Mapping[str, "Provider"]):
         return len(self._modules)
 
     def emulated(self, name: str) -> EmulatedSource:
-        """The provider's emulator, as a source the demo and the benchmarks can start."""
-        source: EmulatedSource = importlib.import_module(f"{self._modules[name]}.emulator").EMULATED
+        """The provider's emulator (its folder's ``emulator.EMULATED``), which ``inventory
+        emulate``, the demo and the benchmarks start."""
+        module = importlib.import_module(f"{self._modules[name]}.emulator")
+        source: EmulatedSource = module.EMULATED
         return source
-
-    def emulator_module(self, name: str) -> Any:
-        """The provider's emulator module (``make_server``, ``serve``)."""
-        return importlib.import_module(f"{self._modules[name]}.emulator")
 
 
 #: The registry: config name -> the package that exposes ``PROVIDER``.

@@ -1,10 +1,13 @@
 """What every provider's collector shares: one listing driven page by page, with retries.
 
-A collector subclass builds its signed client and its paging strategy, then implements
-:meth:`PagedCollector._request`: send ONE request for one page and parse it, raising on any
-failure. This class drives the strategy (:func:`inventory.paging.drive`), retries each page
-through :func:`inventory.http.call_with_retries` (counting retries for the run record), and
-stamps every error with the source and the page number.
+A collector subclass says how its requests are signed (:meth:`PagedCollector._auth`), how
+its listing pages (:meth:`PagedCollector._paging`) and what its source asks for
+(:meth:`PagedCollector._prepare`), then implements :meth:`PagedCollector._request`: send
+ONE request for one page and parse it, raising on any failure. This class drives the
+strategy (:func:`inventory.paging.drive`), retries each page through
+:func:`inventory.http.call_with_retries` (counting retries for the run record), and stamps
+every error with the source and the page number. The functions at the end read a response
+the same way for every provider.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from inventory.errors import (
     ProviderTerminalError,
     ProviderTransientError,
 )
-from inventory.http import RetryPolicy, call_with_retries
+from inventory.http import RetryPolicy, call_with_retries, make_client
 from inventory.paging import Page, PagingStrategy, drive
 from inventory.source import SourceConfig
 
@@ -32,18 +35,34 @@ class PagedCollector:
     #: The API call's name, for messages ("DescribeImages page 3").
     action: ClassVar[str]
 
-    _client: httpx.Client
-    _strategy: PagingStrategy
+    #: The page size when the source sets none.
+    default_page_size: ClassVar[int] = 1
 
     def __init__(
         self,
         source: SourceConfig,
         policy: RetryPolicy,
         on_retry: Callable[[], None] | None = None,
+        client: httpx.Client | None = None,
     ) -> None:
         self.source = source
         self.policy = policy
         self.on_retry = on_retry
+        self.page_size = source.page_size or self.default_page_size
+        self._prepare(source)
+        # A test may hand in its own client; otherwise one signed with the source's keys.
+        self._client = client or make_client(self._auth(source), source.timeout_s)
+        self._strategy = self._paging()
+
+    def _prepare(self, source: SourceConfig) -> None:
+        """Read what the requests need from the source (endpoint, filters), before signing."""
+
+    def _auth(self, source: SourceConfig) -> httpx.Auth:
+        """The request signing (or token) for this source's credentials."""
+        raise NotImplementedError
+
+    def _paging(self) -> PagingStrategy:
+        raise NotImplementedError
 
     @property
     def complete(self) -> bool:

@@ -27,20 +27,16 @@ def required_str(raw: dict[str, Any], key: str, what: str = "image") -> str:
     return value
 
 
-def optional_str(raw: dict[str, Any], key: str) -> str | None:
+def optional_str(raw: dict[str, Any], key: str, *, lower: bool = False) -> str | None:
+    """The stripped string (a number as text), None when absent or empty; ``lower`` for
+    vocabularies whose case varies by provider."""
     value = raw.get(key)
     if isinstance(value, str):
-        value = value.strip()
+        value = value.strip().lower() if lower else value.strip()
         return value or None
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     return None
-
-
-def optional_lower(raw: dict[str, Any], key: str) -> str | None:
-    """:func:`optional_str`, lower-cased (vocabularies whose case varies by provider)."""
-    value = optional_str(raw, key)
-    return value.lower() if value else None
 
 
 def optional_decimal(raw: dict[str, Any], key: str) -> Decimal | None:

@@ -101,6 +101,16 @@ class IamService:
         self._tokens: dict[str, TokenInfo] = {}
         self._lock = threading.Lock()
 
+    def accept(self, username: str | None, password: str | None) -> None:
+        """Accept another user name or password than the documented ones (None keeps it)."""
+        self.username = username or self.username
+        self._password = password or self._password
+
+    @property
+    def password(self) -> str:
+        """The password it accepts (a documented test password, not a user's)."""
+        return self._password
+
     def __repr__(self) -> str:
         return (
             f"IamService(domain={self.domain_name!r}, user={self.username!r}, issued={self.issued})"

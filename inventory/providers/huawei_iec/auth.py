@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import httpx
 
-from inventory.config import SourceConfig
 from inventory.errors import ConfigError
 from inventory.providers.huawei_common.options import token_auth
 from inventory.providers.huawei_common.signer import SdkHmacAuth
 from inventory.providers.huawei_common.token import TokenScope
+from inventory.source import SourceConfig
 
 DEFAULT_IAM_ENDPOINT = "https://iam.myhuaweicloud.com"
 

@@ -14,18 +14,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
-from inventory.config import SourceConfig
 from inventory.errors import MalformedResponse
-from inventory.http import RetryPolicy, make_client
-from inventory.paging import OffsetPaging, Page
+from inventory.paging import OffsetPaging, Page, PagingStrategy
 from inventory.providers.base import PagedCollector, item_list, json_body, total_count
 from inventory.providers.huawei_common.errors import raise_for_response
+from inventory.providers.huawei_common.options import options_validator
 from inventory.providers.huawei_iec.auth import make_auth, uses_token
+from inventory.source import SourceConfig
 
 DEFAULT_ENDPOINT = "https://iecs.myhuaweicloud.com"
 PATH = "/v1/images"
@@ -65,6 +65,12 @@ def _bool_text(key: str, value: object) -> str:
     raise ValueError(f"{key}: must be true or false")
 
 
+#: The non-secret ``[sources.options]`` this provider takes.
+validate_options = options_validator(
+    ("iam_endpoint", "domain_name", "domain_id", "project_id", "project_name")
+)
+
+
 def validate_filters(filters: Mapping[str, Any]) -> dict[str, Any]:
     """Config ``[sources.filters]`` for IEC. Raises ValueError("<field>: <problem>")."""
     out: dict[str, Any] = {}
@@ -94,24 +100,20 @@ class IecCollector(PagedCollector):
 
     action = "ListImages"
 
-    def __init__(
-        self,
-        source: SourceConfig,
-        policy: RetryPolicy,
-        on_retry: Callable[[], None] | None = None,
-        client: httpx.Client | None = None,
-    ) -> None:
-        super().__init__(source, policy, on_retry)
+    default_page_size = DEFAULT_PAGE_SIZE
+
+    def _prepare(self, source: SourceConfig) -> None:
         self.url = (source.endpoint or DEFAULT_ENDPOINT).rstrip("/") + PATH
-        self.page_size = source.page_size or DEFAULT_PAGE_SIZE
         self._token = uses_token(source)
-        self._client = client or make_client(make_auth(source), source.timeout_s)
-        self._strategy = OffsetPaging(self.page_size)
-        self._base: list[tuple[str, str]] = [
-            *((k, str(v)) for k, v in source.filters.items()),
-            ("sort_key", "created_at"),
-            ("sort_dir", "asc"),
-        ]
+        # Oldest first, so images created while paging land at the end.
+        order = [("sort_key", "created_at"), ("sort_dir", "asc")]
+        self._base = [*((k, str(v)) for k, v in source.filters.items()), *order]
+
+    def _auth(self, source: SourceConfig) -> httpx.Auth:
+        return make_auth(source)
+
+    def _paging(self) -> PagingStrategy:
+        return OffsetPaging(self.page_size)
 
     def _request(self, paging: dict[str, Any], number: int) -> Page:
         params: list[tuple[str, str | int | float | bool | None]] = [

@@ -16,9 +16,8 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from inventory.emulation.app import Call, EmulatorApp
-from inventory.emulation.app import serve as serve_forever
 from inventory.emulation.catalogue import Catalogue
-from inventory.emulation.server import EmulatorServer, Request, Response
+from inventory.emulation.server import Request, Response
 from inventory.emulation.sources import EmulatedSource
 from inventory.emulation.traits import image_name, random_time, renamed, utc_text, uuid4
 from inventory.providers.huawei_common import emulator_iam, signer
@@ -176,6 +175,7 @@ class IecApp(EmulatorApp):
     """ListImages behind the API gateway: gateway and IEC errors in one error_code shape."""
 
     provider = "huawei-iec"
+    catalogue_class = IecCatalogue
     answers = {
         "throttle": (429, "APIGW.0308", _THROTTLED + "time:1 second"),
         "error": (502, "APIGW.0202", "Backend unavailable"),  # error_200 sends it with 200
@@ -194,6 +194,24 @@ class IecApp(EmulatorApp):
 
     def __repr__(self) -> str:
         return f"IecApp(access_key_id={self.access_key_id!r}, images={len(self.catalogue)})"
+
+    def accept(self, key_id: str | None, secret: str | None) -> None:
+        self.access_key_id = key_id or self.access_key_id
+        self._secret = secret or self._secret
+
+    def credentials(self) -> dict[str, str]:
+        # AK/SK signing for the demo; the IMS emulator shows the IAM token flow.
+        return {"access_key_id": self.access_key_id, "secret_access_key": self._secret}
+
+    def source_options(self, url: str) -> dict[str, Any]:
+        return {"domain_id": self.domain_id}
+
+    def banner(self) -> str:
+        return (
+            f"GET /v1/images; access key id {self.access_key_id}, X-Domain-Id {self.domain_id}; "
+            f"IAM tokens at {emulator_iam.TOKEN_PATH} for user {self.iam.username} of "
+            f"{self.iam.domain_name}"
+        )
 
     def state(self) -> dict[str, Any]:
         return {**super().state(), **self.iam.state()}
@@ -275,36 +293,5 @@ class IecApp(EmulatorApp):
         self._check(request.headers.get("x-domain-id") == self.domain_id, "domain")
 
 
-def make_server(
-    *, port: int = 0, images: int = 1000, seed: int = 1, access_key_id: str | None = None,
-    secret_access_key: str | None = None, iam: IamService | None = None,
-    gold_share: float = 0.15, verbose: bool = False,
-) -> EmulatorServer:  # fmt: skip
-    """A ready (not yet started) emulator; credentials left as None are the defaults."""
-    catalogue = IecCatalogue.generate(images, seed, gold_share=gold_share)
-    ak, sk = access_key_id or DEFAULT_ACCESS_KEY_ID, secret_access_key or DEFAULT_SECRET_ACCESS_KEY
-    app = IecApp(catalogue, access_key_id=ak, secret_access_key=sk, iam=iam)
-    return EmulatorServer(app, port, verbose=verbose)
-
-
-def serve(**kwargs: Any) -> None:
-    """``inventory emulate huawei-iec``: :func:`make_server`'s arguments (port 8100)."""
-    server = make_server(**{"port": 8100, **kwargs})
-    app, url = server.app, server.url
-    assert isinstance(app, IecApp)
-    banner = f"Huawei IEC emulator: {url} (GET /v1/images; {len(app.catalogue)} images, seed "
-    banner += f"{kwargs.get('seed', 1)}); access key id {app.access_key_id}, X-Domain-Id "
-    banner += f"{app.domain_id}; IAM tokens at {url}{emulator_iam.TOKEN_PATH} for user "
-    serve_forever(server, f"{banner}{app.iam.username} of {app.iam.domain_name}")
-
-
-EMULATED = EmulatedSource(
-    provider="huawei-iec", label="Huawei IEC", make_server=make_server,
-    location=("region", "cn-north-4"), page_size=100,
-    # AK/SK signing here; the IMS source shows the IAM token flow.
-    credentials={
-        "access_key_id": ("INVENTORY_EMU_HW_ACCESS_KEY_ID", DEFAULT_ACCESS_KEY_ID),
-        "secret_access_key": ("INVENTORY_EMU_HW_SECRET_ACCESS_KEY", DEFAULT_SECRET_ACCESS_KEY),
-    },
-    options=lambda _server: {"domain_id": DEFAULT_DOMAIN_ID},
-)  # fmt: skip
+EMULATED = EmulatedSource(IecApp, "Huawei IEC", ("region", "cn-north-4"))
+make_server = EMULATED.make_server

@@ -17,13 +17,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from inventory.providers.fields import (
-    optional_decimal,
-    optional_lower,
-    optional_str,
-    parse_time,
-    required_str,
-)
+from inventory.providers.fields import optional_decimal, optional_str, parse_time, required_str
 from inventory.records import ImageRecord, ImageStatus
 
 STATUS_MAP: dict[str, ImageStatus] = {
@@ -47,15 +41,15 @@ def normalize(raw: dict[str, Any]) -> ImageRecord:
         raw_status=raw_status,
         name=optional_str(raw, "name"),
         description=None,  # IEC images carry no description
-        os_family=optional_lower(raw, "__platform"),
+        os_family=optional_str(raw, "__platform", lower=True),
         os_name=optional_str(raw, "__os_version"),
-        platform=optional_lower(raw, "__os_type"),
+        platform=optional_str(raw, "__os_type", lower=True),
         # __support_arm is present (as "true") only on ARM images; absent means x86.
         architecture="aarch64" if raw.get("__support_arm") in ("true", True) else "x86_64",
         size_gb=_size(raw),
-        visibility=optional_lower(raw, "visibility"),
+        visibility=optional_str(raw, "visibility", lower=True),
         owner=optional_str(raw, "owner"),
-        image_type=optional_lower(raw, "__imagetype"),
+        image_type=optional_str(raw, "__imagetype", lower=True),
         provider_created_at=parse_time(raw.get("created_at")),
         raw=raw,
     )

@@ -10,9 +10,9 @@ the project named like the region (Huawei's convention: project ``cn-north-4`` i
 
 from __future__ import annotations
 
-from inventory.config import SourceConfig
 from inventory.providers.huawei_common.options import token_auth
 from inventory.providers.huawei_common.token import KeystonePasswordAuth, TokenScope
+from inventory.source import SourceConfig
 
 DEFAULT_IAM_ENDPOINT = "https://iam.{region}.myhuaweicloud.com"
 

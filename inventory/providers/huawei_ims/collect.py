@@ -23,20 +23,20 @@ which no longer returns Windows images from it):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
-from inventory.config import SourceConfig
 from inventory.errors import MalformedResponse
-from inventory.http import RetryPolicy, make_client
-from inventory.paging import MarkerPaging, Page
+from inventory.paging import MarkerPaging, Page, PagingStrategy
 from inventory.providers.base import PagedCollector, item_list, json_body
 from inventory.providers.fields import parse_time
 from inventory.providers.huawei_common.errors import raise_for_response
+from inventory.providers.huawei_common.options import options_validator
 from inventory.providers.huawei_ims.auth import make_auth
+from inventory.source import SourceConfig
 
 DEFAULT_ENDPOINT = "https://ims.{region}.myhuaweicloud.com"
 PATH = "/v1.1/images/detail"
@@ -48,6 +48,10 @@ STATUSES = ("queued", "saving", "active", "killed", "deleted", "pending_delete")
 STRING_FILTERS = ("name", "container_format", "disk_format")
 SIZE_FILTERS = ("size_min", "size_max")
 ALL_FILTERS = (*STRING_FILTERS, "status", *SIZE_FILTERS, "changes-since")
+
+
+#: The non-secret ``[sources.options]`` this provider takes.
+validate_options = options_validator(("iam_endpoint", "domain_name", "project_id", "project_name"))
 
 
 def validate_filters(filters: Mapping[str, Any]) -> dict[str, Any]:
@@ -99,20 +103,18 @@ class ImsCollector(PagedCollector):
 
     action = "images/detail"
 
-    def __init__(
-        self,
-        source: SourceConfig,
-        policy: RetryPolicy,
-        on_retry: Callable[[], None] | None = None,
-        client: httpx.Client | None = None,
-    ) -> None:
-        super().__init__(source, policy, on_retry)
+    default_page_size = DEFAULT_PAGE_SIZE
+
+    def _prepare(self, source: SourceConfig) -> None:
         base = source.endpoint or DEFAULT_ENDPOINT.format(region=source.location)
         self.url = base.rstrip("/") + PATH
-        self.page_size = source.page_size or DEFAULT_PAGE_SIZE
-        self._client = client or make_client(make_auth(source), source.timeout_s)
-        self._strategy = MarkerPaging(self.page_size, marker_of=_marker_of)
         self._base = [(k, str(v)) for k, v in source.filters.items()]
+
+    def _auth(self, source: SourceConfig) -> httpx.Auth:
+        return make_auth(source)
+
+    def _paging(self) -> PagingStrategy:
+        return MarkerPaging(self.page_size, marker_of=_marker_of)
 
     def _request(self, paging: dict[str, Any], number: int) -> Page:
         params: list[tuple[str, str | int | float | bool | None]] = [

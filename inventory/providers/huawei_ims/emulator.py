@@ -16,14 +16,15 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from inventory.emulation import Call, Catalogue, EmulatedSource, EmulatorApp
-from inventory.emulation import serve as serve_forever
-from inventory.emulation.server import EmulatorServer, Request, Response
+from inventory.emulation.server import Request, Response
 from inventory.emulation.traits import image_name, random_time, utc_text, uuid4
 from inventory.providers.fields import parse_time
 from inventory.providers.huawei_common import emulator_iam as hw_iam
 from inventory.providers.huawei_common.emulator_iam import IamService
 
 DEFAULT_REGION = "cn-north-4"
+#: The project the default IAM identity scopes to in the default region.
+DEFAULT_OWNER = hw_iam.DEFAULT_PROJECTS[DEFAULT_REGION]
 PUBLIC_OWNER = "b0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5"  # Huawei's own tenant for public images
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 1000
@@ -109,7 +110,7 @@ class ImsCatalogue(Catalogue):
 
     @classmethod
     def generate(
-        cls, count: int, seed: int, owner: str, public_share: float = 0.15
+        cls, count: int, seed: int, owner: str = DEFAULT_OWNER, public_share: float = 0.15
     ) -> ImsCatalogue:
         return cls(generate_images(count, seed, owner, public_share), owner)
 
@@ -178,6 +179,7 @@ class ImsApp(EmulatorApp):
     """IMS v1.1 behind Huawei's API gateway: the gateway's and IMS's own error shapes."""
 
     provider = "huawei-ims-v1"
+    catalogue_class = ImsCatalogue
     paging = "marker"
     answers = {
         "throttle": (429, "APIGW.0308", _THROTTLED + "time:1 second"),
@@ -196,6 +198,23 @@ class ImsApp(EmulatorApp):
 
     def __repr__(self) -> str:
         return f"ImsApp(region={self.region!r}, images={len(self.catalogue)})"
+
+    def accept(self, key_id: str | None, secret: str | None) -> None:
+        # No AK/SK on this API: the IAM user name and password to accept.
+        self.iam.accept(key_id, secret)
+
+    def credentials(self) -> dict[str, str]:
+        return {"username": self.iam.username, "password": self.iam.password}
+
+    def source_options(self, url: str) -> dict[str, Any]:
+        # The emulator answers Keystone's POST /v3/auth/tokens on its own port too.
+        return {"domain_name": self.iam.domain_name, "iam_endpoint": url}
+
+    def banner(self) -> str:
+        return (
+            f"region {self.region}; IAM tokens at {hw_iam.TOKEN_PATH} for user "
+            f"{self.iam.username} of {self.iam.domain_name}"
+        )
 
     def state(self) -> Image:
         return {**super().state(), **self.iam.state()}
@@ -263,42 +282,5 @@ class ImsApp(EmulatorApp):
         return Response.json(200, {"images": items}, **{"X-Openstack-Request-Id": _request_id()})
 
 
-def make_server(
-    *, port: int = 0, images: int = 1000, seed: int = 1, access_key_id: str | None = None,
-    secret_access_key: str | None = None, region: str = DEFAULT_REGION,
-    public_share: float = 0.15, iam: IamService | None = None, verbose: bool = False,
-) -> EmulatorServer:  # fmt: skip
-    """A ready (not yet started) emulator. This API has no AK/SK: ``access_key_id`` /
-    ``secret_access_key`` name the IAM user and password (None: the documented defaults)."""
-    user, password = access_key_id or hw_iam.DEFAULT_USERNAME, secret_access_key
-    iam = iam or IamService(username=user, password=password or hw_iam.DEFAULT_PASSWORD)
-    catalogue = ImsCatalogue.generate(images, seed, iam.projects[region], public_share)
-    return EmulatorServer(ImsApp(catalogue, region=region, iam=iam), port, verbose=verbose)
-
-
-def serve(**kwargs: Any) -> None:
-    """``inventory emulate huawei-ims-v1``: :func:`make_server`'s arguments, in the foreground."""
-    server = make_server(**kwargs)
-    app, url = server.app, server.url
-    assert isinstance(app, ImsApp)
-    banner = f"Huawei IMS v1.1 emulator: {url} (GET /v1.1/images/detail; {len(app.catalogue)} "
-    banner += f"images, seed {kwargs.get('seed', 1)}; region {app.region}); IAM tokens at {url}"
-    serve_forever(
-        server, f"{banner}/v3/auth/tokens for user {app.iam.username} of {app.iam.domain_name}"
-    )
-
-
-EMULATED = EmulatedSource(
-    provider="huawei-ims-v1",
-    label="Huawei IMS v1.1",
-    make_server=make_server,
-    location=("region", DEFAULT_REGION),
-    credentials={
-        "username": ("INVENTORY_EMU_HW_USERNAME", hw_iam.DEFAULT_USERNAME),
-        "password": ("INVENTORY_EMU_HW_PASSWORD", hw_iam.DEFAULT_PASSWORD),
-    },
-    path="",
-    page_size=100,
-    # The emulator answers Keystone's POST /v3/auth/tokens on its own port too.
-    options=lambda s: {"domain_name": hw_iam.DEFAULT_DOMAIN_NAME, "iam_endpoint": s.url},
-)
+EMULATED = EmulatedSource(ImsApp, "Huawei IMS v1.1", ("region", "cn-north-4"), path="")
+make_server = EMULATED.make_server

@@ -23,13 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from inventory.providers.fields import (
-    optional_decimal,
-    optional_lower,
-    optional_str,
-    parse_time,
-    required_str,
-)
+from inventory.providers.fields import optional_decimal, optional_str, parse_time, required_str
 from inventory.records import ImageRecord, ImageStatus
 
 STATUS_MAP: dict[str, ImageStatus] = {
@@ -70,16 +64,16 @@ def normalize(raw: dict[str, Any]) -> ImageRecord:
         raw_status=raw_status,
         name=optional_str(raw, "name"),
         description=optional_str(properties, "__description"),
-        os_family=optional_lower(properties, "__platform"),
+        os_family=optional_str(properties, "__platform", lower=True),
         os_name=optional_str(properties, "__os_version"),
-        platform=optional_lower(properties, "__os_type"),
+        platform=optional_str(properties, "__os_type", lower=True),
         architecture=_architecture(properties),
         size_gb=optional_decimal(raw, "min_disk"),
         visibility={True: "public", False: "private"}.get(is_public)
         if isinstance(is_public, bool)
         else None,
         owner=optional_str(raw, "owner"),
-        image_type=optional_lower(properties, "__imagetype"),
+        image_type=optional_str(properties, "__imagetype", lower=True),
         provider_created_at=parse_time(raw.get("created_at")),
         raw=raw,
     )

@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
-from inventory.config import SourceConfig
 from inventory.errors import (
     AuthenticationError,
     ConfigError,
@@ -37,10 +36,10 @@ from inventory.errors import (
     ProviderTerminalError,
     ProviderTransientError,
 )
-from inventory.http import RetryPolicy, make_client
-from inventory.paging import Page, SinglePage
+from inventory.paging import Page, PagingStrategy, SinglePage
 from inventory.providers.base import PagedCollector, item_list
 from inventory.providers.ksyun.auth import SERVICE, KsyunAuth
+from inventory.source import SourceConfig
 
 DEFAULT_ENDPOINT = "https://kec.api.ksyun.com/"
 ACTION = "DescribeImages"
@@ -143,35 +142,25 @@ class KsyunCollector(PagedCollector):
 
     action = "DescribeImages"
 
-    def __init__(
-        self,
-        source: SourceConfig,
-        policy: RetryPolicy,
-        on_retry: Callable[[], None] | None = None,
-        client: httpx.Client | None = None,
-    ) -> None:
+    def _prepare(self, source: SourceConfig) -> None:
         if not REGION_PATTERN.match(source.location):
             raise ConfigError(
                 f"source {source.name!r}: field region: {source.location!r} is not a KSyun "
                 "region id (e.g. 'cn-beijing-6')"
             )
-        super().__init__(source, policy, on_retry)
         self.endpoint = source.endpoint or DEFAULT_ENDPOINT
-        self._client = client or make_client(
-            KsyunAuth(
-                source.credential("access_key_id").reveal(),
-                source.credential("secret_access_key"),
-                source.location,
-                service=SERVICE,
-            ),
-            source.timeout_s,
-        )
-        self._strategy = SinglePage()
         self._params: list[tuple[str, str | int | float | bool | None]] = [
             ("Action", ACTION),
             ("Version", API_VERSION),
             *((k, str(v)) for k, v in source.filters.items()),
         ]
+
+    def _auth(self, source: SourceConfig) -> httpx.Auth:
+        key_id, secret = source.credential("access_key_id").reveal(), "secret_access_key"
+        return KsyunAuth(key_id, source.credential(secret), source.location, service=SERVICE)
+
+    def _paging(self) -> PagingStrategy:
+        return SinglePage()
 
     def _request(self, paging: dict[str, Any], number: int) -> Page:
         # SinglePage asks for no paging parameters; anything else would be a bug here.

@@ -20,9 +20,8 @@ from typing import Any, cast
 from urllib.parse import parse_qsl
 
 from inventory.emulation import Call, Catalogue, EmulatedSource, EmulatorApp, Refusal
-from inventory.emulation import serve as serve_forever
 from inventory.emulation.catalogue import Image
-from inventory.emulation.server import EmulatorServer, Request, Response
+from inventory.emulation.server import Request, Response
 from inventory.emulation.traits import ImageTraits, draw_traits, iso_z, renamed, utc_text, uuid4
 from inventory.providers.ksyun.auth import ALGORITHM, AMZ_DATE_FORMAT, SERVICE, TERMINATOR, sign
 
@@ -155,6 +154,7 @@ class KsyunApp(EmulatorApp):
     """DescribeImages as KEC answers it: SigV4 checked, the whole listing in one answer."""
 
     provider = "ksyun"
+    catalogue_class = KsyunCatalogue
     paging = "single"
     answers = {kind: _ERRORS[kind] for kind in ("throttle", "error", "internal", "server_busy")}
 
@@ -175,6 +175,16 @@ class KsyunApp(EmulatorApp):
 
     def __repr__(self) -> str:
         return f"KsyunApp(access_key_id={self.access_key_id!r}, images={len(self.catalogue)})"
+
+    def accept(self, key_id: str | None, secret: str | None) -> None:
+        self.access_key_id = key_id or self.access_key_id
+        self._secret = secret or self._secret
+
+    def credentials(self) -> dict[str, str]:
+        return {"access_key_id": self.access_key_id, "secret_access_key": self._secret}
+
+    def banner(self) -> str:
+        return f"access key id {self.access_key_id}; regions {', '.join(sorted(self.regions))}"
 
     def envelope(self, status: int, code: Any, message: str) -> Response:
         error = {"Code": code, "Message": message}
@@ -271,42 +281,6 @@ class KsyunApp(EmulatorApp):
         return Response.json(200, {"RequestId": str(uuid.uuid4()), "ImagesSet": items})
 
 
-def make_server(
-    *,
-    port: int = 0,
-    images: int = 1000,
-    seed: int = 1,
-    access_key_id: str | None = None,
-    secret_access_key: str | None = None,
-    system_share: float = 0.2,
-    verbose: bool = False,
-) -> EmulatorServer:
-    """A ready (not yet started) emulator with a generated catalogue; credentials left as
-    None are the documented defaults."""
-    app = KsyunApp(
-        KsyunCatalogue.generate(images, seed, system_share),
-        access_key_id=access_key_id or DEFAULT_ACCESS_KEY_ID,
-        secret_access_key=secret_access_key or DEFAULT_SECRET_ACCESS_KEY,
-    )
-    return EmulatorServer(app, port, verbose=verbose)
-
-
-def serve(**kwargs: Any) -> None:
-    """``inventory emulate ksyun``: :func:`make_server`'s arguments, in the foreground."""
-    server = make_server(**kwargs)
-    app, seed = cast(KsyunApp, server.app), kwargs.get("seed", 1)
-    banner = f"KSyun emulator: {server.url}/ ({len(app.catalogue)} images, seed {seed})"
-    regions = ", ".join(sorted(app.regions))
-    serve_forever(server, f"{banner}; access key id {app.access_key_id}; regions {regions}")
-
-
-EMULATED = EmulatedSource(
-    provider="ksyun",
-    label="Kingsoft KEC",
-    make_server=make_server,
-    location=("region", "cn-beijing-6"),
-    credentials={
-        "access_key_id": ("INVENTORY_EMU_KS_ACCESS_KEY_ID", DEFAULT_ACCESS_KEY_ID),
-        "secret_access_key": ("INVENTORY_EMU_KS_SECRET_ACCESS_KEY", DEFAULT_SECRET_ACCESS_KEY),
-    },
-)
+# One answer holds the whole listing, so the demo source sets no page size.
+EMULATED = EmulatedSource(KsyunApp, "Kingsoft KEC", ("region", "cn-beijing-6"), page_size=None)
+make_server = EMULATED.make_server

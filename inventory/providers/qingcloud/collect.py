@@ -8,20 +8,18 @@ terminal and names what to change.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
-from inventory.config import SourceConfig
 from inventory.errors import (
     AuthenticationError,
     MalformedResponse,
     ProviderTerminalError,
     ProviderTransientError,
 )
-from inventory.http import RetryPolicy, make_client
-from inventory.paging import OffsetPaging, Page
+from inventory.paging import OffsetPaging, Page, PagingStrategy
 from inventory.providers.base import (
     PagedCollector,
     item_list,
@@ -30,6 +28,7 @@ from inventory.providers.base import (
     total_count,
 )
 from inventory.providers.qingcloud.auth import QingCloudAuth
+from inventory.source import SourceConfig
 
 DEFAULT_ENDPOINT = "https://api.qingcloud.com/iaas/"
 DEFAULT_PAGE_SIZE = 100
@@ -92,30 +91,19 @@ class QingCloudCollector(PagedCollector):
     """Pages through DescribeImages for one source."""
 
     action = "DescribeImages"
+    default_page_size = DEFAULT_PAGE_SIZE
 
-    def __init__(
-        self,
-        source: SourceConfig,
-        policy: RetryPolicy,
-        on_retry: Callable[[], None] | None = None,
-        client: httpx.Client | None = None,
-    ) -> None:
-        super().__init__(source, policy, on_retry)
+    def _prepare(self, source: SourceConfig) -> None:
         self.endpoint = source.endpoint or DEFAULT_ENDPOINT
-        self.page_size = source.page_size or DEFAULT_PAGE_SIZE
-        self._client = client or make_client(
-            QingCloudAuth(
-                source.credential("access_key_id").reveal(),
-                source.credential("secret_access_key"),
-            ),
-            source.timeout_s,
-        )
-        self._strategy = OffsetPaging(self.page_size)
-        self._base = [
-            ("action", "DescribeImages"),
-            ("zone", source.location),
-            *filter_params(source.filters),
-        ]
+        zone = ("zone", source.location)
+        self._base = [("action", "DescribeImages"), zone, *filter_params(source.filters)]
+
+    def _auth(self, source: SourceConfig) -> httpx.Auth:
+        key_id = source.credential("access_key_id").reveal()
+        return QingCloudAuth(key_id, source.credential("secret_access_key"))
+
+    def _paging(self) -> PagingStrategy:
+        return OffsetPaging(self.page_size)
 
     def _request(self, paging: dict[str, Any], number: int) -> Page:
         params: list[tuple[str, str | int | float | bool | None]] = [

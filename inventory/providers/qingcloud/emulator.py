@@ -20,12 +20,10 @@ from inventory.emulation import (
     Catalogue,
     EmulatedSource,
     EmulatorApp,
-    EmulatorServer,
     Refusal,
     Request,
     Response,
 )
-from inventory.emulation import serve as serve_forever
 from inventory.emulation.traits import (
     draw_choices,
     draw_fractions,
@@ -254,6 +252,7 @@ class QingCloudApp(EmulatorApp):
     """DescribeImages as QingCloud answers it: every error is HTTP 200 with a ret_code."""
 
     provider = "qingcloud"
+    catalogue_class = QingCloudCatalogue
     answers = {
         "throttle": (200, 2500, "QuotaExceeded, api request too frequently"),
         "error": (200, 5000, "InternalError, please try again later"),
@@ -280,6 +279,17 @@ class QingCloudApp(EmulatorApp):
 
     def __repr__(self) -> str:
         return f"QingCloudApp(access_key_id={self.access_key_id!r}, images={len(self.catalogue)})"
+
+    def accept(self, key_id: str | None, secret: str | None) -> None:
+        self.access_key_id = key_id or self.access_key_id
+        self._secret = secret or self._secret
+
+    def credentials(self) -> dict[str, str]:
+        return {"access_key_id": self.access_key_id, "secret_access_key": self._secret}
+
+    def banner(self) -> str:
+        zones = ", ".join(sorted(self.zones))
+        return f"access key id {self.access_key_id}; owner {self.catalogue.owner}; zones {zones}"
 
     def state(self) -> dict[str, Any]:
         return {
@@ -425,50 +435,5 @@ def _parse_time(value: str) -> datetime | None:
         return None
 
 
-def make_server(
-    *,
-    port: int = 0,
-    images: int = 1000,
-    seed: int = 1,
-    access_key_id: str | None = None,
-    secret_access_key: str | None = None,
-    owner: str = DEFAULT_OWNER,
-    system_share: float = DEFAULT_SYSTEM_SHARE,
-    verbose: bool = False,
-) -> EmulatorServer:
-    """A ready (not yet started) emulator with a generated catalogue; credentials left as
-    None are the documented defaults."""
-    catalogue = QingCloudCatalogue.generate(images, seed, owner, system_share)
-    app = QingCloudApp(
-        catalogue,
-        access_key_id=access_key_id or DEFAULT_ACCESS_KEY_ID,
-        secret_access_key=secret_access_key or DEFAULT_SECRET_ACCESS_KEY,
-    )
-    return EmulatorServer(app, port, verbose=verbose)
-
-
-def serve(**kwargs: Any) -> None:
-    """``inventory emulate qingcloud``: :func:`make_server`'s arguments, in the foreground."""
-    server = make_server(**kwargs)
-    app = server.app
-    assert isinstance(app, QingCloudApp)
-    serve_forever(
-        server,
-        f"QingCloud emulator: {server.url}/iaas/ ({len(app.catalogue)} images, seed "
-        f"{kwargs.get('seed', 1)}); access key id {app.access_key_id}; owner "
-        f"{app.catalogue.owner}; zones {', '.join(sorted(app.zones))}",
-    )
-
-
-EMULATED = EmulatedSource(
-    provider="qingcloud",
-    label="QingCloud",
-    make_server=make_server,
-    location=("zone", "pek3a"),
-    credentials={
-        "access_key_id": ("INVENTORY_EMU_QY_ACCESS_KEY_ID", DEFAULT_ACCESS_KEY_ID),
-        "secret_access_key": ("INVENTORY_EMU_QY_SECRET_ACCESS_KEY", DEFAULT_SECRET_ACCESS_KEY),
-    },
-    path="/iaas/",
-    page_size=100,
-)
+EMULATED = EmulatedSource(QingCloudApp, "QingCloud", ("zone", "pek3a"), path="/iaas/")
+make_server = EMULATED.make_server

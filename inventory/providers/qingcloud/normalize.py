@@ -13,13 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from inventory.providers.fields import (
-    optional_decimal,
-    optional_lower,
-    optional_str,
-    parse_time,
-    required_str,
-)
+from inventory.providers.fields import optional_decimal, optional_str, parse_time, required_str
 from inventory.records import ImageRecord, ImageStatus
 
 STATUS_MAP: dict[str, ImageStatus] = {
@@ -46,14 +40,14 @@ def normalize(raw: dict[str, Any]) -> ImageRecord:
         raw_status=raw_status,
         name=optional_str(raw, "image_name"),
         description=optional_str(raw, "description"),
-        os_family=optional_lower(raw, "os_family"),
+        os_family=optional_str(raw, "os_family", lower=True),
         os_name=optional_str(raw, "image_name") if raw.get("provider") == "system" else None,
-        platform=optional_lower(raw, "platform"),
+        platform=optional_str(raw, "platform", lower=True),
         architecture=ARCHITECTURE_MAP.get(processor, processor) if processor else None,
         size_gb=optional_decimal(raw, "size"),
-        visibility=optional_lower(raw, "visibility"),
+        visibility=optional_str(raw, "visibility", lower=True),
         owner=optional_str(raw, "owner"),
-        image_type=optional_lower(raw, "provider"),
+        image_type=optional_str(raw, "provider", lower=True),
         provider_created_at=parse_time(raw.get("create_time")),
         tags=_tags(raw.get("tags")),
         raw=raw,

@@ -6,39 +6,14 @@ What the API does and how it maps: docs/providers/tencent.md. Sources are placed
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-
-from inventory.providers import ProviderSpec
+from inventory.providers import Assembled, ProviderSpec
 from inventory.providers.tencent import collect, normalize
 
-if TYPE_CHECKING:
-    from inventory.config import SourceConfig
-    from inventory.http import RetryPolicy
-    from inventory.records import ImageRecord
-
-
-class Tencent:
-    spec = ProviderSpec(
-        name="tencent",
-        location_field="region",
-        example_location="ap-guangzhou",
-        credential_sets=(("secret_id", "secret_key"),),
-        env_prefix="TC",
-        default_page_size=collect.DEFAULT_PAGE_SIZE,
-        max_page_size=collect.MAX_PAGE_SIZE,
-        default_endpoint=collect.DEFAULT_ENDPOINT,
-        validate_filters=collect.validate_filters,
-        validate_options=collect.validate_options,
-    )
-
-    def collector(
-        self, source: SourceConfig, policy: RetryPolicy, on_retry: Callable[[], None] | None
-    ) -> collect.TencentCollector:
-        return collect.TencentCollector(source, policy, on_retry)
-
-    def normalize(self, raw: dict[str, Any]) -> ImageRecord:
-        return normalize.normalize(raw)
-
-
-PROVIDER = Tencent()
+SPEC = ProviderSpec.of(
+    collect,
+    "tencent",
+    placed_by=("region", "ap-guangzhou"),
+    credentials=(("secret_id", "secret_key"),),
+    env_prefix="TC",
+)
+PROVIDER = Assembled(SPEC, collect.TencentCollector, normalize.normalize)

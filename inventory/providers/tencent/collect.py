@@ -20,12 +20,11 @@ rate_limit_per_s``, default 40) rather than lean on throttling errors.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
-from inventory.config import SourceConfig
 from inventory.errors import (
     AuthenticationError,
     MalformedResponse,
@@ -33,8 +32,8 @@ from inventory.errors import (
     ProviderTerminalError,
     ProviderTransientError,
 )
-from inventory.http import RateLimiter, RetryPolicy, make_client
-from inventory.paging import OffsetPaging, Page
+from inventory.http import RateLimiter
+from inventory.paging import OffsetPaging, Page, PagingStrategy
 from inventory.providers.base import (
     PagedCollector,
     item_list,
@@ -43,6 +42,7 @@ from inventory.providers.base import (
     total_count,
 )
 from inventory.providers.tencent.auth import ACTION, CONTENT_TYPE, TencentAuth
+from inventory.source import SourceConfig
 
 DEFAULT_ENDPOINT = "https://cvm.tencentcloudapi.com/"
 DEFAULT_PAGE_SIZE = 100
@@ -194,29 +194,24 @@ class TencentCollector(PagedCollector):
 
     action = ACTION
 
-    def __init__(
-        self,
-        source: SourceConfig,
-        policy: RetryPolicy,
-        on_retry: Callable[[], None] | None = None,
-        client: httpx.Client | None = None,
-        limiter: RateLimiter | None = None,
-    ) -> None:
-        super().__init__(source, policy, on_retry)
+    default_page_size = DEFAULT_PAGE_SIZE
+
+    def __init__(self, *args: Any, limiter: RateLimiter | None = None, **kwargs: Any) -> None:
+        self._limiter = limiter
+        super().__init__(*args, **kwargs)
+
+    def _prepare(self, source: SourceConfig) -> None:
         self.endpoint = source.endpoint or DEFAULT_ENDPOINT
-        self.page_size = source.page_size or DEFAULT_PAGE_SIZE
         rate = float(source.options.get("rate_limit_per_s", DEFAULT_RATE_LIMIT_PER_S))
-        self.limiter = limiter or RateLimiter(rate)
-        self._client = client or make_client(
-            TencentAuth(
-                source.credential("secret_id").reveal(),
-                source.credential("secret_key"),
-                region=source.location,
-            ),
-            source.timeout_s,
-        )
-        self._strategy = OffsetPaging(self.page_size, offset_param="Offset", limit_param="Limit")
+        self.limiter = self._limiter or RateLimiter(rate)
         self._base = request_parameters(source.filters)
+
+    def _auth(self, source: SourceConfig) -> httpx.Auth:
+        secret_id = source.credential("secret_id").reveal()
+        return TencentAuth(secret_id, source.credential("secret_key"), region=source.location)
+
+    def _paging(self) -> PagingStrategy:
+        return OffsetPaging(self.page_size, offset_param="Offset", limit_param="Limit")
 
     def _request(self, paging: dict[str, Any], number: int) -> Page:
         # Offset/Limit are body parameters on Tencent (the query string stays empty).

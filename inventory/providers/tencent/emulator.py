@@ -19,8 +19,6 @@ from datetime import datetime
 from typing import Any, cast
 
 from inventory.emulation import Call, Catalogue, EmulatorApp, Refusal, Request, Response
-from inventory.emulation.app import serve as serve_forever
-from inventory.emulation.server import EmulatorServer
 from inventory.emulation.sources import EmulatedSource
 from inventory.emulation.traits import draw_traits, iso_z, random_ids, renamed
 from inventory.providers.tencent import auth as tc3
@@ -261,6 +259,7 @@ class TencentApp(EmulatorApp):
     """DescribeImages as Tencent answers it: every error is HTTP 200 with ``Response.Error``."""
 
     provider = "tencent"
+    catalogue_class = TencentCatalogue
     answers = {
         "throttle": (200, "RequestLimitExceeded", THROTTLED),
         "error": (200, "InternalError", "An internal error has occurred."),
@@ -293,6 +292,16 @@ class TencentApp(EmulatorApp):
 
     def __repr__(self) -> str:
         return f"TencentApp(secret_id={self.secret_id!r}, images={len(self.catalogue)})"
+
+    def accept(self, key_id: str | None, secret: str | None) -> None:
+        self.secret_id = key_id or self.secret_id
+        self._secret = secret or self._secret
+
+    def credentials(self) -> dict[str, str]:
+        return {"secret_id": self.secret_id, "secret_key": self._secret}
+
+    def banner(self) -> str:
+        return f"SecretId {self.secret_id}; regions {', '.join(sorted(self.regions))}"
 
     def state(self) -> dict[str, Any]:
         private = self.catalogue.listing((("image-type", ("PRIVATE_IMAGE",)),))
@@ -425,52 +434,7 @@ class TencentApp(EmulatorApp):
         return Response.json(200, {"Response": body})
 
 
-def make_server(
-    *,
-    port: int = 0,
-    images: int = 1000,
-    seed: int = 1,
-    access_key_id: str | None = None,
-    secret_access_key: str | None = None,
-    uin: str = DEFAULT_UIN,
-    public_share: float = DEFAULT_PUBLIC_SHARE,
-    shared_share: float = DEFAULT_SHARED_SHARE,
-    rate_limit_per_s: float | None = None,
-    verbose: bool = False,
-) -> EmulatorServer:
-    """A ready (not yet started) emulator with a generated catalogue; the SecretId and
-    SecretKey (``access_key_id``, ``secret_access_key``) left as None are the defaults."""
-    catalogue = TencentCatalogue.generate(images, seed, uin, public_share, shared_share)
-    app = TencentApp(
-        catalogue,
-        secret_id=access_key_id or DEFAULT_SECRET_ID,
-        secret_key=secret_access_key or DEFAULT_SECRET_KEY,
-        rate_limit_per_s=rate_limit_per_s,
-    )
-    return EmulatorServer(app, port, verbose=verbose)
-
-
-def serve(**kwargs: Any) -> None:
-    """``inventory emulate tencent``: :func:`make_server`'s arguments, in the foreground."""
-    server = make_server(**kwargs)
-    app = server.app
-    assert isinstance(app, TencentApp)
-    serve_forever(
-        server,
-        f"Tencent emulator: {server.url}/ ({len(app.catalogue)} images, seed "
-        f"{kwargs.get('seed', 1)}); SecretId {app.secret_id}; regions "
-        f"{', '.join(sorted(app.regions))}",
-    )
-
-
 EMULATED = EmulatedSource(
-    provider="tencent",
-    label="Tencent CVM",
-    make_server=make_server,
-    location=("region", "ap-guangzhou"),
-    credentials={
-        "secret_id": ("INVENTORY_EMU_TC_SECRET_ID", DEFAULT_SECRET_ID),
-        "secret_key": ("INVENTORY_EMU_TC_SECRET_KEY", DEFAULT_SECRET_KEY),
-    },
-    page_size=100,
+    TencentApp, "Tencent CVM", ("region", "ap-guangzhou"), short_label="Tencent"
 )
+make_server = EMULATED.make_server

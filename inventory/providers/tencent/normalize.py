@@ -20,13 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from inventory.providers.fields import (
-    optional_decimal,
-    optional_lower,
-    optional_str,
-    parse_time,
-    required_str,
-)
+from inventory.providers.fields import optional_decimal, optional_str, parse_time, required_str
 from inventory.records import ImageRecord, ImageStatus
 
 STATUS_MAP: dict[str, ImageStatus] = {
@@ -78,7 +72,7 @@ def normalize(raw: dict[str, Any]) -> ImageRecord:
         visibility=VISIBILITY_MAP.get(image_type, image_type.lower()) if image_type else None,
         # The account uin for private images; null for Tencent's own public images.
         owner=optional_str(raw, "ImageCreator"),
-        image_type=optional_lower(raw, "ImageSource"),
+        image_type=optional_str(raw, "ImageSource", lower=True),
         provider_created_at=parse_time(raw.get("CreatedTime")),
         tags=_tags(raw.get("Tags")),
         raw=raw,
