@@ -68,10 +68,24 @@ class EmulatorApp:
     answers: ClassVar[Mapping[str, tuple[int, Any, str]]]
     #: A marker listing's answer to a marker that is not in the listing.
     bad_marker: ClassVar[tuple[int, Any, str]]
+    #: The key it accepts unless :meth:`accept` says otherwise: the config's credential
+    #: fields with the documented test values, the key id first, then the secret.
+    default_key: ClassVar[Mapping[str, str]] = {}
+    #: How far (seconds) a signed request's time may be from the emulator's clock.
+    clock_skew_s: float = 0.0
 
-    def __init__(self, catalogue: Catalogue, *, faults: Faults | None = None) -> None:
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        *,
+        faults: Faults | None = None,
+        clock_skew_s: float | None = None,
+    ) -> None:
         self.catalogue = catalogue
         self.faults = faults if faults is not None else Faults()
+        self.key_id, self._secret = [*self.default_key.values(), "", ""][:2]
+        if clock_skew_s is not None:
+            self.clock_skew_s = clock_skew_s
         self._seeds = MutationSeeds()
         self._rng = random.Random(0)  # for images the insert fault adds
         self._positions: tuple[Sequence[Any], dict[str, int]] | None = None
@@ -82,7 +96,7 @@ class EmulatorApp:
         return FAULT_KINDS | (self.answers.keys() - {"error"})
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(images={len(self.catalogue)})"
+        return f"{type(self).__name__}(key_id={self.key_id!r}, images={len(self.catalogue)})"
 
     # -- the dialect's hooks ---------------------------------------------------------------
 
@@ -114,11 +128,11 @@ class EmulatorApp:
 
     def accept(self, key_id: str | None, secret: str | None) -> None:
         """Accept other credentials than the documented defaults (None keeps that one)."""
-        raise NotImplementedError
+        self.key_id, self._secret = key_id or self.key_id, secret or self._secret
 
     def credentials(self) -> dict[str, str]:
         """The config's credential fields and the values this app accepts (test keys)."""
-        raise NotImplementedError
+        return dict(zip(self.default_key, (self.key_id, self._secret), strict=True))
 
     def source_options(self, url: str) -> dict[str, Any]:
         """``[sources.options]`` a source needs to reach this app at ``url``."""

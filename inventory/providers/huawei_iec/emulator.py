@@ -30,7 +30,6 @@ DEFAULT_DOMAIN_ID = emulator_iam.DEFAULT_DOMAIN_ID  # the account id, sent as X-
 DEFAULT_OWNER = emulator_iam.DEFAULT_PROJECTS["cn-north-4"]
 GOLD_OWNER = "b0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5"  # Huawei's own tenant for public images
 MAX_LIMIT = 500
-MAX_SKEW_S = 15 * 60
 STATUSES = ("queued", "saving", "active", "killed", "deleted")
 SORT_KEYS = ("name", "status", "disk_format", "created_at")
 _FLAGS = "kvm kvm_ascend_310 kvm_hi1822_hiovs arm gpu_t4 amd"
@@ -176,39 +175,36 @@ class IecApp(EmulatorApp):
 
     provider = "huawei-iec"
     catalogue_class = IecCatalogue
+    # AK/SK signing for the demo (the IMS emulator shows the IAM token flow).
+    default_key = {
+        "access_key_id": DEFAULT_ACCESS_KEY_ID,
+        "secret_access_key": DEFAULT_SECRET_ACCESS_KEY,
+    }
+    clock_skew_s = 15 * 60.0  # beyond it the gateway answers APIGW.0303
     answers = {
         "throttle": (429, "APIGW.0308", _THROTTLED + "time:1 second"),
         "error": (502, "APIGW.0202", "Backend unavailable"),  # error_200 sends it with 200
     }
 
     def __init__(
-        self, catalogue: IecCatalogue, *, access_key_id: str = DEFAULT_ACCESS_KEY_ID,
-        secret_access_key: str = DEFAULT_SECRET_ACCESS_KEY, domain_id: str = DEFAULT_DOMAIN_ID,
-        iam: IamService | None = None, **engine: Any,
-    ) -> None:  # fmt: skip
+        self,
+        catalogue: IecCatalogue,
+        *,
+        domain_id: str = DEFAULT_DOMAIN_ID,
+        iam: IamService | None = None,
+        **engine: Any,
+    ) -> None:
         super().__init__(catalogue, **engine)
         self.catalogue: IecCatalogue = catalogue
-        self.access_key_id, self._secret = access_key_id, secret_access_key
         self.domain_id = domain_id
         self.iam = iam or IamService(domain_id=domain_id)
-
-    def __repr__(self) -> str:
-        return f"IecApp(access_key_id={self.access_key_id!r}, images={len(self.catalogue)})"
-
-    def accept(self, key_id: str | None, secret: str | None) -> None:
-        self.access_key_id = key_id or self.access_key_id
-        self._secret = secret or self._secret
-
-    def credentials(self) -> dict[str, str]:
-        # AK/SK signing for the demo; the IMS emulator shows the IAM token flow.
-        return {"access_key_id": self.access_key_id, "secret_access_key": self._secret}
 
     def source_options(self, url: str) -> dict[str, Any]:
         return {"domain_id": self.domain_id}
 
     def banner(self) -> str:
         return (
-            f"GET /v1/images; access key id {self.access_key_id}, X-Domain-Id {self.domain_id}; "
+            f"GET /v1/images; access key id {self.key_id}, X-Domain-Id {self.domain_id}; "
             f"IAM tokens at {emulator_iam.TOKEN_PATH} for user {self.iam.username} of "
             f"{self.iam.domain_name}"
         )
@@ -271,7 +267,7 @@ class IecApp(EmulatorApp):
     def _verify(self, request: Request, params: list[tuple[str, str]], authorization: str) -> None:
         parts = signer.parse_authorization(authorization) or {}
         self._check(parts, "scheme")
-        self._check(parts["Access"] == self.access_key_id, "ak")
+        self._check(parts["Access"] == self.key_id, "ak")
         names = parts["SignedHeaders"].split(";")
         self._check("host" in names and "x-sdk-date" in names, "unsigned")
         missing = [n for n in names if n not in request.headers]
@@ -281,7 +277,9 @@ class IecApp(EmulatorApp):
             stamp = datetime.strptime(date, signer.DATE_FORMAT).replace(tzinfo=UTC)
         except ValueError:
             raise self.refuse(*ERRORS["date"]) from None
-        self._check(abs((datetime.now(UTC) - stamp).total_seconds()) <= MAX_SKEW_S, "expired")
+        self._check(
+            abs((datetime.now(UTC) - stamp).total_seconds()) <= self.clock_skew_s, "expired"
+        )
         payload = request.headers.get("x-sdk-content-sha256")
         body_sha = payload if payload == signer.UNSIGNED_PAYLOAD else signer.body_hash(request.body)
         headers = {name: request.headers[name] for name in names}

@@ -155,6 +155,11 @@ class KsyunApp(EmulatorApp):
 
     provider = "ksyun"
     catalogue_class = KsyunCatalogue
+    default_key = {
+        "access_key_id": DEFAULT_ACCESS_KEY_ID,
+        "secret_access_key": DEFAULT_SECRET_ACCESS_KEY,
+    }
+    clock_skew_s = 900.0  # as AWS SigV4 services allow
     paging = "single"
     answers = {kind: _ERRORS[kind] for kind in ("throttle", "error", "internal", "server_busy")}
 
@@ -162,29 +167,15 @@ class KsyunApp(EmulatorApp):
         self,
         catalogue: KsyunCatalogue,
         *,
-        access_key_id: str = DEFAULT_ACCESS_KEY_ID,
-        secret_access_key: str = DEFAULT_SECRET_ACCESS_KEY,
         regions: Collection[str] = DEFAULT_REGIONS,
-        clock_skew_s: float = 900.0,
         **engine: Any,
     ) -> None:
         super().__init__(catalogue, **engine)
         self.catalogue: KsyunCatalogue = catalogue
-        self.access_key_id, self._secret = access_key_id, secret_access_key
-        self.regions, self.clock_skew_s = frozenset(regions), clock_skew_s
-
-    def __repr__(self) -> str:
-        return f"KsyunApp(access_key_id={self.access_key_id!r}, images={len(self.catalogue)})"
-
-    def accept(self, key_id: str | None, secret: str | None) -> None:
-        self.access_key_id = key_id or self.access_key_id
-        self._secret = secret or self._secret
-
-    def credentials(self) -> dict[str, str]:
-        return {"access_key_id": self.access_key_id, "secret_access_key": self._secret}
+        self.regions = frozenset(regions)
 
     def banner(self) -> str:
-        return f"access key id {self.access_key_id}; regions {', '.join(sorted(self.regions))}"
+        return f"access key id {self.key_id}; regions {', '.join(sorted(self.regions))}"
 
     def envelope(self, status: int, code: Any, message: str) -> Response:
         error = {"Code": code, "Message": message}
@@ -230,7 +221,7 @@ class KsyunApp(EmulatorApp):
         scope = credential.split("/")
         self._require(len(scope) == 5 and scope[4] == TERMINATOR, "scope")
         key_id, date, region, service, _ = scope
-        self._require(key_id == self.access_key_id, "key")
+        self._require(key_id == self.key_id, "key")
         self._require(service == SERVICE, "service", SERVICE)
         amz_date = moment.strftime(AMZ_DATE_FORMAT)
         self._require(date == amz_date[:8], "date", amz_date[:8])

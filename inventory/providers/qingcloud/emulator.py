@@ -253,6 +253,11 @@ class QingCloudApp(EmulatorApp):
 
     provider = "qingcloud"
     catalogue_class = QingCloudCatalogue
+    default_key = {
+        "access_key_id": DEFAULT_ACCESS_KEY_ID,
+        "secret_access_key": DEFAULT_SECRET_ACCESS_KEY,
+    }
+    clock_skew_s = 60.0  # QingCloud refuses a time_stamp further off (ret_code 1300)
     answers = {
         "throttle": (200, 2500, "QuotaExceeded, api request too frequently"),
         "error": (200, 5000, "InternalError, please try again later"),
@@ -264,32 +269,16 @@ class QingCloudApp(EmulatorApp):
         self,
         catalogue: QingCloudCatalogue,
         *,
-        access_key_id: str = DEFAULT_ACCESS_KEY_ID,
-        secret_access_key: str = DEFAULT_SECRET_ACCESS_KEY,
         zones: Collection[str] = DEFAULT_ZONES,
-        clock_skew_s: float = 60.0,
         **engine: Any,
     ) -> None:
         super().__init__(catalogue, **engine)
         self.catalogue: QingCloudCatalogue = catalogue
-        self.access_key_id = access_key_id
-        self._secret = secret_access_key
         self.zones = frozenset(zones)
-        self.clock_skew_s = clock_skew_s
-
-    def __repr__(self) -> str:
-        return f"QingCloudApp(access_key_id={self.access_key_id!r}, images={len(self.catalogue)})"
-
-    def accept(self, key_id: str | None, secret: str | None) -> None:
-        self.access_key_id = key_id or self.access_key_id
-        self._secret = secret or self._secret
-
-    def credentials(self) -> dict[str, str]:
-        return {"access_key_id": self.access_key_id, "secret_access_key": self._secret}
 
     def banner(self) -> str:
         zones = ", ".join(sorted(self.zones))
-        return f"access key id {self.access_key_id}; owner {self.catalogue.owner}; zones {zones}"
+        return f"access key id {self.key_id}; owner {self.catalogue.owner}; zones {zones}"
 
     def state(self) -> dict[str, Any]:
         return {
@@ -333,7 +322,7 @@ class QingCloudApp(EmulatorApp):
             raise self._error(1100, f"invalid signature_version [{single['signature_version']}]")
         if single["version"] != "1":
             raise self._error(1100, f"invalid version [{single['version']}]")
-        if single["access_key_id"] != self.access_key_id:
+        if single["access_key_id"] != self.key_id:
             raise self._error(1200, f"access key [{single['access_key_id']}] not found")
         expected = _signature(params, self._secret, method, request.method, request.path)
         if not hmac.compare_digest(expected.encode(), single["signature"].encode()):

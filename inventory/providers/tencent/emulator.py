@@ -260,6 +260,8 @@ class TencentApp(EmulatorApp):
 
     provider = "tencent"
     catalogue_class = TencentCatalogue
+    default_key = {"secret_id": DEFAULT_SECRET_ID, "secret_key": DEFAULT_SECRET_KEY}
+    clock_skew_s = 300.0
     answers = {
         "throttle": (200, "RequestLimitExceeded", THROTTLED),
         "error": (200, "InternalError", "An internal error has occurred."),
@@ -271,37 +273,22 @@ class TencentApp(EmulatorApp):
         self,
         catalogue: TencentCatalogue,
         *,
-        secret_id: str = DEFAULT_SECRET_ID,
-        secret_key: str = DEFAULT_SECRET_KEY,
         regions: Collection[str] = DEFAULT_REGIONS,
-        clock_skew_s: float = 300.0,
         rate_limit_per_s: float | None = None,
         clock: Callable[[], float] = time.time,
         **engine: Any,  # faults
     ) -> None:
         super().__init__(catalogue, **engine)
         self.catalogue: TencentCatalogue = catalogue
-        self.secret_id, self._secret = secret_id, secret_key
         self.regions = frozenset(regions)
         self._known = {"action": {tc3.ACTION}, "version": {tc3.API_VERSION}, "region": self.regions}
-        self.clock_skew_s = clock_skew_s
         self.rate_limit_per_s = rate_limit_per_s
         self._clock = clock
         self._calls: deque[float] = deque()
         self._calls_lock = threading.Lock()
 
-    def __repr__(self) -> str:
-        return f"TencentApp(secret_id={self.secret_id!r}, images={len(self.catalogue)})"
-
-    def accept(self, key_id: str | None, secret: str | None) -> None:
-        self.secret_id = key_id or self.secret_id
-        self._secret = secret or self._secret
-
-    def credentials(self) -> dict[str, str]:
-        return {"secret_id": self.secret_id, "secret_key": self._secret}
-
     def banner(self) -> str:
-        return f"SecretId {self.secret_id}; regions {', '.join(sorted(self.regions))}"
+        return f"SecretId {self.key_id}; regions {', '.join(sorted(self.regions))}"
 
     def state(self) -> dict[str, Any]:
         private = self.catalogue.listing((("image-type", ("PRIVATE_IMAGE",)),))
@@ -352,7 +339,7 @@ class TencentApp(EmulatorApp):
             stamp = int(stamp_text)
         except ValueError:
             raise self._no("stamp", stamp_text) from None
-        self._need(auth.secret_id == self.secret_id, "secret_id")
+        self._need(auth.secret_id == self.key_id, "secret_id")
         now = int(self._clock())
         self._need(abs(now - stamp) <= self.clock_skew_s, "expired", stamp, now, self.clock_skew_s)
         signed = auth.signed_headers
