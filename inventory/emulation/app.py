@@ -23,6 +23,7 @@ throttling and error answers.
 
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 import time
@@ -30,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-from inventory.emulation.catalogue import Catalogue, MutationSeeds, control_mutate
+from inventory.emulation.catalogue import Catalogue, control_mutate
 from inventory.emulation.faults import FAULT_KINDS, FaultRule, Faults
 from inventory.emulation.server import Request, Response
 
@@ -86,7 +87,9 @@ class EmulatorApp:
         self.key_id, self._secret = [*self.default_key.values(), "", ""][:2]
         if clock_skew_s is not None:
             self.clock_skew_s = clock_skew_s
-        self._seeds = MutationSeeds()
+        # Seeds 1, 2, 3, ... for control-API mutations that name none (next() on a count
+        # is atomic, so concurrent requests never share one).
+        self._seeds = itertools.count(1)
         self._rng = random.Random(0)  # for images the insert fault adds
         self._positions: tuple[Sequence[Any], dict[str, int]] | None = None
         self._positions_lock = threading.Lock()

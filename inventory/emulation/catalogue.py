@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -196,28 +196,15 @@ class Catalogue:
         return out
 
 
-class MutationSeeds:
-    """Seeds 1, 2, 3, ... for successive control-API mutations that name none."""
-
-    def __init__(self) -> None:
-        self._count = 0
-        self._lock = threading.Lock()
-
-    def next(self) -> int:
-        with self._lock:
-            self._count += 1
-            return self._count
-
-
 def control_mutate(
-    catalogue: Catalogue, counts: dict[str, Any], seeds: MutationSeeds
+    catalogue: Catalogue, counts: dict[str, Any], seeds: Iterator[int]
 ) -> dict[str, list[str]]:
     """``POST /_emulator/mutate``: counts per kind of :data:`MUTATIONS` plus an optional
-    integer ``seed``; raises ValueError for anything else."""
+    integer ``seed`` (else the next of ``seeds``); raises ValueError for anything else."""
     counts = dict(counts)
     seed = counts.pop("seed", None)
     if seed is None:
-        seed = seeds.next()
+        seed = next(seeds)
     elif not isinstance(seed, int) or isinstance(seed, bool):
         raise ValueError(f"mutation seed must be an integer, not {seed!r}")
     unknown = set(counts) - set(MUTATIONS)

@@ -1,32 +1,16 @@
 """Fault rules: make page *k* of a listing misbehave, the same way for every provider.
 
-The kinds, what each does, and how a dialect answers it, are listed in one place:
-docs/emulators.md. In short:
-
-- answered instead of the page: ``http_500``, ``http_503`` (a load balancer's HTML error
-  page), ``http_429`` (a gateway's bare 429 with ``Retry-After``; set no ``times`` for a
-  storm), ``throttle`` (the provider's own throttling answer), ``error_200`` (the provider's
-  error envelope with HTTP 200), ``html_200`` (an HTML page with HTTP 200), ``malformed``
-  (the real answer cut in half, well framed: not JSON), ``truncated`` (the real answer's
-  length announced, half of it sent, then the connection closed), ``reset`` (a TCP reset);
-- answered late: ``latency`` (``latency_s`` seconds, then whatever else applies);
-- a different page: ``empty_page`` (no items), ``short_page`` (half the items),
-  ``duplicate`` (the page starts with the previous page's last item), ``page_cap`` (at
-  most ``value`` items a page), ``listing_cap`` (the listing stops after ``value`` items,
-  any total still counts them all);
-- the catalogue changes after the answer: ``shrink`` (the first listed image goes; for a
-  marker listing, the page's last image, the next request's marker, is deleted),
-  ``insert`` (a new image appears at the front of the listing), ``remove`` (the image that
-  would open the next page goes before it is listed).
-
-A dialect may declare extra kinds of its own (QingCloud's ``internal``, say).
+docs/emulators.md lists every kind and what the client gets. The engine answers them
+(:mod:`inventory.emulation.app`): some instead of the page, some by changing the page, some
+by changing the catalogue after the answer; a dialect only says how its provider throttles
+and shapes an error, and may add kinds of its own (a provider's "internal error" code).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Container, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 #: Faults answered instead of the page.
@@ -96,15 +80,8 @@ class FaultRule:
         return cls(kind=kind, page=page, times=times, latency_s=float(latency), value=value)
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "kind": self.kind,
-            "page": self.page,
-            "times": self.times,
-            "latency_s": self.latency_s,
-        }
-        if self.value is not None:
-            out["value"] = self.value
-        return out
+        """The rule as the control API shows it (``value`` only for the caps)."""
+        return {k: v for k, v in asdict(self).items() if k != "value" or v is not None}
 
 
 class Faults:

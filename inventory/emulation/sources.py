@@ -38,8 +38,8 @@ class Running:
 @dataclass(frozen=True)
 class EmulatedSource:
     app: type[EmulatorApp]
-    label: str  # "QingCloud"
-    location: tuple[str, str]  # the source's location field and value: ("zone", "pek3a")
+    label: str  # the provider as people name it, for the demo
+    location: tuple[str, str]  # the demo source's location field and value
     path: str = "/"  # where the listing is served
     page_size: int | None = 100  # the demo source's; None: the provider has no page size
     short_label: str | None = None  # for the banner of ``inventory emulate``; default label

@@ -16,7 +16,7 @@ import uuid
 from array import array
 from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import NamedTuple, TypeVar
 
@@ -71,8 +71,31 @@ OS_RELEASES: tuple[OsRelease, ...] = (
 APP_WORDS = ("web", "api", "worker", "db", "cache", "gateway", "batch", "ml", "ci", "bastion")
 ROLE_WORDS = ("frontend", "backend", "node", "base", "runner", "proxy", "primary", "replica")
 ENV_WORDS = ("prod", "staging", "dev", "test")
-TAG_KEYS = ("env", "team", "app", "cost-center", "owner")
-TAG_VALUES = ("prod", "staging", "dev", "platform", "data", "web", "finance", "ops")
+#: The tags an account uses, reused across its images as in a real account (so a tag filter
+#: matches several images).
+TAG_PAIRS = (
+    ("env", "prod"),
+    ("env", "staging"),
+    ("env", "dev"),
+    ("team", "platform"),
+    ("team", "data"),
+    ("app", "web"),
+    ("cost-center", "finance"),
+    ("owner", "ops"),
+)
+
+
+def draw_tag_picks(rng: random.Random, count: int) -> list[tuple[int, ...]]:
+    """For each of ``count`` images, the indexes into :data:`TAG_PAIRS` of its tags: about
+    30% of images carry one tag, 8% two different ones."""
+    rolls = draw_fractions(rng, count)
+    first = draw_choices(rng, range(len(TAG_PAIRS)), count)
+    second = draw_choices(rng, range(len(TAG_PAIRS)), count)
+    return [
+        ((a, b) if roll < 0.08 and a != b else (a,)) if roll < 0.3 else ()
+        for roll, a, b in zip(rolls, first, second, strict=True)
+    ]
+
 
 #: Catalogue dates run from here ...
 CATALOGUE_START = int(datetime(2019, 1, 1, tzinfo=UTC).timestamp())
@@ -268,49 +291,11 @@ def _draw_traits(
     return out
 
 
-# Single-image helpers, for emulators that draw one image at a time.
-
-#: (os_family, display name, versions, platform)
-DISTROS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
-    ("centos", "CentOS", ("7.6", "7.9", "8.2", "Stream 9"), "linux"),
-    ("ubuntu", "Ubuntu Server", ("18.04 LTS", "20.04 LTS", "22.04 LTS", "24.04 LTS"), "linux"),
-    ("debian", "Debian", ("10", "11", "12"), "linux"),
-    ("rocky", "Rocky Linux", ("8.8", "9.3"), "linux"),
-    ("almalinux", "AlmaLinux", ("8.9", "9.4"), "linux"),
-    ("opensuse", "openSUSE Leap", ("15.4", "15.5"), "linux"),
-    ("fedora", "Fedora", ("38", "39", "40"), "linux"),
-    ("kylin", "Kylin Server", ("V10 SP2", "V10 SP3"), "linux"),
-    ("euleros", "openEuler", ("20.03 LTS", "22.03 LTS"), "linux"),
-    (
-        "windows",
-        "Windows Server",
-        ("2016 Datacenter", "2019 Datacenter", "2022 Datacenter"),
-        "windows",
-    ),
-)
-
-
-def image_name(rng: random.Random, system: bool) -> tuple[str, str, str, str]:
-    """(name, os_family, platform, os label) for a platform or a user-captured image."""
-    family, label, versions, platform = rng.choice(DISTROS)
-    os_label = f"{label} {rng.choice(versions)}"
-    if system:
-        return os_label, family, platform, os_label
-    app = rng.choice(APP_WORDS)
-    env = rng.choice(ENV_WORDS)
-    stamp = f"{rng.randint(2021, 2025)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
-    return f"{app}-{env}-{stamp}", family, platform, os_label
-
-
-def random_time(rng: random.Random, start_year: int = 2019, end_year: int = 2025) -> datetime:
-    """A moment (UTC, whole seconds) between the start of one year and the end of another."""
-    start = datetime(start_year, 1, 1, tzinfo=UTC)
-    span = (datetime(end_year, 12, 31, tzinfo=UTC) - start).total_seconds()
-    return start + timedelta(seconds=rng.randrange(int(span)))
+# One value at a time: an id, a time stamp, a new name.
 
 
 def uuid4(rng: random.Random) -> str:
-    """A random (version 4) UUID drawn from ``rng``: the id style of KEC, IEC and IMS."""
+    """A random (version 4) UUID drawn from ``rng``: the id style of several providers."""
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 

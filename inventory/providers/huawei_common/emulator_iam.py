@@ -1,27 +1,14 @@
 """Huawei IAM (Keystone v3) token endpoint shared by the Huawei emulators.
 
-``POST /v3/auth/tokens`` with the password method, as Huawei IAM and Keystone answer it:
+``POST /v3/auth/tokens``, password method, scoped to a project (by id, or by name: a region
+id such as ``cn-north-4``), to the domain (by name or id) or unscoped: 201, the token in
+``X-Subject-Token``, Keystone's ``{"token": ...}`` in the body. A wrong user, password or scope
+gets 401, a body that is not a password auth 400, as ``{"error": {"code", "title", "message"}}``.
+Several emulators may share one :class:`IamService`, as Huawei services share one IAM.
 
-- 201 Created, the token in the ``X-Subject-Token`` header, ``{"token": {"expires_at",
-  "issued_at", "methods", "user", "project" | "domain", "roles", "catalog"}}`` in the body
-  (``?nocatalog=true`` leaves the catalogue empty, which is all this emulator has anyway);
-- a wrong user, password or scope: 401 ``{"error": {"code": 401, "title": "Unauthorized",
-  "message": ...}}``; a body that is not a password auth request: 400 in the same shape.
-
-Scopes: ``{"project": {"id"}}``, ``{"project": {"name"}}`` (a region id, e.g.
-``cn-north-4``) or ``{"domain": {"name"|"id"}}``.
-
-For tests, :class:`IamService` counts the tokens it issued (:attr:`IamService.issued`),
-issues them with a configurable lifetime (:attr:`IamService.token_ttl_s`), can revoke every
-token at once (:meth:`IamService.revoke_all`, so the next API call gets a 401) and can be
-told to refuse every token, even fresh ones (:attr:`IamService.refuse_all_tokens`, the
-"second 401" case). One service may back several emulators, as one IAM backs every Huawei
-service.
-
-Default identity (documented for ``inventory emulate huawei-iec`` / ``huawei-ims-v1``):
-account (domain) ``emulator-account`` with id :data:`DEFAULT_DOMAIN_ID`, IAM user
-``emulator-user`` with password ``emulator-password``, projects named after the regions in
-:data:`DEFAULT_PROJECTS`.
+Default identity (documented for ``inventory emulate huawei-iec`` / ``huawei-ims-v1``): account
+(domain) ``emulator-account`` with id :data:`DEFAULT_DOMAIN_ID`, IAM user ``emulator-user`` with
+password ``emulator-password``, projects named after the regions in :data:`DEFAULT_PROJECTS`.
 """
 
 from __future__ import annotations
@@ -32,9 +19,11 @@ import secrets
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from typing import Any
 
-from inventory.emulation import Request, Response
+from inventory.emulation import Refusal, Request, Response
+from inventory.emulation.traits import utc_text
 
 TOKEN_PATH = "/v3/auth/tokens"  # noqa: S105 - a URL path
 DEFAULT_DOMAIN_NAME = "emulator-account"
@@ -48,6 +37,7 @@ DEFAULT_PROJECTS: dict[str, str] = {
     "ap-southeast-1": "2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a",
 }
 DEFAULT_TTL_S = 24 * 3600.0
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # as Huawei IAM writes it: 2024-05-06T07:08:09.000000Z
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,19 +51,19 @@ class TokenInfo:
     expires_at: datetime
 
 
-def keystone_error(status: int, title: str, message: str) -> Response:
-    return Response.json(status, {"error": {"code": status, "title": title, "message": message}})
+def keystone_error(status: int, message: str) -> Response:
+    """Keystone's error body; the title is the status's reason phrase ("Unauthorized")."""
+    error = {"code": status, "title": HTTPStatus(status).phrase, "message": message}
+    return Response.json(status, {"error": error})
 
 
-def _fmt(moment: datetime) -> str:
-    # Huawei IAM writes microseconds and Z: 2024-05-06T07:08:09.000000Z.
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-class _Refused(Exception):
-    def __init__(self, response: Response) -> None:
-        super().__init__("refused")
-        self.response = response
+def _dig(data: Any, *keys: str) -> Any:
+    """``data[k1][k2]...``, or None where a level is missing or not an object."""
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
 
 
 class IamService:
@@ -95,7 +85,7 @@ class IamService:
         self._password = password
         self.projects = dict(projects or DEFAULT_PROJECTS)
         self.token_ttl_s = token_ttl_s
-        self.refuse_all_tokens = False
+        self.refuse_all_tokens = False  # the "second 401" case: even a fresh token fails
         self.issued = 0
         self._history: list[str] = []
         self._tokens: dict[str, TokenInfo] = {}
@@ -112,11 +102,8 @@ class IamService:
         return self._password
 
     def __repr__(self) -> str:
-        return (
-            f"IamService(domain={self.domain_name!r}, user={self.username!r}, issued={self.issued})"
-        )
-
-    # -- test controls ---------------------------------------------------------------------
+        fields = f"domain={self.domain_name!r}, user={self.username!r}, issued={self.issued}"
+        return f"IamService({fields})"
 
     def revoke_all(self) -> int:
         """Invalidate every token issued so far (the next API call with one gets a 401)."""
@@ -134,17 +121,13 @@ class IamService:
         with self._lock:
             return {"tokens_issued": self.issued, "tokens_live": len(self._tokens)}
 
-    # -- used by the API emulators ---------------------------------------------------------
-
     def check(self, token: str | None) -> TokenInfo | None:
-        """The token's info if it is live, else None."""
+        """The token's info if it is live, else None (an API emulator's token check)."""
         if not token or self.refuse_all_tokens:
             return None
         with self._lock:
             info = self._tokens.get(token)
-            if info is None:
-                return None
-            if datetime.now(UTC) >= info.expires_at:
+            if info is not None and datetime.now(UTC) >= info.expires_at:
                 del self._tokens[token]
                 return None
             return info
@@ -154,98 +137,59 @@ class IamService:
 
     def handle(self, request: Request) -> Response:
         if request.method != "POST":
-            return keystone_error(405, "Method Not Allowed", "use POST to issue a token")
+            return keystone_error(405, "use POST to issue a token")
         try:
             return self._issue(request)
-        except _Refused as refused:
-            return refused.response
-
-    # -- internals -------------------------------------------------------------------------
+        except Refusal as refusal:
+            return refusal.response
 
     def _issue(self, request: Request) -> Response:
         try:
             body = json.loads(request.body or b"")
         except (json.JSONDecodeError, UnicodeDecodeError):
             body = None
-        auth = body.get("auth") if isinstance(body, dict) else None
-        identity = auth.get("identity") if isinstance(auth, dict) else None
-        if not isinstance(auth, dict) or not isinstance(identity, dict):
-            raise _Refused(
-                keystone_error(
-                    400, "Bad Request", "Expecting to find auth.identity in request body."
-                )
-            )
+        identity = _dig(body, "auth", "identity")
+        if not isinstance(identity, dict):
+            raise Refusal(keystone_error(400, "Expecting to find auth.identity in request body."))
         if "password" not in (identity.get("methods") or []):
-            raise _Refused(
-                keystone_error(400, "Bad Request", "Only the password method is supported here.")
-            )
+            raise Refusal(keystone_error(400, "Only the password method is supported here."))
         user = _dig(identity, "password", "user")
         if not isinstance(user, dict) or not isinstance(user.get("password"), str):
-            raise _Refused(
-                keystone_error(400, "Bad Request", "Expecting to find user.password in body.")
-            )
-        raw_domain = user.get("domain")
-        domain: dict[str, Any] = raw_domain if isinstance(raw_domain, dict) else {}
-        known_domain = domain.get("name") == self.domain_name or domain.get("id") == self.domain_id
+            raise Refusal(keystone_error(400, "Expecting to find user.password in body."))
+        domain_name, domain_id = _dig(user, "domain", "name"), _dig(user, "domain", "id")
+        known_domain = domain_name == self.domain_name or domain_id == self.domain_id
         password_ok = hmac.compare_digest(user["password"].encode(), self._password.encode())
         if user.get("name") != self.username or not known_domain or not password_ok:
-            raise _Refused(
-                keystone_error(401, "Unauthorized", "The username or password is wrong.")
-            )
-        project_id, project_name, scope_body = self._scope(auth.get("scope"))
+            raise Refusal(keystone_error(401, "The username or password is wrong."))
+        domain_body = {"id": self.domain_id, "name": self.domain_name}
+        scope = self._scope(_dig(body, "auth", "scope"), domain_body)
+        project_id, project_name = _dig(scope, "project", "id"), _dig(scope, "project", "name")
         now = datetime.now(UTC)
         expires = now + timedelta(seconds=self.token_ttl_s)
         token = "MII" + secrets.token_urlsafe(48)
+        info = TokenInfo(self.username, self.domain_id, project_id, project_name, expires)
         with self._lock:
-            self._tokens[token] = TokenInfo(
-                self.username, self.domain_id, project_id, project_name, expires
-            )
+            self._tokens[token] = info
             self.issued += 1
             self._history.append(token)
-        payload = {
-            "token": {
-                "expires_at": _fmt(expires),
-                "issued_at": _fmt(now),
-                "methods": ["password"],
-                "user": {
-                    "id": DEFAULT_USER_ID,
-                    "name": self.username,
-                    "domain": {"id": self.domain_id, "name": self.domain_name},
-                },
-                "roles": [{"id": "0", "name": "te_admin"}],
-                "catalog": [],
-                **scope_body,
-            }
-        }
-        return Response.json(201, payload, **{"X-Subject-Token": token})
+        user_body = {"id": DEFAULT_USER_ID, "name": self.username, "domain": domain_body}
+        payload: dict[str, Any] = {"expires_at": utc_text(expires, _TIME_FORMAT)}
+        payload.update(issued_at=utc_text(now, _TIME_FORMAT), methods=["password"], user=user_body)
+        payload.update(roles=[{"id": "0", "name": "te_admin"}], catalog=[], **scope)
+        return Response.json(201, {"token": payload}, **{"X-Subject-Token": token})
 
-    def _scope(self, scope: object) -> tuple[str | None, str | None, dict[str, Any]]:
-        domain_ref = {"id": self.domain_id, "name": self.domain_name}
+    def _scope(self, scope: Any, domain_body: dict[str, str]) -> dict[str, Any]:
+        """The token body's ``project`` or ``domain`` for the request's scope ({} if none)."""
         if scope is None:
-            return None, None, {}
-        if isinstance(scope, dict) and isinstance(scope.get("project"), dict):
-            project = scope["project"]
-            for name, pid in self.projects.items():
-                if project.get("id") == pid or project.get("name") == name:
-                    body = {"project": {"id": pid, "name": name, "domain": domain_ref}}
-                    return pid, name, body
-            raise _Refused(
-                keystone_error(401, "Unauthorized", "The project in the scope was not found.")
-            )
-        if isinstance(scope, dict) and isinstance(scope.get("domain"), dict):
-            domain = scope["domain"]
+            return {}
+        project, domain = _dig(scope, "project"), _dig(scope, "domain")
+        if isinstance(project, dict):
+            for name, project_id in self.projects.items():
+                if project.get("id") == project_id or project.get("name") == name:
+                    return {"project": {"id": project_id, "name": name, "domain": domain_body}}
+            raise Refusal(keystone_error(401, "The project in the scope was not found."))
+        if isinstance(domain, dict):
             if domain.get("name") == self.domain_name or domain.get("id") == self.domain_id:
-                return None, None, {"domain": domain_ref}
-            raise _Refused(
-                keystone_error(401, "Unauthorized", "The domain in the scope was not found.")
-            )
-        raise _Refused(keystone_error(400, "Bad Request", "The scope is not understood."))
-
-
-def _dig(data: dict[str, Any], *keys: str) -> Any:
-    value: Any = data
-    for key in keys:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value
+                return {"domain": domain_body}
+            raise Refusal(keystone_error(401, "The domain in the scope was not found."))
+        raise Refusal(keystone_error(400, "The scope is not understood."))

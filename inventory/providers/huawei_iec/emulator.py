@@ -11,26 +11,23 @@ import random
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from inventory.emulation.app import Call, EmulatorApp
-from inventory.emulation.catalogue import Catalogue
-from inventory.emulation.server import Request, Response
+from inventory.emulation import Call, Catalogue, EmulatorApp, Request, Response, traits
 from inventory.emulation.sources import EmulatedSource
-from inventory.emulation.traits import image_name, random_time, renamed, utc_text, uuid4
 from inventory.providers.huawei_common import emulator_iam, signer
 from inventory.providers.huawei_common.emulator_iam import IamService
 
 DEFAULT_ACCESS_KEY_ID = "HWEMULATORACCESSKEY01"
 DEFAULT_SECRET_ACCESS_KEY = "emulator-huawei-secret-access-key"  # noqa: S105 - documented
-DEFAULT_DOMAIN_ID = emulator_iam.DEFAULT_DOMAIN_ID  # the account id, sent as X-Domain-Id
 #: Private images belong to the account's project (IEC reports a tenant id as owner).
 DEFAULT_OWNER = emulator_iam.DEFAULT_PROJECTS["cn-north-4"]
 GOLD_OWNER = "b0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5"  # Huawei's own tenant for public images
 MAX_LIMIT = 500
 STATUSES = ("queued", "saving", "active", "killed", "deleted")
+_STATUS_WEIGHTS = (2, 2, 88, 3, 5)  # of the generated images, in the order of STATUSES
 SORT_KEYS = ("name", "status", "disk_format", "created_at")
 _FLAGS = "kvm kvm_ascend_310 kvm_hi1822_hiovs arm gpu_t4 amd"
 TRUE_FLAGS = tuple(f"__support_{flag}" for flag in _FLAGS.split())  # only ever "true"
@@ -39,47 +36,63 @@ Image = dict[str, Any]
 Filters = tuple[tuple[str, str], ...]
 
 
-def _make_image(rng: random.Random, owner: str, gold_share: float) -> Image:
-    gold = rng.random() < gold_share
-    name, _family, platform, os_label = image_name(rng, gold)
-    created = random_time(rng)
-    updated = utc_text(created + timedelta(minutes=rng.randint(3, 60 * 24 * 30)))
-    status = rng.choices(("active", "queued", "saving", "killed", "deleted"), (88, 2, 2, 3, 5))[0]
-    image_id = uuid4(rng)
-    image: Image = {
-        "id": image_id, "name": name, "status": status, "disk_format": "zvhd2",
-        "min_disk": rng.choice((40, 40, 40, 50, 100)), "min_ram": rng.choice((0, 0, 1024, 2048)),
-        "owner": GOLD_OWNER if gold else owner, "protected": gold,
-        "visibility": "public" if gold else "private", "created_at": utc_text(created),
-        "updated_at": updated, "self": f"/v1/self/{image_id}", "deleted": status == "deleted",
-        "virtual_env_type": "FusionCompute", "deleted_at": updated if status == "deleted" else "",
-        "relation_job_id": "" if gold else f"ff80808{rng.getrandbits(100):025x}",
-        "__imagetype": "gold" if gold else "private", "__platform": os_label.split()[0],
-        "__os_type": "Windows" if platform == "windows" else "Linux",
-        "__os_version": f"{os_label} 64bit", "__isregistered": status == "active",
-        "__support_kvm": "true",
-    }  # fmt: skip
-    if platform == "linux" and rng.random() < 0.1:
-        image["__support_arm"] = "true"
-    if rng.random() < 0.05:
-        image["__support_gpu_t4"] = "true"
-    if rng.random() < 0.7:
-        image["hw_firmware_type"] = rng.choice(("bios", "uefi"))
-    if not gold:
-        image["data_source"] = f"instance:{uuid4(rng)}"
-    return image
+def _make_images(
+    rng: random.Random, count: int, owner: str, gold_share: float, created_at: int | None = None
+) -> list[Image]:
+    """``count`` images in ListImages' shape, drawn from ``rng`` in bulk; with ``created_at``
+    (Unix seconds) new ones: active, created and last updated then."""
+    drawn = traits.draw_traits(rng, count, gold_share, created_at)
+    statuses = traits.draw_choices(rng, STATUSES, count, _STATUS_WEIGHTS)
+    ages = traits.draw_ints(rng, 180, 30 * 86400, count)  # seconds to the last update
+    min_disks = traits.draw_choices(rng, (40, 40, 40, 50, 100), count)
+    min_rams = traits.draw_choices(rng, (0, 0, 1024, 2048), count)
+    firmware = traits.draw_choices(rng, ("", "bios", "uefi"), count, (30, 35, 35))  # "": unset
+    gpu = traits.draw_choices(rng, (False, True), count, (95, 5))
+    if created_at is not None:
+        statuses = ["active"] * count
+        ages = [0] * count
+    images: list[Image] = []
+    for i, t in enumerate(drawn):
+        image_id = traits.uuid4(rng)
+        gold = t.system
+        status = statuses[i]
+        updated = traits.iso_z(t.created + ages[i])
+        deleted = status == "deleted"
+        bits = "32bit" if t.architecture == "i386" else "64bit"
+        image: Image = {
+            "id": image_id, "name": t.name, "status": status, "disk_format": "zvhd2",
+            "min_disk": min_disks[i], "min_ram": min_rams[i],
+            "owner": GOLD_OWNER if gold else owner, "protected": gold,
+            "visibility": "public" if gold else "private",
+            "created_at": traits.iso_z(t.created), "updated_at": updated,
+            "self": f"/v1/self/{image_id}", "deleted": deleted,
+            "virtual_env_type": "FusionCompute", "deleted_at": updated if deleted else "",
+            "relation_job_id": "" if gold else f"ff80808{rng.getrandbits(100):025x}",
+            "__imagetype": "gold" if gold else "private", "__platform": t.os.distro.split()[0],
+            "__os_type": "Windows" if t.os.platform == "windows" else "Linux",
+            "__os_version": f"{t.os.label} {bits}", "__isregistered": status == "active",
+            "__support_kvm": "true",
+        }  # fmt: skip
+        flags = {"__support_arm": t.architecture == "arm64", "__support_gpu_t4": gpu[i]}
+        image.update((flag, "true") for flag, supported in flags.items() if supported)
+        if firmware[i]:
+            image["hw_firmware_type"] = firmware[i]
+        if not gold:
+            image["data_source"] = f"instance:{traits.uuid4(rng)}"
+        images.append(image)
+    return images
 
 
 def generate_images(
     count: int, seed: int, owner: str = DEFAULT_OWNER, gold_share: float = 0.15
 ) -> list[Image]:
     """A deterministic catalogue: the same arguments give the same images."""
-    rng = random.Random(seed)
-    return [_make_image(rng, owner, gold_share) for _ in range(count)]
+    with traits.paused_gc():
+        return _make_images(random.Random(seed), count, owner, gold_share)
 
 
 def _deleted(_image: Image, now: datetime) -> Image:
-    at = utc_text(now)
+    at = traits.utc_text(now)
     return dict(status="deleted", deleted=True, deleted_at=at, updated_at=at, __isregistered=False)
 
 
@@ -104,37 +117,37 @@ class IecCatalogue(Catalogue):
         return bool(image["owner"] == self.owner)
 
     def renamed(self, image: Image, rng: random.Random, now: datetime) -> Image:
-        return {"name": renamed(image["name"], rng), "updated_at": utc_text(now)}
+        return {"name": traits.renamed(image["name"], rng), "updated_at": traits.utc_text(now)}
 
     def new_images(
         self, rng: random.Random, count: int, now: datetime, taken: Iterable[str]
     ) -> list[Image]:
-        seen, at, out = set(taken), utc_text(now), list[Image]()
-        while len(out) < count:
-            image = _make_image(rng, self.owner, gold_share=0.0)
-            if image["id"] not in seen:
-                seen.add(image["id"])
-                fresh = {"status": "active", "deleted": False, "deleted_at": "", "created_at": at}
-                out.append({**image, **fresh, "updated_at": at, "__isregistered": True})
-        return out
+        used = set(taken)
+        images: list[Image] = []
+        while len(images) < count:  # the same seed draws the same ids: skip those taken
+            fresh = _make_images(rng, count - len(images), self.owner, 0.0, int(now.timestamp()))
+            images += [image for image in fresh if image["id"] not in used]
+        return images
 
     def listing(
         self, filters: Filters = (), sort_key: str = "created_at", sort_dir: str = "desc"
     ) -> Sequence[Image]:
         """Public images and the account's, filtered and sorted as the API does (cached)."""
-        f, desc = dict(filters), sort_dir == "desc"
 
         def build(images: Iterable[Image]) -> Sequence[Image]:
             mine = (i for i in images if i["visibility"] == "public" or i["owner"] == self.owner)
-            view = [i for i in mine if all(_text(i.get(k)) == v for k, v in f.items())]
-            view.sort(key=lambda i: (str(i.get(sort_key) or ""), i["id"]), reverse=desc)
-            return tuple(view)
+            view = [i for i in mine if all(_text(i.get(k)) == v for k, v in filters)]
+            view.sort(key=lambda i: (str(i.get(sort_key) or ""), i["id"]))
+            return tuple(reversed(view) if sort_dir == "desc" else view)
 
         return self.view((filters, sort_key, sort_dir), build)
 
 
 def _text(value: object) -> str:
-    return str(value).lower() if isinstance(value, bool) else "" if value is None else str(value)
+    """A field as a query value compares with it: booleans as "true"/"false", null as ""."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "" if value is None else str(value)
 
 
 #: Filters that compare to one attribute, and the values they accept (None = any).
@@ -187,17 +200,12 @@ class IecApp(EmulatorApp):
     }
 
     def __init__(
-        self,
-        catalogue: IecCatalogue,
-        *,
-        domain_id: str = DEFAULT_DOMAIN_ID,
-        iam: IamService | None = None,
-        **engine: Any,
+        self, catalogue: IecCatalogue, *, iam: IamService | None = None, **engine: Any
     ) -> None:
         super().__init__(catalogue, **engine)
         self.catalogue: IecCatalogue = catalogue
-        self.domain_id = domain_id
-        self.iam = iam or IamService(domain_id=domain_id)
+        self.iam = iam or IamService()
+        self.domain_id = self.iam.domain_id  # the account's id, which X-Domain-Id must name
 
     def source_options(self, url: str) -> dict[str, Any]:
         return {"domain_id": self.domain_id}
@@ -249,22 +257,19 @@ class IecApp(EmulatorApp):
         return replace(call, selection=(filters, sort_key, sort_dir))
 
     def listing(self, call: Call) -> Sequence[Image]:
-        selection: tuple[Filters, str, str] = call.selection
-        return self.catalogue.listing(*selection)
+        return self.catalogue.listing(*call.selection)
 
     def page(self, items: list[Image], total: int, call: Call) -> Response:
         body = {"images": items, "total": total}
         return Response.json(200, body, **{"X-Request-Id": uuid.uuid4().hex})
 
     def authenticate(self, request: Request, call: Call) -> None:
-        if request.headers.get("authorization"):
-            self._verify(request, call.extra[0], request.headers["authorization"])
-        else:
+        authorization = request.headers.get("authorization")
+        if not authorization:
             token = request.headers.get("x-auth-token")
             self._check(token, "no_token")
             self._check(self.iam.check(token) is not None, "token")
-
-    def _verify(self, request: Request, params: list[tuple[str, str]], authorization: str) -> None:
+            return
         parts = signer.parse_authorization(authorization) or {}
         self._check(parts, "scheme")
         self._check(parts["Access"] == self.key_id, "ak")
@@ -277,13 +282,13 @@ class IecApp(EmulatorApp):
             stamp = datetime.strptime(date, signer.DATE_FORMAT).replace(tzinfo=UTC)
         except ValueError:
             raise self.refuse(*ERRORS["date"]) from None
-        self._check(
-            abs((datetime.now(UTC) - stamp).total_seconds()) <= self.clock_skew_s, "expired"
-        )
+        skew = abs((datetime.now(UTC) - stamp).total_seconds())
+        self._check(skew <= self.clock_skew_s, "expired")
         payload = request.headers.get("x-sdk-content-sha256")
         body_sha = payload if payload == signer.UNSIGNED_PAYLOAD else signer.body_hash(request.body)
         headers = {name: request.headers[name] for name in names}
         path = unquote(request.path)
+        params = call.extra[0]
         canonical, _ = signer.canonical_request(request.method, path, params, headers, body_sha)
         sig = signer.signature(self._secret, signer.string_to_sign(date, canonical))
         self._check(hmac.compare_digest(sig.encode(), parts["Signature"].encode()), "signature")

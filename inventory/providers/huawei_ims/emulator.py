@@ -10,14 +10,13 @@ import hashlib
 import random
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
-from inventory.emulation import Call, Catalogue, EmulatedSource, EmulatorApp
-from inventory.emulation.server import Request, Response
-from inventory.emulation.traits import image_name, random_time, utc_text, uuid4
+from inventory.emulation import Call, Catalogue, EmulatorApp, Request, Response, traits
+from inventory.emulation.sources import EmulatedSource
 from inventory.providers.fields import parse_time
 from inventory.providers.huawei_common import emulator_iam as hw_iam
 from inventory.providers.huawei_common.emulator_iam import IamService
@@ -31,7 +30,9 @@ MAX_LIMIT = 1000
 _TEXT_FILTERS = ("name", "status", "container_format", "disk_format")
 SORT_KEYS = (*_TEXT_FILTERS, "size", "id", "created_at", "updated_at")
 #: Glance v1's times: no zone, microseconds (the time is UTC).
-_glance_time = partial(utc_text, fmt="%Y-%m-%dT%H:%M:%S.%f")
+_glance_time = partial(traits.utc_text, fmt="%Y-%m-%dT%H:%M:%S.%f")
+_STATUSES = ("active", "queued", "saving", "killed")
+_STATUS_WEIGHTS = (92, 2, 2, 4)  # of the generated images
 _AUTH = "Incorrect IAM authentication information: "
 _THROTTLED = "The throttling threshold has been reached: policy user over ratelimit,limit:200,"
 #: IMS's refusals of a bad request (HTTP 400, code IMG.0001).
@@ -47,41 +48,65 @@ _BAD = {
 Image = dict[str, Any]
 
 
-def _make_image(rng: random.Random, owner: str, public_share: float) -> Image:
-    public = rng.random() < public_share
-    name, _family, platform, os_label = image_name(rng, public)
-    created = random_time(rng) + timedelta(microseconds=rng.randrange(1_000_000))
-    updated = created + timedelta(seconds=rng.randint(2, 3600 * 24 * 30))
-    status = rng.choices(("active", "queued", "saving", "killed"), (92, 2, 2, 4))[0]
-    uploaded = status == "active"
-    size = rng.randint(300, 20_000) * 1024 * 1024 if uploaded else None
-    image_id = uuid4(rng)
-    properties = {
-        "__os_version": f"{os_label} 64bit", "__platform": os_label.split()[0],
-        "__os_type": "Windows" if platform == "windows" else "Linux", "__os_bit": "64",
-        "__imagetype": "gold" if public else "private",
-        "__isregistered": "true" if uploaded else "false", "virtual_env_type": "FusionCompute",
-        "architecture": "arm" if platform == "linux" and rng.random() < 0.1 else "x86",
-    }  # fmt: skip
-    if rng.random() < 0.5:
-        properties["hw_firmware_type"] = rng.choice(("bios", "uefi"))
-    md5 = hashlib.md5(image_id.encode(), usedforsecurity=False).hexdigest()
-    return {  # in Glance v1's order
-        "status": status, "virtual_size": None, "name": name, "deleted": False,
-        "container_format": "bare", "created_at": _glance_time(created),
-        "disk_format": rng.choice(("zvhd2", "zvhd2", "qcow2", "vhd", "raw")),
-        "updated_at": _glance_time(updated), "properties": properties,
-        "owner": PUBLIC_OWNER if public else owner, "protected": public,
-        "min_ram": rng.choice((0, 0, 1024, 2048)), "checksum": md5 if uploaded else None,
-        "min_disk": rng.choice((40, 40, 40, 50, 100)), "is_public": public, "deleted_at": None,
-        "id": image_id, "size": size,
-    }  # fmt: skip
+def _glance_stamp(seconds: int, microsecond: int) -> str:
+    """Unix seconds and a microsecond in Glance v1's form, cheaply for a big catalogue."""
+    return f"{traits.iso_z(seconds)[:-1]}.{microsecond:06d}"
+
+
+def _make_images(
+    rng: random.Random, count: int, owner: str, public_share: float, now: datetime | None = None
+) -> list[Image]:
+    """``count`` images in Glance v1's shape, drawn from ``rng`` in bulk; with ``now`` new
+    ones: active, created and last updated then."""
+    created_at = None if now is None else int(now.timestamp())
+    drawn = traits.draw_traits(rng, count, public_share, created_at)
+    statuses = traits.draw_choices(rng, _STATUSES, count, _STATUS_WEIGHTS)
+    microseconds = traits.draw_ints(rng, 0, 1_000_000, count)
+    ages = traits.draw_ints(rng, 2, 30 * 86400, count)  # seconds to the last update
+    sizes = traits.draw_ints(rng, 300, 20_000, count)  # MiB, of an uploaded image
+    disk_formats = traits.draw_choices(rng, ("zvhd2", "zvhd2", "qcow2", "vhd", "raw"), count)
+    min_rams = traits.draw_choices(rng, (0, 0, 1024, 2048), count)
+    min_disks = traits.draw_choices(rng, (40, 40, 40, 50, 100), count)
+    firmware = traits.draw_choices(rng, ("", "bios", "uefi"), count, (2, 1, 1))  # "": unset
+    if now is not None:
+        statuses = ["active"] * count
+        ages = [0] * count
+        microseconds = [now.microsecond] * count
+    images: list[Image] = []
+    for i, t in enumerate(drawn):
+        image_id = traits.uuid4(rng)
+        public = t.system
+        status = statuses[i]
+        created = _glance_stamp(t.created, microseconds[i])
+        updated = _glance_stamp(t.created + ages[i], microseconds[i])
+        uploaded = status == "active"
+        bits = "32" if t.architecture == "i386" else "64"
+        properties = {
+            "__os_version": f"{t.os.label} {bits}bit", "__platform": t.os.distro.split()[0],
+            "__os_type": "Windows" if t.os.platform == "windows" else "Linux", "__os_bit": bits,
+            "__imagetype": "gold" if public else "private",
+            "__isregistered": "true" if uploaded else "false", "virtual_env_type": "FusionCompute",
+            "architecture": "arm" if t.architecture == "arm64" else "x86",
+        }  # fmt: skip
+        if firmware[i]:
+            properties["hw_firmware_type"] = firmware[i]
+        md5 = hashlib.md5(image_id.encode(), usedforsecurity=False).hexdigest()
+        images.append({  # in Glance v1's order
+            "status": status, "virtual_size": None, "name": t.name, "deleted": False,
+            "container_format": "bare", "created_at": created, "disk_format": disk_formats[i],
+            "updated_at": updated, "properties": properties,
+            "owner": PUBLIC_OWNER if public else owner, "protected": public,
+            "min_ram": min_rams[i], "checksum": md5 if uploaded else None,
+            "min_disk": min_disks[i], "is_public": public, "deleted_at": None,
+            "id": image_id, "size": sizes[i] * 1024 * 1024 if uploaded else None,
+        })  # fmt: skip
+    return images
 
 
 def generate_images(count: int, seed: int, owner: str, public_share: float = 0.15) -> list[Image]:
     """A deterministic catalogue: the same arguments give the same images."""
-    rng = random.Random(seed)
-    return [_make_image(rng, owner, public_share) for _ in range(count)]
+    with traits.paused_gc():
+        return _make_images(random.Random(seed), count, owner, public_share)
 
 
 def _listed(image: Mapping[str, Any]) -> bool:
@@ -123,16 +148,12 @@ class ImsCatalogue(Catalogue):
     def new_images(
         self, rng: random.Random, count: int, now: datetime, taken: Iterable[str]
     ) -> list[Image]:
-        seen, moment, out = set(taken), _glance_time(now), list[Image]()
-        while len(out) < count:
-            image = _make_image(rng, self.owner, public_share=0.0)
-            if image["id"] in seen or not _listed(image):
-                continue
-            image.update(status="active", created_at=moment, updated_at=moment)
-            image["size"] = image["size"] or 1024 * 1024 * 1024
-            seen.add(image["id"])
-            out.append(image)
-        return out
+        used = set(taken)
+        images: list[Image] = []
+        while len(images) < count:  # Windows images are never listed; the same seed, same ids
+            fresh = _make_images(rng, count - len(images), self.owner, 0.0, now)
+            images += [i for i in fresh if _listed(i) and i["id"] not in used]
+        return images
 
     def listing(
         self, filters: tuple[Any, ...] = (), sort_key: str = "created_at", sort_dir: str = "desc"
@@ -186,14 +207,13 @@ class ImsApp(EmulatorApp):
         "error": (502, "APIGW.0202", "Backend unavailable"),  # the gateway's, as HTTP 200 too
     }
     bad_marker = (400, "IMG.0001", "Invalid marker")
+    region = DEFAULT_REGION  # a token must be scoped to this region's project
 
     def __init__(
-        self, catalogue: ImsCatalogue, *, region: str = DEFAULT_REGION,
-        iam: IamService | None = None, **engine: Any,
-    ) -> None:  # fmt: skip
+        self, catalogue: ImsCatalogue, *, iam: IamService | None = None, **engine: Any
+    ) -> None:
         super().__init__(catalogue, **engine)
         self.catalogue: ImsCatalogue = catalogue
-        self.region = region
         self.iam = iam or IamService()
 
     def __repr__(self) -> str:
@@ -230,14 +250,16 @@ class ImsApp(EmulatorApp):
     def route(self, request: Request) -> Response | None:
         return self.iam.handle(request) if self.iam.handles(request) else None
 
-    def _bad(self, kind: str, **values: Any) -> Exception:
-        return self.refuse(400, "IMG.0001", _BAD[kind].format(**values))
+    def _check(self, ok: object, kind: str, **values: Any) -> None:
+        """Refuse as IMS does (HTTP 400 IMG.0001, message ``_BAD[kind]``) unless ``ok``."""
+        if not ok:
+            raise self.refuse(400, "IMG.0001", _BAD[kind].format(**values))
 
     def _int(self, text: str, kind: str, **values: Any) -> int:
         try:
             return int(text)
         except ValueError:
-            raise self._bad(kind, **values) from None
+            raise self.refuse(400, "IMG.0001", _BAD[kind].format(**values)) from None
 
     def read(self, request: Request) -> Call:
         # As IMS does: limit and filters are checked before the token, the marker after it.
@@ -246,25 +268,20 @@ class ImsApp(EmulatorApp):
             raise self.refuse(404, "APIGW.0101", msg)
         single = dict(parse_qsl(request.raw_query, keep_blank_values=True))
         limit = self._int(single.get("limit", str(DEFAULT_LIMIT)), "limit")
-        if limit < 0:
-            raise self._bad("negative")
+        self._check(limit >= 0, "negative")
         f: Image = {k: single[k] for k in _TEXT_FILTERS if k in single}
         for k in ("size_min", "size_max"):
             if k in single:
                 f[k] = self._int(single[k], "size", key=k, value=single[k])
         if "changes-since" in single:
             f["changes-since"] = parse_time(single["changes-since"])
-            if f["changes-since"] is None:
-                raise self._bad("since")
-        sort_key = single.get("sort_key", "created_at")
-        sort_dir = single.get("sort_dir", "desc")
-        if sort_key not in SORT_KEYS:
-            raise self._bad("sort_key")
-        if sort_dir not in ("asc", "desc"):
-            raise self._bad("sort_dir")
+            self._check(f["changes-since"], "since")
+        sort_key, sort_dir = single.get("sort_key", "created_at"), single.get("sort_dir", "desc")
+        self._check(sort_key in SORT_KEYS, "sort_key")
+        self._check(sort_dir in ("asc", "desc"), "sort_dir")
         selection = (tuple(sorted(f.items())), sort_key, sort_dir)
         limit = max(1, min(limit, MAX_LIMIT))
-        return Call(limit=limit, marker=single.get("marker"), selection=selection, extra=selection)
+        return Call(limit=limit, marker=single.get("marker"), selection=selection)
 
     def authenticate(self, request: Request, call: Call) -> None:
         token = request.headers.get("x-auth-token")
@@ -276,7 +293,7 @@ class ImsApp(EmulatorApp):
             raise self.refuse(401, "APIGW.0301", _AUTH + why)
 
     def listing(self, call: Call) -> Sequence[Image]:
-        return self.catalogue.listing(*call.extra)
+        return self.catalogue.listing(*call.selection)
 
     def page(self, items: list[Image], total: int, call: Call) -> Response:
         return Response.json(200, {"images": items}, **{"X-Openstack-Request-Id": _request_id()})

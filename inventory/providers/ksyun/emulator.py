@@ -1,42 +1,34 @@
 """Kingsoft Cloud (KSyun) KEC DescribeImages emulator dialect: SigV4, one response, Error envelope.
 
-What it serves and accepts is in docs/providers/ksyun.md ("Emulator"); the request
-pipeline, faults and control API are the engine's (:mod:`inventory.emulation`).
+What it serves and accepts: docs/providers/ksyun.md ("Emulator"); the rest is the engine's.
 """
 
 from __future__ import annotations
 
 import contextlib
 import email.utils
-import hashlib
 import hmac
 import random
-import re
 import uuid
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, cast
+from hashlib import sha256
+from typing import Any
 from urllib.parse import parse_qsl
 
 from inventory.emulation import Call, Catalogue, EmulatedSource, EmulatorApp, Refusal
 from inventory.emulation.catalogue import Image
 from inventory.emulation.server import Request, Response
-from inventory.emulation.traits import ImageTraits, draw_traits, iso_z, renamed, utc_text, uuid4
+from inventory.emulation.traits import ImageTraits, draw_traits, iso_z, renamed, uuid4
 from inventory.providers.ksyun.auth import ALGORITHM, AMZ_DATE_FORMAT, SERVICE, TERMINATOR, sign
 
 DEFAULT_ACCESS_KEY_ID = "AKLTKSEMULATORKEY"
 DEFAULT_SECRET_ACCESS_KEY = "ksyun-emulator-secret-access-key"  # noqa: S105 - a documented test key
 DEFAULT_REGIONS = frozenset({"cn-beijing-6", "cn-shanghai-2", "cn-guangzhou-1", "cn-hongkong-2"})
-ACTION = "DescribeImages"
-API_VERSION = "2016-03-04"
-#: The ImageSource vocabulary, which the emulator also accepts as ImageType values.
-IMAGE_SOURCES = ("system", "import", "copy", "share", "extend")
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_VOLUME_TYPES = ("SSD3.0", "EHDD", "ESSD_PL1")
-#: The filter parameters and the image field each one matches.
-_FILTER_FIELDS = {"ImageId": "ImageId", "ImageType": "ImageSource"}
-Filters = tuple[tuple[str, str], ...]
+ACTION, API_VERSION = "DescribeImages", "2016-03-04"
+IMAGE_SOURCES = ("system", "import", "copy", "share", "extend")  # also the ImageType values
+_FILTER_FIELDS = {"ImageId": "ImageId", "ImageType": "ImageSource"}  # parameter: image field
 _NOT_FOUND = "<html><body>404 Not Found</body></html>"
 #: Every answer but the listing: name, HTTP status, code, message (a str.format template).
 _ANSWERS = """
@@ -81,9 +73,8 @@ def _make_image(rng: random.Random, traits: ImageTraits) -> Image:
     image.update(IsPublic=system, ContainerFormat="ovf" if system else "assembled_image")
     image.update(InstantAccess=rng.random() < 0.3, IsNpe=rng.random() < 0.8)
     image.update(UserCategory="common" if system or source == "share" else source)
-    # Progress is a string, as KSyun sends it.
-    image.update(SysDisk=traits.size_gb, Progress="100", ImageSource=source)
-    image.update(CloudInitSupport=linux, Ipv6Support=rng.random() < 0.6)
+    image.update(SysDisk=traits.size_gb, Progress="100")  # a string, as KSyun sends it
+    image.update(ImageSource=source, CloudInitSupport=linux, Ipv6Support=rng.random() < 0.6)
     image.update(IsModifyType=rng.random() < 0.7, Architecture=traits.architecture)
     image.update(FastBoot=rng.random() < 0.2, IsCloudMarket=False, RealImageId=image_id)
     image.update(OnlineExpansion=linux, ImageMode=rng.choice(("legacy", "legacy", "uefi")))
@@ -91,7 +82,7 @@ def _make_image(rng: random.Random, traits: ImageTraits) -> Image:
     if not system:
         image["InstanceId"] = uuid4(rng)
         snap: Image = dict(SnapshotId=uuid4(rng), DiskType="SystemDisk", DiskSize=traits.size_gb)
-        snap.update(Type="CommonSnapshot", VolumeType=rng.choice(_VOLUME_TYPES))
+        snap.update(Type="CommonSnapshot", VolumeType=rng.choice(("SSD3.0", "EHDD", "ESSD_PL1")))
         image["SnapshotSet"] = [{**snap, "AvailabilityZone": "cn-beijing-6" + rng.choice("abcd")}]
         if source == "copy":
             image["OriginalImageId"] = uuid4(rng)
@@ -102,15 +93,12 @@ def _images(
     rng: random.Random, n: int, share: float, taken: Iterable[str], at: int | None
 ) -> list[Image]:
     """``n`` images, ids unique and not in ``taken``, all created ``at`` (Unix s) if given."""
-    images: list[Image] = []
-    seen = set(taken)
-    while len(images) < n:
-        for traits in draw_traits(rng, n - len(images), share, at):
-            image = _make_image(rng, traits)
-            if image["ImageId"] not in seen:
-                seen.add(image["ImageId"])
-                images.append(image)
-    return images
+    images: dict[str, Image] = {}  # by id, so an id drawn twice counts once
+    while len(images) < n:  # draw again for ids taken or drawn twice
+        for image in [_make_image(rng, t) for t in draw_traits(rng, n - len(images), share, at)]:
+            if image["ImageId"] not in taken:
+                images.setdefault(image["ImageId"], image)
+    return list(images.values())
 
 
 def generate_images(count: int, seed: int, system_share: float = 0.2) -> list[Image]:
@@ -119,8 +107,7 @@ def generate_images(count: int, seed: int, system_share: float = 0.2) -> list[Im
 
 
 class KsyunCatalogue(Catalogue):
-    """The emulated KEC image catalogue of one account: only custom images change, and KEC
-    has no listed state for deprecate/cease/delete (no transitions)."""
+    """One account's KEC images: only custom ones change; KEC lists no deprecated state."""
 
     id_key = "ImageId"
 
@@ -137,17 +124,12 @@ class KsyunCatalogue(Catalogue):
     def new_images(
         self, rng: random.Random, count: int, now: datetime, taken: Iterable[str]
     ) -> list[Image]:
-        images = _images(rng, count, 0.0, taken, int(now.timestamp()))
-        for image in images:
-            image["CreationDate"] = utc_text(now)
-        return images
+        return _images(rng, count, 0.0, taken, int(now.timestamp()))
 
-    def listing(self, filters: Filters = ()) -> Sequence[Image]:
+    def listing(self, filters: tuple[tuple[str, str], ...] = ()) -> Sequence[Image]:
         """The images matching ``(("ImageId", id), ("ImageType", source))``, cached; read only."""
-        wanted = [(_FILTER_FIELDS[key], value) for key, value in filters]
-        return self.view(
-            filters, lambda xs: [i for i in xs if all(i.get(k) == v for k, v in wanted)]
-        )
+        wanted = {(_FILTER_FIELDS[key], value) for key, value in filters}
+        return self.view(filters, lambda images: [i for i in images if wanted <= i.items()])
 
 
 class KsyunApp(EmulatorApp):
@@ -155,24 +137,14 @@ class KsyunApp(EmulatorApp):
 
     provider = "ksyun"
     catalogue_class = KsyunCatalogue
-    default_key = {
-        "access_key_id": DEFAULT_ACCESS_KEY_ID,
-        "secret_access_key": DEFAULT_SECRET_ACCESS_KEY,
-    }
+    default_key = dict(
+        access_key_id=DEFAULT_ACCESS_KEY_ID, secret_access_key=DEFAULT_SECRET_ACCESS_KEY
+    )
     clock_skew_s = 900.0  # as AWS SigV4 services allow
     paging = "single"
     answers = {kind: _ERRORS[kind] for kind in ("throttle", "error", "internal", "server_busy")}
-
-    def __init__(
-        self,
-        catalogue: KsyunCatalogue,
-        *,
-        regions: Collection[str] = DEFAULT_REGIONS,
-        **engine: Any,
-    ) -> None:
-        super().__init__(catalogue, **engine)
-        self.catalogue: KsyunCatalogue = catalogue
-        self.regions = frozenset(regions)
+    regions = DEFAULT_REGIONS  # those a credential scope may name
+    catalogue: KsyunCatalogue
 
     def banner(self) -> str:
         return f"access key id {self.key_id}; regions {', '.join(sorted(self.regions))}"
@@ -192,32 +164,29 @@ class KsyunApp(EmulatorApp):
     def read(self, request: Request) -> Call:
         if request.path != "/":
             raise Refusal(Response.text(404, _NOT_FOUND, "text/html"))
-        query = parse_qsl(request.raw_query, keep_blank_values=True)
-        params = list(query)
-        if request.method == "POST":
-            if "application/x-www-form-urlencoded" in request.headers.get("content-type", ""):
-                params += parse_qsl(request.body.decode("utf-8", "replace"), keep_blank_values=True)
-        elif request.method != "GET":
+        if request.method not in ("GET", "POST"):
             raise Refusal(Response.text(405, "Method Not Allowed"))
-        return Call(extra=(query, dict(params)))
+        query = parse_qsl(request.raw_query, keep_blank_values=True)
+        form = "application/x-www-form-urlencoded" in request.headers.get("content-type", "")
+        body = request.body.decode("utf-8", "replace") if request.method == "POST" and form else ""
+        return Call(extra=(query, dict(query + parse_qsl(body, keep_blank_values=True))))
 
     def authenticate(self, request: Request, call: Call) -> None:
         query: list[tuple[str, str]] = call.extra[0]
-        q, headers = dict(query), request.headers
-        if "X-Amz-Algorithm" in q:  # presigned in the query
-            algorithm = q["X-Amz-Algorithm"]
-            fields = {k: q.get(f"X-Amz-{k}", "") for k in _SIGNATURE_FIELDS}
-            stamp = q.get("X-Amz-Date") or headers.get("x-amz-date")
-        elif "authorization" in headers:
+        presigned, headers = dict(query), request.headers
+        if "X-Amz-Algorithm" in presigned:  # the signature is in the query
+            algorithm = presigned["X-Amz-Algorithm"]
+            fields = {k: presigned.get(f"X-Amz-{k}", "") for k in _SIGNATURE_FIELDS}
+            stamp = presigned.get("X-Amz-Date") or headers.get("x-amz-date")
+        else:
+            self._require("authorization" in headers, "unsigned")
             algorithm, _, rest = headers["authorization"].partition(" ")
             pairs = (item.strip().partition("=") for item in rest.split(","))
             fields, stamp = {k: v for k, sep, v in pairs if sep}, headers.get("x-amz-date")
-        else:
-            raise self._fail("unsigned")
         credential, signed_headers, signature = (fields.get(k, "") for k in _SIGNATURE_FIELDS)
         self._require(algorithm == ALGORITHM, "algorithm", ALGORITHM)
         self._require(bool(credential and signed_headers and signature), "incomplete")
-        moment = self._moment(stamp, headers.get("date"))
+        moment = self._moment(stamp, headers.get("date"))  # else the Date header, as KSyun does
         scope = credential.split("/")
         self._require(len(scope) == 5 and scope[4] == TERMINATOR, "scope")
         key_id, date, region, service, _ = scope
@@ -227,11 +196,10 @@ class KsyunApp(EmulatorApp):
         self._require(date == amz_date[:8], "date", amz_date[:8])
         names = signed_headers.split(";")
         self._require("host" in names and all(n in headers for n in names), "headers")
+        body_hash = sha256(request.body).hexdigest()
         signed: dict[str, Any] = dict(method=request.method, path=request.path, params=query)
-        signed.update(headers=headers, payload_hash=hashlib.sha256(request.body).hexdigest())
-        expected = sign(
-            **signed, signed_headers=names, secret=self._secret, amz_date=amz_date, region=region
-        )
+        signed.update(headers=headers, signed_headers=names, payload_hash=body_hash)
+        expected = sign(**signed, secret=self._secret, amz_date=amz_date, region=region)
         genuine = hmac.compare_digest(expected.signature.encode(), signature.encode())
         self._require(genuine, "signature")
         # After the signature: a stale request is reported as stale only if otherwise genuine.
@@ -240,7 +208,6 @@ class KsyunApp(EmulatorApp):
         self._require(region in self.regions, "region", region)
 
     def _moment(self, stamp: str | None, date_header: str | None) -> datetime:
-        """X-Amz-Date, else the Date header (KSyun falls back to it)."""
         if stamp:
             with contextlib.suppress(ValueError):
                 return datetime.strptime(stamp, AMZ_DATE_FORMAT).replace(tzinfo=UTC)
@@ -251,27 +218,23 @@ class KsyunApp(EmulatorApp):
         raise self._fail("no_date")
 
     def select(self, request: Request, call: Call) -> Call:
-        single: dict[str, str] = call.extra[1]
-        action = single.get("Action")
+        params: dict[str, str] = call.extra[1]
+        action, version = params.get("Action"), params.get("Version")
         self._require(bool(action), "no_action")
         self._require(action == ACTION, "action", action)
-        version = single.get("Version")
         self._require(version == API_VERSION, "version", version, API_VERSION)
-        f = {key: single[key] for key in _FILTER_FIELDS if key in single}
-        image_id, image_type = f.get("ImageId"), f.get("ImageType")
-        if image_id is not None:
-            known = _UUID.match(image_id) and self.catalogue.get(image_id) is not None
-            self._require(bool(known), "image_id")
+        filters = {key: params[key] for key in _FILTER_FIELDS if key in params}
+        image_id, image_type = filters.get("ImageId"), filters.get("ImageType")
+        self._require(image_id is None or self.catalogue.get(image_id) is not None, "image_id")
         self._require(image_type in (None, *IMAGE_SOURCES), "image_type", image_type)
-        return replace(call, selection=tuple(sorted(f.items())))
+        return replace(call, selection=tuple(sorted(filters.items())))
 
     def listing(self, call: Call) -> Sequence[Image]:
-        return self.catalogue.listing(cast(Filters, call.selection))
+        return self.catalogue.listing(call.selection)
 
     def page(self, items: list[Image], total: int, call: Call) -> Response:
         return Response.json(200, {"RequestId": str(uuid.uuid4()), "ImagesSet": items})
 
 
-# One answer holds the whole listing, so the demo source sets no page size.
 EMULATED = EmulatedSource(KsyunApp, "Kingsoft KEC", ("region", "cn-beijing-6"), page_size=None)
 make_server = EMULATED.make_server

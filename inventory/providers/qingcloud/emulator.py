@@ -9,39 +9,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import random
 from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-from inventory.emulation import (
-    Call,
-    Catalogue,
-    EmulatedSource,
-    EmulatorApp,
-    Refusal,
-    Request,
-    Response,
-)
-from inventory.emulation.traits import (
-    draw_choices,
-    draw_fractions,
-    draw_ints,
-    draw_traits,
-    iso_z,
-    paused_gc,
-    random_ids,
-    renamed,
-    utc_text,
-)
+from inventory.emulation import Call, Catalogue, EmulatedSource, EmulatorApp, Refusal, traits
+from inventory.emulation.server import Request, Response
 from inventory.providers.qingcloud.auth import canonical_query, sign
 
 DEFAULT_ACCESS_KEY_ID = "QYEMULATORACCESSKEY"
 DEFAULT_SECRET_ACCESS_KEY = "emulator-secret-access-key"  # noqa: S105 - a documented test key
 DEFAULT_OWNER = "usr-emulator"
-#: Owner of the platform images, as QingCloud reports it.
-SYSTEM_OWNER = "system"
 DEFAULT_ZONES = frozenset({"pek3a", "sh1a", "gd2", "ap2a"})
 DEFAULT_SYSTEM_SHARE = 0.15
 STATUSES = ("pending", "available", "deprecated", "suspended", "deleted", "ceased")
@@ -57,34 +38,19 @@ _LINUX_TYPES = ("small_b", "medium_b", "large_b", "c1m1", "c1m2", "c2m4")
 _WINDOWS_TYPES = ("medium_b", "large_b", "c2m4", "c4m8")
 _TAG_COLORS = ("#9999CC", "#E6A23C", "#67C23A", "#F56C6C", "#409EFF")
 _STATUS_AGE_S = 180 * 86400  # how long after creation a later status change may come
+_FORM = "application/x-www-form-urlencoded"
+
+Filters = tuple[tuple[str, Any], ...]
 
 
 def tag_pool(owner: str) -> list[dict[str, Any]]:
-    """The account's tags: a handful, reused across its images as in a real account (so a
-    ``tags.N`` filter matches several images). Derived from ``owner`` alone."""
-    rng = random.Random(f"qingcloud-tags:{owner}")
-    pairs = (
-        ("env", "prod"),
-        ("env", "staging"),
-        ("env", "dev"),
-        ("team", "platform"),
-        ("team", "data"),
-        ("app", "web"),
-        ("cost-center", "finance"),
-        ("owner", "ops"),
-    )
-    ids = random_ids(rng, "tag-", len(pairs))
+    """The account's tags, one per ``traits.TAG_PAIRS`` pair, derived from ``owner`` alone."""
+    ids = traits.random_ids(random.Random(f"qingcloud-tags:{owner}"), "tag-", len(traits.TAG_PAIRS))
+    tags = zip(ids, traits.TAG_PAIRS, itertools.cycle(_TAG_COLORS), strict=False)
+    # Older QingCloud tags had only a name; newer ones a key and a value.
     return [
-        {
-            "tag_id": tag_id,
-            "tag_key": key,
-            # Older QingCloud tags had only a name; newer ones a key and a value.
-            "tag_name": key,
-            "tag_value": value,
-            "color": _TAG_COLORS[n % len(_TAG_COLORS)],
-            "owner": owner,
-        }
-        for n, (tag_id, (key, value)) in enumerate(zip(ids, pairs, strict=True))
+        dict(tag_id=tag_id, tag_key=key, tag_name=key, tag_value=value, color=color, owner=owner)
+        for tag_id, (key, value), color in tags
     ]
 
 
@@ -97,32 +63,23 @@ def _make_images(
     created_at: int | None = None,
 ) -> list[dict[str, Any]]:
     """``count`` raw images in DescribeImages' shape, drawn from ``rng`` in bulk."""
-    traits = draw_traits(rng, count, system_share, created_at=created_at)
-    ids = random_ids(rng, "img-", count, taken=taken)
-    own_status = draw_choices(rng, _OWN_STATUSES, count, _OWN_WEIGHTS)
-    system_status = draw_choices(rng, _SYSTEM_STATUSES, count, _SYSTEM_WEIGHTS)
-    ages = draw_ints(rng, 3600, _STATUS_AGE_S, count)
-    linux_types = draw_choices(rng, _LINUX_TYPES, count)
-    windows_types = draw_choices(rng, _WINDOWS_TYPES, count)
-    tag_rolls = draw_fractions(rng, count)
+    drawn = traits.draw_traits(rng, count, system_share, created_at=created_at)
+    ids = traits.random_ids(rng, "img-", count, taken=taken)
+    own_status = traits.draw_choices(rng, _OWN_STATUSES, count, _OWN_WEIGHTS)
+    system_status = traits.draw_choices(rng, _SYSTEM_STATUSES, count, _SYSTEM_WEIGHTS)
+    ages = traits.draw_ints(rng, 3600, _STATUS_AGE_S, count)
+    linux_types = traits.draw_choices(rng, _LINUX_TYPES, count)
+    windows_types = traits.draw_choices(rng, _WINDOWS_TYPES, count)
+    tag_picks = traits.draw_tag_picks(rng, count)
     pool = tag_pool(owner)
-    first_tags = draw_choices(rng, range(len(pool)), count)
-    second_tags = draw_choices(rng, range(len(pool)), count)
-
     images: list[dict[str, Any]] = []
-    for i, t in enumerate(traits):
+    for i, t in enumerate(drawn):
         # QingCloud's processor_type is the word size; its ARM images are 64-bit too.
         bits = "32bit" if t.architecture == "i386" else "64bit"
         status = system_status[i] if t.system else own_status[i]
-        create_time = iso_z(t.created)
-        # A status other than the initial one came later; the initial ones date from
-        # creation, as on the real API.
-        changed_later = status not in ("available", "pending")
-        tags: list[dict[str, Any]] = []
-        if not t.system and tag_rolls[i] < 0.3:
-            tags.append(pool[first_tags[i]])
-            if tag_rolls[i] < 0.08 and second_tags[i] != first_tags[i]:
-                tags.append(pool[second_tags[i]])
+        create_time = traits.iso_z(t.created)
+        # The initial statuses date from creation, as on the real API; others came later.
+        initial = status in ("available", "pending")
         windows = t.os.platform == "windows"
         images.append(
             {
@@ -135,13 +92,13 @@ def _make_images(
                 "os_family": t.os.family,
                 "visibility": "public" if t.system else "private",
                 "provider": "system" if t.system else "self",
-                "owner": SYSTEM_OWNER if t.system else owner,
+                "owner": "system" if t.system else owner,
                 "recommended_type": windows_types[i] if windows else linux_types[i],
                 "status": status,
                 "transition_status": "creating" if status == "pending" else "",
                 "create_time": create_time,
-                "status_time": iso_z(t.created + ages[i]) if changed_later else create_time,
-                "tags": tags,
+                "status_time": create_time if initial else traits.iso_z(t.created + ages[i]),
+                "tags": [] if t.system else [pool[n] for n in tag_picks[i]],
                 "sub_code": 0,
             }
         )
@@ -151,21 +108,17 @@ def _make_images(
 def generate_images(
     count: int, seed: int, owner: str = DEFAULT_OWNER, system_share: float = DEFAULT_SYSTEM_SHARE
 ) -> list[dict[str, Any]]:
-    """A deterministic catalogue: the same arguments give the same images, in order.
-
+    """A deterministic catalogue: the same arguments give the same images, in order;
     ``system_share`` of them are platform images (public, provider "system", owner
     "system"), the rest the caller's own (private, provider "self", owner ``owner``)."""
     if count < 0:
         raise ValueError(f"image count must be 0 or more, not {count}")
-    with paused_gc():
+    with traits.paused_gc():
         return _make_images(random.Random(seed), count, owner, system_share)
 
 
-Filters = tuple[tuple[str, Any], ...]
-
-
 def _status(status: str) -> Any:
-    return lambda _image, now: {"status": status, "status_time": utc_text(now)}
+    return lambda _image, now: {"status": status, "status_time": traits.utc_text(now)}
 
 
 class QingCloudCatalogue(Catalogue):
@@ -197,7 +150,7 @@ class QingCloudCatalogue(Catalogue):
         return bool(image["owner"] == self.owner)
 
     def renamed(self, image: dict[str, Any], rng: random.Random, now: datetime) -> dict[str, Any]:
-        name = renamed(image["image_name"] or "image", rng)
+        name = traits.renamed(image["image_name"] or "image", rng)
         return {"image_name": name, "description": f"rebuilt {now:%Y-%m-%d}"}
 
     def new_images(
@@ -205,7 +158,7 @@ class QingCloudCatalogue(Catalogue):
     ) -> list[dict[str, Any]]:
         images = _make_images(rng, count, self.owner, 0.0, set(taken), int(now.timestamp()))
         for image in images:
-            image.update(status="available", transition_status="", status_time=utc_text(now))
+            image.update(status="available", transition_status="", status_time=traits.utc_text(now))
         return images
 
     def listing(self, filters: Filters) -> Sequence[dict[str, Any]]:
@@ -214,38 +167,28 @@ class QingCloudCatalogue(Catalogue):
         return self.view(filters, lambda images: tuple(i for i in images if _matches(i, wanted)))
 
 
+#: The filters an image's field of the same name must equal.
+_EQUAL_FILTERS = ("processor_type", "os_family", "visibility", "provider", "owner")
+
+
 def _matches(image: dict[str, Any], f: dict[str, Any]) -> bool:
     if "images" in f and image["image_id"] not in f["images"]:
         return False
     if "status" in f and image["status"] not in f["status"]:
         return False
-    for key in ("processor_type", "os_family", "visibility", "provider", "owner"):
-        if key in f and image.get(key) != f[key]:
-            return False
+    if any(key in f and image.get(key) != f[key] for key in _EQUAL_FILTERS):
+        return False
     if "search_word" in f:
         word = f["search_word"].lower()
-        if (
-            word not in image["image_id"].lower()
-            and word not in (image["image_name"] or "").lower()
-        ):
+        name = (image["image_name"] or "").lower()
+        if word not in image["image_id"].lower() and word not in name:
             return False
-    if "tags" in f:
-        tag_ids = {t.get("tag_id") for t in image.get("tags") or []}
-        if not tag_ids & set(f["tags"]):
-            return False
-    return True
+    return "tags" not in f or any(t.get("tag_id") in f["tags"] for t in image.get("tags") or [])
 
 
-_REQUIRED = (
-    "access_key_id",
-    "time_stamp",
-    "version",
-    "signature_method",
-    "signature_version",
-    "signature",
-)
-_LIST_PARAMS = ("images", "status", "tags")
-_VALUE_FILTERS = ("processor_type", "os_family", "visibility", "provider", "owner", "search_word")
+#: The common parameters, in the order they are checked.
+_SIGNATURE_PARAMS = ("signature_method", "signature_version", "signature")
+_REQUIRED = ("access_key_id", "time_stamp", "version", *_SIGNATURE_PARAMS)
 
 
 class QingCloudApp(EmulatorApp):
@@ -266,11 +209,7 @@ class QingCloudApp(EmulatorApp):
     }
 
     def __init__(
-        self,
-        catalogue: QingCloudCatalogue,
-        *,
-        zones: Collection[str] = DEFAULT_ZONES,
-        **engine: Any,
+        self, catalogue: QingCloudCatalogue, *, zones: Iterable[str] = DEFAULT_ZONES, **engine: Any
     ) -> None:
         super().__init__(catalogue, **engine)
         self.catalogue: QingCloudCatalogue = catalogue
@@ -281,12 +220,9 @@ class QingCloudApp(EmulatorApp):
         return f"access key id {self.key_id}; owner {self.catalogue.owner}; zones {zones}"
 
     def state(self) -> dict[str, Any]:
-        return {
-            **super().state(),
-            "owned": len(self.catalogue.listing((("owner", self.catalogue.owner),))),
-            "owner": self.catalogue.owner,
-            "zones": sorted(self.zones),
-        }
+        owner = self.catalogue.owner
+        owned = len(self.catalogue.listing((("owner", owner),)))
+        return {**super().state(), "owned": owned, "owner": owner, "zones": sorted(self.zones)}
 
     def envelope(self, status: int, code: Any, message: str) -> Response:
         return Response.json(status, {"ret_code": code, "message": message})
@@ -300,7 +236,8 @@ class QingCloudApp(EmulatorApp):
         if request.method not in ("GET", "POST"):
             raise Refusal(Response.text(405, "Method Not Allowed"))
         params = parse_qsl(request.raw_query, keep_blank_values=True)
-        if request.method == "POST" and _is_form(request):
+        content_type = request.headers.get("content-type", _FORM).split(";")[0].strip().lower()
+        if request.method == "POST" and content_type == _FORM:
             params += parse_qsl(request.body.decode("utf-8", "replace"), keep_blank_values=True)
         single = dict(params)
         try:  # leniently, for the fault rules: the strict reading comes after the signature
@@ -324,21 +261,20 @@ class QingCloudApp(EmulatorApp):
             raise self._error(1100, f"invalid version [{single['version']}]")
         if single["access_key_id"] != self.key_id:
             raise self._error(1200, f"access key [{single['access_key_id']}] not found")
-        expected = _signature(params, self._secret, method, request.method, request.path)
+        expected = self._signature(request, params, method)
         if not hmac.compare_digest(expected.encode(), single["signature"].encode()):
             raise self._error(1200, "signature not matched")
         now = datetime.now(UTC)
-        stamp = _parse_time(single["time_stamp"])
-        if stamp is None:
-            raise self._error(1100, f"invalid time_stamp [{single['time_stamp']}]")
-        if abs((now - stamp).total_seconds()) > self.clock_skew_s:
+        if abs((now - self._time(single, "time_stamp")).total_seconds()) > self.clock_skew_s:
             raise self._error(1300, f"message expired: time_stamp [{single['time_stamp']}]")
-        if "expires" in single:
-            expires = _parse_time(single["expires"])
-            if expires is None:
-                raise self._error(1100, f"invalid expires [{single['expires']}]")
-            if expires < now:
-                raise self._error(1300, f"message expired: expires [{single['expires']}]")
+        if "expires" in single and self._time(single, "expires") < now:
+            raise self._error(1300, f"message expired: expires [{single['expires']}]")
+
+    def _time(self, single: dict[str, str], name: str) -> datetime:
+        try:
+            return datetime.strptime(single[name], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        except ValueError:
+            raise self._error(1100, f"invalid {name} [{single[name]}]") from None
 
     def select(self, request: Request, call: Call) -> Call:
         params, single = call.extra
@@ -346,9 +282,8 @@ class QingCloudApp(EmulatorApp):
         if not action:
             raise self._error(1100, "parameter [action] should not be empty")
         if action != "DescribeImages":
-            raise self._error(
-                1100, f"invalid action [{action}]: this emulator serves DescribeImages only"
-            )
+            only = "this emulator serves DescribeImages only"
+            raise self._error(1100, f"invalid action [{action}]: {only}")
         zone = single.get("zone")
         if not zone:
             raise self._error(1100, "parameter [zone] should not be empty")
@@ -356,9 +291,8 @@ class QingCloudApp(EmulatorApp):
             raise self._error(1100, f"zone [{zone}] is not available")
         paging: dict[str, int] = {}
         for name, default in (("offset", 0), ("limit", DEFAULT_LIMIT)):
-            text = single.get(name) or ""
             try:
-                paging[name] = int(text) if text else default
+                paging[name] = int(single.get(name) or default)
             except ValueError:
                 raise self._error(1100, f"parameter [{name}] should be an integer") from None
             if paging[name] < 0:
@@ -367,61 +301,39 @@ class QingCloudApp(EmulatorApp):
         return Call(offset=paging["offset"], limit=limit, selection=self._filters(params, single))
 
     def _filters(self, params: list[tuple[str, str]], single: dict[str, str]) -> Filters:
+        if single.get("verbose", "0") not in ("", "0"):
+            raise self._error(1100, f"invalid verbose [{single['verbose']}]: only 0")
         lists: dict[str, list[str]] = {}
         for key, value in params:
             base, _, index = key.partition(".")
-            if base in _LIST_PARAMS and index.isdigit() and value:
+            if base in ("images", "status", "tags") and index.isdigit() and value:
                 lists.setdefault(base, []).append(value)
-        if single.get("verbose", "0") not in ("", "0"):
-            raise self._error(1100, f"invalid verbose [{single['verbose']}]: only 0")
         for status in lists.get("status", []):
             if status not in STATUSES:
                 raise self._error(1100, f"invalid status [{status}]")
         for image_id in lists.get("images", []):
             if self.catalogue.get(image_id) is None:
                 raise self._error(2100, f"resource [{image_id}] not found")
-        f: dict[str, Any] = {k: tuple(sorted(set(v))) for k, v in lists.items()}
-        for key in _VALUE_FILTERS:
-            if single.get(key):
-                f[key] = single[key]
-        if not any(k in f for k in ("images", "provider", "visibility", "owner")):
+        f: dict[str, Any] = {key: tuple(sorted(set(values))) for key, values in lists.items()}
+        f.update((key, single[key]) for key in (*_EQUAL_FILTERS, "search_word") if single.get(key))
+        if not f.keys() & {"images", "provider", "visibility", "owner"}:
             f["owner"] = self.catalogue.owner  # no filter: the caller's own images
         return tuple(sorted(f.items()))
+
+    def _signature(self, request: Request, params: list[tuple[str, str]], method: str) -> str:
+        if method == "HmacSHA256":
+            return sign(params, self._secret, request.method, request.path)[1]
+        # HmacSHA1, which the SDK falls back to: same string to sign, other digest.
+        string_to_sign = f"{request.method.upper()}\n{request.path}\n{canonical_query(params)}"
+        digest = hmac.new(self._secret.encode(), string_to_sign.encode(), hashlib.sha1).digest()
+        return base64.b64encode(digest).decode()
 
     def listing(self, call: Call) -> Sequence[dict[str, Any]]:
         return self.catalogue.listing(call.selection)
 
     def page(self, items: list[dict[str, Any]], total: int, call: Call) -> Response:
-        body = {
-            "action": "DescribeImagesResponse",
-            "image_set": items,
-            "total_count": total,
-            "ret_code": 0,
-        }
+        body = dict(action="DescribeImagesResponse", image_set=items, total_count=total, ret_code=0)
         return Response.json(200, body)
-
-
-def _is_form(request: Request) -> bool:
-    content_type = request.headers.get("content-type", "application/x-www-form-urlencoded")
-    return content_type.split(";")[0].strip().lower() == "application/x-www-form-urlencoded"
-
-
-def _signature(
-    params: list[tuple[str, str]], secret: str, method: str, verb: str, path: str
-) -> str:
-    if method == "HmacSHA256":
-        return sign(params, secret, verb, path)[1]
-    # HmacSHA1, which the SDK falls back to: same string to sign, other digest.
-    string_to_sign = f"{verb.upper()}\n{path}\n{canonical_query(params)}"
-    digest = hmac.new(secret.encode(), string_to_sign.encode(), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode()
-
-
-def _parse_time(value: str) -> datetime | None:
-    try:
-        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    except ValueError:
-        return None
 
 
 EMULATED = EmulatedSource(QingCloudApp, "QingCloud", ("zone", "pek3a"), path="/iaas/")

@@ -16,11 +16,10 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from inventory.emulation import Call, Catalogue, EmulatorApp, Refusal, Request, Response
+from inventory.emulation import Call, Catalogue, EmulatorApp, Refusal, Request, Response, traits
 from inventory.emulation.sources import EmulatedSource
-from inventory.emulation.traits import draw_traits, iso_z, random_ids, renamed
 from inventory.providers.tencent import auth as tc3
 
 DEFAULT_SECRET_ID = "AKIDEMULATORTENCENT00000000000000000"  # noqa: S105 - documented
@@ -29,10 +28,12 @@ DEFAULT_UIN = "100000000001"
 DEFAULT_REGIONS = frozenset(
     {"ap-guangzhou", "ap-shanghai", "ap-beijing", "ap-chengdu", "ap-hongkong", "ap-singapore"}
 )
-DEFAULT_PUBLIC_SHARE = 0.15
-DEFAULT_SHARED_SHARE = 0.05
+DEFAULT_PUBLIC_SHARE, DEFAULT_SHARED_SHARE = 0.15, 0.05
 IMAGE_TYPES = ("PRIVATE_IMAGE", "PUBLIC_IMAGE", "SHARED_IMAGE")
-FILTER_NAMES = ("image-id", "image-type", "image-name", "platform", "tag-key", "tag-value")
+#: Filters matching one field exactly, and the two documented as fuzzy (case-insensitive).
+_EXACT_FILTERS = {"image-id": "ImageId", "image-type": "ImageType"}
+_FUZZY_FILTERS = {"image-name": "ImageName", "platform": "Platform"}
+FILTER_NAMES = (*_EXACT_FILTERS, *_FUZZY_FILTERS, "tag-key", "tag-value")
 PARAMETERS = frozenset({"ImageIds", "Filters", "Offset", "Limit", "InstanceType"})
 MAX_LIMIT, DEFAULT_LIMIT = 100, 20
 MAX_FILTERS, MAX_FILTER_VALUES, MAX_IMAGE_IDS = 10, 5, 100
@@ -45,47 +46,37 @@ _OWN_WEIGHTS = (88, 3, 3, 2, 2, 2)
 _PUBLIC_DEPRECATED, _OWN_DEPRECATED = 0.10, 0.05
 #: traits.OsRelease.family -> Tencent's ``Platform`` spelling.
 _PLATFORMS = {"opensuse": "OpenSUSE", "euleros": "OpenEuler", "rocky": "Rocky Linux"}
-#: Tencent writes ``arm`` for its 64-bit ARM images.
-_ARCHITECTURES = {"x86_64": "x86_64", "arm64": "arm", "i386": "i386"}
-_TAG_PAIRS = (
-    *(("env", env) for env in ("prod", "staging", "dev")),
-    *(("team", team) for team in ("platform", "data")),
-    *(("app", "web"), ("cost-center", "finance"), ("owner", "ops")),
-)
-#: The throttling fault's message (the documented per-account limit is 40 requests/s).
-THROTTLED = "Your current request times equals to `41` in a second"
 #: Accounts that share images with the emulated one.
 _SHARERS = ("100000000207", "100000000318", "100000000429")
 
-#: Every refusal is HTTP 200 with ``Response.Error``; one a line: key, Code, Message.
-_REFUSALS = """\
+#: Every answer but the listing is HTTP 200 with ``Response.Error``; one a line: key, Code,
+#: Message (a str.format template). The first three are fault answers; the throttling one
+#: says 41 because the documented per-account limit is 40 requests a second.
+_ERRORS_TABLE = """\
+throttle RequestLimitExceeded Your current request times equals to `41` in a second
+error InternalError An internal error has occurred.
+server_busy ServiceUnavailable Service is unavailable now.
 protocol UnsupportedProtocol this emulator serves POST with a JSON body only
 no_auth AuthFailure.InvalidAuthorization Authorization header is missing.
 bad_auth AuthFailure.InvalidAuthorization Authorization is not a valid TC3-HMAC-SHA256 header.
 scope AuthFailure.InvalidAuthorization Credential scope must end with /{}/tc3_request.
 missing MissingParameter The request is missing a required parameter `{}`.
 stamp InvalidParameter The parameter `Timestamp` is not an integer: {}.
-secret_id AuthFailure.SecretIdNotFound The SecretId is not found, please ensure that your \
-SecretId is correct.
-expired AuthFailure.SignatureExpire Signature expired. Timestamp: {}; server time: {}; \
-allowed skew {:g} s.
-signed AuthFailure.InvalidAuthorization SignedHeaders must name content-type and host, and \
-only headers present.
-signature AuthFailure.SignatureFailure The provided credentials could not be validated. \
-Please check your signature is correct.
+secret_id AuthFailure.SecretIdNotFound The SecretId is not found, please ensure that your SecretId is correct.
+expired AuthFailure.SignatureExpire Signature expired. Timestamp: {}; server time: {}; allowed skew {:g} s.
+signed AuthFailure.InvalidAuthorization SignedHeaders must name content-type and host, and only headers present.
+signature AuthFailure.SignatureFailure The provided credentials could not be validated. Please check your signature is correct.
 action InvalidAction The action `{}` is not supported.
 version NoSuchVersion The version `{}` does not exist.
 region UnsupportedRegion The region `{}` is not supported.
 json UnsupportedProtocol POST requests must send Content-Type application/json.
-rate RequestLimitExceeded.UinLimitExceeded Your current request times equals to `{}` in a \
-second, which exceeds the frequency limit `{:g}`.
+rate RequestLimitExceeded.UinLimitExceeded Your current request times equals to `{}` in a second, which exceeds the frequency limit `{:g}`.
 body InvalidParameter the request body is not a JSON object
 unknown UnknownParameter The parameter `{}` is not recognized.
 integer InvalidParameter The parameter `{}` must be an integer.
 offset InvalidParameterValue The value of `Offset` must be >= 0.
 limit InvalidParameterValue The value of `Limit` must be between 1 and {}, got {}.
-coexist InvalidParameter.InvalidParameterCoexistImageIdsFilters ImageIds and Filters cannot \
-be specified at the same time.
+coexist InvalidParameter.InvalidParameterCoexistImageIdsFilters ImageIds and Filters cannot be specified at the same time.
 instance InvalidInstanceType.Malformed InstanceType must be a string.
 ids InvalidParameter `ImageIds` must be an array of strings.
 many_ids InvalidParameterValue.LimitExceeded At most {} ImageIds per request.
@@ -96,11 +87,12 @@ filter InvalidFilter The filter `{}` is not supported.
 values InvalidParameter Filter `{}`: Values must be an array of strings.
 many_values InvalidFilterValue.LimitExceeded Filter `{}` takes at most {} values.
 image_type InvalidParameterValue Invalid image-type value `{}`.
-"""
-#: key -> (Code, Message template).
-ERR = {key: (code, text) for key, code, text in (r.split(" ", 2) for r in _REFUSALS.splitlines())}
+"""  # noqa: E501 - a table
+_ROWS = (row.split(" ", 2) for row in _ERRORS_TABLE.splitlines())
+_ERRORS = {key: (code, message) for key, code, message in _ROWS}
 
-Filters = tuple[tuple[str, tuple[str, ...]], ...]
+#: (name, values) pairs; ``ImageIds`` are an ``image-id`` filter with a set of values.
+Filters = tuple[tuple[str, Collection[str]], ...]
 
 
 def generate_images(
@@ -118,83 +110,70 @@ def generate_images(
     if count < 0:
         raise ValueError(f"image count must be 0 or more, not {count}")
     rng = seed if isinstance(seed, random.Random) else random.Random(seed)
-    traits = draw_traits(rng, count, public_share, created_at=created_at)
-    ids = random_ids(rng, "img-", count, taken=taken)
-    snapshot_ids = random_ids(rng, "snap-", count)
-    shared_rolls = [rng.random() for _ in range(count)]
-    states = rng.choices(_OWN_STATES, _OWN_WEIGHTS, k=count)
-    deprecated_rolls = [rng.random() for _ in range(count)]
-    import_rolls = [rng.random() for _ in range(count)]
-    sync_percents = rng.choices(range(1, 100), k=count)
-    sharers = rng.choices(_SHARERS, k=count)
-    tag_rolls = [rng.random() for _ in range(count)]
-    first_tags = rng.choices(range(len(_TAG_PAIRS)), k=count)
-    second_tags = rng.choices(range(len(_TAG_PAIRS)), k=count)
+    drawn = traits.draw_traits(rng, count, public_share, created_at=created_at)
+    ids = traits.random_ids(rng, "img-", count, taken=taken)
+    snapshot_ids = traits.random_ids(rng, "snap-", count)
+    shared = [roll < shared_share for roll in traits.draw_fractions(rng, count)]
+    sharers = traits.draw_choices(rng, _SHARERS, count)
+    own_states = traits.draw_choices(rng, _OWN_STATES, count, _OWN_WEIGHTS)
+    sync_percents = traits.draw_ints(rng, 1, 100, count)
+    deprecated_rolls = traits.draw_fractions(rng, count)
+    import_rolls = traits.draw_fractions(rng, count)
+    tag_picks = traits.draw_tag_picks(rng, count)
 
     images: list[dict[str, Any]] = []
-    for i, t in enumerate(traits):
-        arch = _ARCHITECTURES.get(t.architecture, t.architecture)
-        bits = "32位" if arch == "i386" else "64位"
-        if t.system:
-            image_type, creator, state, source = "PUBLIC_IMAGE", None, "NORMAL", "OFFICIAL"
-            deprecated = deprecated_rolls[i] < _PUBLIC_DEPRECATED
+    for i, facts in enumerate(drawn):
+        if facts.system:
+            image_type, creator = "PUBLIC_IMAGE", None
+        elif shared[i]:
+            image_type, creator = "SHARED_IMAGE", sharers[i]
         else:
-            shared = shared_rolls[i] < shared_share
-            image_type = "SHARED_IMAGE" if shared else "PRIVATE_IMAGE"
-            creator = sharers[i] if shared else uin
-            state = "NORMAL" if shared else states[i]
-            imported = state in ("IMPORTING", "IMPORTFAILED") or import_rolls[i] < 0.1
-            source = "EXTERNAL_IMPORT" if imported else "CREATE_IMAGE"
-            deprecated = state == "NORMAL" and deprecated_rolls[i] < _OWN_DEPRECATED
-        tags: list[dict[str, str]] = []
-        if not t.system and tag_rolls[i] < 0.3:
-            key, value = _TAG_PAIRS[first_tags[i]]
-            tags.append({"Key": key, "Value": value})
-            other_key, other_value = _TAG_PAIRS[second_tags[i]]
-            if tag_rolls[i] < 0.08 and other_key != key:
-                tags.append({"Key": other_key, "Value": other_value})
-        snap = {"SnapshotId": snapshot_ids[i], "DiskUsage": "SYSTEM_DISK", "DiskSize": t.size_gb}
+            image_type, creator = "PRIVATE_IMAGE", uin
+        state = own_states[i] if image_type == "PRIVATE_IMAGE" else "NORMAL"
+        imported = state in ("IMPORTING", "IMPORTFAILED") or import_rolls[i] < 0.1
+        source = "OFFICIAL" if facts.system else "EXTERNAL_IMPORT" if imported else "CREATE_IMAGE"
+        deprecated_share = _PUBLIC_DEPRECATED if facts.system else _OWN_DEPRECATED
+        arch = "arm" if facts.architecture == "arm64" else facts.architecture  # Tencent's word
+        bits = "32位" if arch == "i386" else "64位"
+        # A resource's tag keys are unique: two picks with one key make one tag.
+        tags = {} if facts.system else dict(traits.TAG_PAIRS[pick] for pick in tag_picks[i])
+        size = facts.size_gb
+        snap = {"SnapshotId": snapshot_ids[i], "DiskUsage": "SYSTEM_DISK", "DiskSize": size}
         images.append(
             {
                 "ImageId": ids[i],
-                "OsName": f"{t.os.label} {bits}",
+                "OsName": f"{facts.os.label} {bits}",
                 "ImageType": image_type,
-                "CreatedTime": iso_z(t.created)[:-1] + "+00:00",  # as in the API's samples
+                "CreatedTime": traits.iso_z(facts.created)[:-1] + "+00:00",  # as in API samples
                 # Official images are named after the OS, like "CentOS 7.6 64位".
-                "ImageName": f"{t.name} {bits}" if t.system else t.name,
-                "ImageDescription": t.description or "",
-                "ImageSize": t.size_gb,
+                "ImageName": f"{facts.name} {bits}" if facts.system else facts.name,
+                "ImageDescription": facts.description or "",
+                "ImageSize": size,
                 "Architecture": arch,
                 "ImageState": state,
-                "Platform": _PLATFORMS.get(t.os.family, t.os.distro.split()[0]),
+                "Platform": _PLATFORMS.get(facts.os.family, facts.os.distro.split()[0]),
                 "ImageCreator": creator,
                 "ImageSource": source,
                 "SyncPercent": sync_percents[i] if state == "SYNCING" else None,
-                "IsSupportCloudinit": t.os.platform != "windows",
+                "IsSupportCloudinit": facts.os.platform != "windows",
                 "SnapshotSet": [snap] if source == "CREATE_IMAGE" else [],
-                "Tags": tags,
+                "Tags": [{"Key": key, "Value": value} for key, value in tags.items()],
                 "LicenseType": "TencentCloud",
                 "ImageFamily": "",
-                "ImageDeprecated": deprecated,
+                "ImageDeprecated": state == "NORMAL" and deprecated_rolls[i] < deprecated_share,
             }
         )
     return images
 
 
-def _matches(image: dict[str, Any], filters: Filters, wanted: Collection[str] | None) -> bool:
-    """Whether ``image`` is one of ``wanted`` (the ImageIds) and passes every filter."""
-    if wanted is not None and image["ImageId"] not in wanted:
-        return False
-    return all(_passes(image, name, values) for name, values in filters)
-
-
-def _passes(image: dict[str, Any], name: str, values: tuple[str, ...]) -> bool:
-    if name in ("image-id", "image-type"):
-        return image.get("ImageId" if name == "image-id" else "ImageType") in values
-    if name in ("image-name", "platform"):  # both documented as fuzzy matches
-        field = str(image.get("ImageName" if name == "image-name" else "Platform") or "").lower()
-        return any(v.lower() in field for v in values)
-    key = None if name in ("tag-key", "tag-value") else name[len("tag:") :]
+def _passes(image: dict[str, Any], name: str, values: Collection[str]) -> bool:
+    """Whether ``image`` passes one filter: has one of its values."""
+    if name in _EXACT_FILTERS:
+        return image.get(_EXACT_FILTERS[name]) in values
+    if name in _FUZZY_FILTERS:
+        field = str(image.get(_FUZZY_FILTERS[name]) or "").lower()
+        return any(value.lower() in field for value in values)
+    key = name.removeprefix("tag:") if name.startswith("tag:") else None
     by = "Key" if name == "tag-key" else "Value"
     tags = image.get("Tags") or []
     return any((key is None or t.get("Key") == key) and t.get(by) in values for t in tags)
@@ -233,7 +212,7 @@ class TencentCatalogue(Catalogue):
         return image["ImageType"] == "PRIVATE_IMAGE" and image.get("ImageCreator") == self.uin
 
     def renamed(self, image: dict[str, Any], rng: random.Random, now: datetime) -> dict[str, Any]:
-        name = renamed(image["ImageName"] or "image", rng)
+        name = traits.renamed(image["ImageName"] or "image", rng)
         return {"ImageName": name, "ImageDescription": f"rebuilt {now:%Y-%m-%d}"}
 
     def new_images(
@@ -243,16 +222,13 @@ class TencentCatalogue(Catalogue):
         usable = {"ImageState": "NORMAL", "ImageSource": "CREATE_IMAGE", "SyncPercent": None}
         return [{**image, **usable, "ImageDeprecated": False} for image in images]
 
-    def listing(
-        self, filters: Filters = (), image_ids: tuple[str, ...] | None = None
-    ) -> Sequence[dict[str, Any]]:
-        """The images matching ``Filters`` (or ``ImageIds``), in catalogue order (cached;
-        do not modify)."""
-        wanted = set(image_ids) if image_ids is not None else None
-        return self.view(
-            (filters, image_ids),
-            lambda images: tuple(i for i in images if _matches(i, filters, wanted)),
-        )
+    def listing(self, filters: Filters = ()) -> Sequence[dict[str, Any]]:
+        """The images passing every filter, in catalogue order (cached; do not modify)."""
+
+        def build(images: Iterable[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
+            return tuple(i for i in images if all(_passes(i, *f) for f in filters))
+
+        return self.view(filters, build)
 
 
 class TencentApp(EmulatorApp):
@@ -262,12 +238,8 @@ class TencentApp(EmulatorApp):
     catalogue_class = TencentCatalogue
     default_key = {"secret_id": DEFAULT_SECRET_ID, "secret_key": DEFAULT_SECRET_KEY}
     clock_skew_s = 300.0
-    answers = {
-        "throttle": (200, "RequestLimitExceeded", THROTTLED),
-        "error": (200, "InternalError", "An internal error has occurred."),
-        "internal": (200, "InternalError", "An internal error has occurred."),
-        "server_busy": (200, "ServiceUnavailable", "Service is unavailable now."),
-    }
+    answers = {kind: (200, *_ERRORS[kind]) for kind in ("throttle", "error", "server_busy")}
+    answers["internal"] = answers["error"]  # an extra fault kind, answered as error_200 is
 
     def __init__(
         self,
@@ -291,8 +263,7 @@ class TencentApp(EmulatorApp):
         return f"SecretId {self.key_id}; regions {', '.join(sorted(self.regions))}"
 
     def state(self) -> dict[str, Any]:
-        private = self.catalogue.listing((("image-type", ("PRIVATE_IMAGE",)),))
-        owned = sum(1 for image in private if self.catalogue.owned(image))
+        owned = sum(1 for image in self.catalogue.listing() if self.catalogue.owned(image))
         regions = sorted(self.regions)
         return {**super().state(), "owned": owned, "uin": self.catalogue.uin, "regions": regions}
 
@@ -301,7 +272,7 @@ class TencentApp(EmulatorApp):
         return Response.json(status, {"Response": error})
 
     def _no(self, key: str, *args: Any) -> Refusal:
-        code, message = ERR[key]
+        code, message = _ERRORS[key]
         return self.refuse(200, code, message.format(*args))
 
     def _need(self, ok: object, key: str, *args: Any) -> None:
@@ -315,7 +286,7 @@ class TencentApp(EmulatorApp):
         self._need(request.method == "POST", "protocol")
         try:
             body = json.loads(request.body or b"{}")
-        except (ValueError, UnicodeDecodeError):
+        except ValueError:  # UnicodeDecodeError is one
             body = None
         body = body if isinstance(body, dict) else None
         # Leniently, for the fault rules (page 1 when unreadable); strictly in select().
@@ -343,8 +314,8 @@ class TencentApp(EmulatorApp):
         now = int(self._clock())
         self._need(abs(now - stamp) <= self.clock_skew_s, "expired", stamp, now, self.clock_skew_s)
         signed = auth.signed_headers
-        present = all(h in headers for h in signed)
-        self._need({"content-type", "host"} <= set(signed) and present, "signed")
+        # It must name content-type and host, and only headers the request has.
+        self._need({"content-type", "host"} <= set(signed) <= headers.keys(), "signed")
         expected = tc3.sign(
             secret_key=self._secret,
             method=request.method,
@@ -383,23 +354,20 @@ class TencentApp(EmulatorApp):
             self._need(isinstance(value, int) and not isinstance(value, bool), "integer", name)
         self._need(offset >= 0, "offset")
         self._need(1 <= limit <= MAX_LIMIT, "limit", MAX_LIMIT, limit)
-        return Call(offset=offset, limit=limit, selection=self._selection(body))
-
-    def _selection(self, body: dict[str, Any]) -> tuple[Filters, tuple[str, ...] | None]:
         self._need("ImageIds" not in body or "Filters" not in body, "coexist")
-        instance_type = body.get("InstanceType")
-        self._need(instance_type is None or isinstance(instance_type, str), "instance")
+        self._need(isinstance(body.get("InstanceType"), str | None), "instance")
         if "ImageIds" in body:
             ids = body["ImageIds"]
             self._need(isinstance(ids, list) and all(isinstance(i, str) for i in ids), "ids")
             self._need(len(ids) <= MAX_IMAGE_IDS, "many_ids", MAX_IMAGE_IDS)
             bad = [i for i in ids if not _IMAGE_ID.match(i)]
             self._need(not bad, "bad_id", *bad[:1])
-            return (), tuple(ids)
+            selection: Filters = (("image-id", frozenset(ids)),)
+            return Call(offset=offset, limit=limit, selection=selection)
         raw_filters = body.get("Filters", [])
         self._need(isinstance(raw_filters, list), "filters")
         self._need(len(raw_filters) <= MAX_FILTERS, "many_filters", MAX_FILTERS)
-        filters: list[tuple[str, tuple[str, ...]]] = []
+        filters: list[tuple[str, Collection[str]]] = []
         for item in raw_filters:
             fields: Any = item if isinstance(item, dict) else {}
             name, values = fields.get("Name"), fields.get("Values")
@@ -411,10 +379,10 @@ class TencentApp(EmulatorApp):
             bad = [v for v in values if v not in IMAGE_TYPES] if name == "image-type" else []
             self._need(not bad, "image_type", *bad[:1])
             filters.append((name, tuple(values)))
-        return tuple(sorted(filters)), None
+        return Call(offset=offset, limit=limit, selection=tuple(sorted(filters)))
 
     def listing(self, call: Call) -> Sequence[dict[str, Any]]:
-        return self.catalogue.listing(*cast(tuple[Filters, Any], call.selection))
+        return self.catalogue.listing(call.selection)
 
     def page(self, items: list[dict[str, Any]], total: int, call: Call) -> Response:
         body = {"TotalCount": total, "ImageSet": items, "RequestId": str(uuid.uuid4())}
