@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -28,6 +29,15 @@ class ImageStatus(StrEnum):
     CEASED = "ceased"
     FAILED = "failed"
     UNKNOWN = "unknown"
+
+    @classmethod
+    def mapped(cls, table: Mapping[str, ImageStatus], raw_status: str) -> ImageStatus:
+        """What a provider's vocabulary ``table`` (in whatever case it documents) maps
+        ``raw_status`` to; an unknown value is UNKNOWN (the caller keeps the raw one)."""
+        for spelling in (raw_status, raw_status.lower(), raw_status.upper()):
+            if spelling in table:
+                return table[spelling]
+        return cls.UNKNOWN
 
 
 #: Not a provider status: the history state of an image that left a complete listing.

@@ -8,7 +8,7 @@ import random
 import threading
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 #: The kinds of change every catalogue's :meth:`Catalogue.mutate` accepts (a kind the
 #: provider cannot express changes nothing and comes back as an empty list).
@@ -35,8 +35,13 @@ class Catalogue:
     #: ``deprecate`` / ``cease`` / ``delete`` in the provider's vocabulary; a kind it has
     #: no way to express is left out.
     transitions: ClassVar[Mapping[str, Transition]] = {}
+    #: The account whose own images mutations change, unless one is given.
+    default_owner: ClassVar[str] = ""
+    #: The provider's image generator: ``draw(count, seed, owner, **shares)``.
+    draw: ClassVar[Callable[..., list[Image]]]
 
-    def __init__(self, images: Iterable[Image]) -> None:
+    def __init__(self, images: Iterable[Image], owner: str | None = None) -> None:
+        self.owner = owner or self.default_owner
         self._lock = threading.RLock()
         self._images: dict[str, Image] = {i[self.id_key]: dict(i) for i in images}
         self._removed: dict[str, Image] = {}
@@ -45,10 +50,12 @@ class Catalogue:
     # -- what a provider says ------------------------------------------------------------
 
     @classmethod
-    def generate(cls, count: int, seed: int, *args: Any, **settings: Any) -> Catalogue:
-        """A catalogue of ``count`` images drawn from ``seed``; the same arguments give the
-        same images in the same order. ``settings`` are the provider's (owner, shares)."""
-        raise NotImplementedError
+    def generate(cls, count: int, seed: int, owner: str | None = None, **shares: Any) -> Self:
+        """A catalogue of ``count`` images drawn from ``seed`` for ``owner`` (default
+        :attr:`default_owner`); the same arguments give the same images in the same order.
+        ``shares`` are the provider's mix (public or system images, ...)."""
+        owner = owner or cls.default_owner
+        return cls(cls.draw(count, seed, owner, **shares), owner)
 
     def owned(self, image: Image) -> bool:
         """Whether mutations may change this image (the account's own ones)."""

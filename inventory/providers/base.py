@@ -6,7 +6,7 @@ its listing pages (:meth:`PagedCollector._paging`) and what its source asks for
 ONE request for one page and parse it, raising on any failure. This class drives the
 strategy (:func:`inventory.paging.drive`), retries each page through
 :func:`inventory.http.call_with_retries` (counting retries for the run record), and stamps
-every error with the source and the page number. The functions at the end read a response
+every error with the source and the page number. The static methods at the end read a response
 the same way for every provider.
 """
 
@@ -99,41 +99,40 @@ class PagedCollector:
         except ProviderError as err:
             raise err.located(self.source.name, number) from err.__cause__
 
+    # -- reading a response: the same checks for every provider -----------------------------
 
-# -- reading a response, the same checks for every provider ------------------------------------
+    @staticmethod
+    def raise_for_http(response: httpx.Response, endpoint: str) -> None:
+        """For APIs whose errors travel in an HTTP 200 body: any other status is a gateway's
+        (5xx and 429 transient, the rest terminal)."""
+        status = response.status_code
+        if status >= 500 or status == 429:
+            raise ProviderTransientError(f"HTTP {status} from {endpoint}", code=str(status))
+        if status != 200:
+            raise ProviderTerminalError(
+                f"HTTP {status} from {endpoint}: {response.text[:200]!r}", code=str(status)
+            )
 
+    @staticmethod
+    def json_body(response: httpx.Response, what: str = "response", **kw: Any) -> Any:
+        """The decoded body; MalformedResponse naming ``what`` when it is not JSON."""
+        try:
+            return response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise MalformedResponse(
+                f"{what} is not JSON (starts with {response.text[:80]!r})", **kw
+            ) from None
 
-def raise_for_http(response: httpx.Response, endpoint: str) -> None:
-    """For APIs whose errors travel in an HTTP 200 body: any other status is a gateway's
-    (5xx and 429 transient, the rest terminal)."""
-    status = response.status_code
-    if status >= 500 or status == 429:
-        raise ProviderTransientError(f"HTTP {status} from {endpoint}", code=str(status))
-    if status != 200:
-        raise ProviderTerminalError(
-            f"HTTP {status} from {endpoint}: {response.text[:200]!r}", code=str(status)
-        )
+    @staticmethod
+    def item_list(value: object, name: str) -> list[dict[str, Any]]:
+        """``value`` as the page's list of item objects, else MalformedResponse naming ``name``."""
+        if not isinstance(value, list) or not all(isinstance(i, dict) for i in value):
+            raise MalformedResponse(f"{name} is missing or is not a list of objects")
+        return value
 
-
-def json_body(response: httpx.Response, what: str = "response", **kw: Any) -> Any:
-    """The decoded body; MalformedResponse naming ``what`` when it is not JSON."""
-    try:
-        return response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise MalformedResponse(
-            f"{what} is not JSON (starts with {response.text[:80]!r})", **kw
-        ) from None
-
-
-def item_list(value: object, name: str) -> list[dict[str, Any]]:
-    """``value`` as the page's list of item objects, else MalformedResponse naming ``name``."""
-    if not isinstance(value, list) or not all(isinstance(i, dict) for i in value):
-        raise MalformedResponse(f"{name} is missing or is not a list of objects")
-    return value
-
-
-def total_count(value: object, name: str) -> int:
-    """``value`` as the listing's total, else MalformedResponse naming ``name``."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise MalformedResponse(f"{name} is missing or not a non-negative integer")
-    return value
+    @staticmethod
+    def total_count(value: object, name: str) -> int:
+        """``value`` as the listing's total, else MalformedResponse naming ``name``."""
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise MalformedResponse(f"{name} is missing or not a non-negative integer")
+        return value

@@ -21,7 +21,7 @@ import httpx
 
 from inventory.errors import MalformedResponse
 from inventory.paging import OffsetPaging, Page, PagingStrategy
-from inventory.providers.base import PagedCollector, item_list, json_body, total_count
+from inventory.providers.base import PagedCollector
 from inventory.providers.huawei_common.errors import raise_for_response
 from inventory.providers.huawei_common.options import options_validator
 from inventory.providers.huawei_iec.auth import make_auth, uses_token
@@ -141,8 +141,10 @@ class IecCollector(PagedCollector):
                 404: "no IEC ListImages API there; check the source's endpoint",
             },
         )
-        body = json_body(response, "ListImages response")
+        body = self.json_body(response, "ListImages response")
         if not isinstance(body, dict):
             raise MalformedResponse("ListImages response is not a JSON object")
-        items = item_list(body.get("images"), "'images'")
-        return Page(number=number, items=items, total=total_count(body.get("total"), "'total'"))
+        items = self.item_list(body.get("images"), "'images'")
+        return Page(
+            number=number, items=items, total=self.total_count(body.get("total"), "'total'")
+        )

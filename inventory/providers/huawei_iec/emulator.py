@@ -103,15 +103,8 @@ class IecCatalogue(Catalogue):
     id_key = "id"
     transitions = {"delete": (lambda i: i["status"] != "deleted", _deleted)}
 
-    def __init__(self, images: Iterable[Image], owner: str = DEFAULT_OWNER) -> None:
-        self.owner = owner
-        super().__init__(images)
-
-    @classmethod
-    def generate(
-        cls, count: int, seed: int, owner: str = DEFAULT_OWNER, gold_share: float = 0.15
-    ) -> IecCatalogue:
-        return cls(generate_images(count, seed, owner, gold_share), owner)
+    default_owner = DEFAULT_OWNER
+    draw = staticmethod(generate_images)
 
     def owned(self, image: Image) -> bool:
         return bool(image["owner"] == self.owner)

@@ -30,13 +30,12 @@ STATUS_MAP: dict[str, ImageStatus] = {
 
 
 def normalize(raw: dict[str, Any]) -> ImageRecord:
-    image_id = required_str(raw, "id")
     raw_status = required_str(raw, "status")
-    status = STATUS_MAP.get(raw_status.lower(), ImageStatus.UNKNOWN)
+    status = ImageStatus.mapped(STATUS_MAP, raw_status)
     if raw.get("deleted") is True:
         status = ImageStatus.DELETED
     return ImageRecord(
-        provider_image_id=image_id,
+        provider_image_id=required_str(raw, "id"),
         status=status,
         raw_status=raw_status,
         name=optional_str(raw, "name"),

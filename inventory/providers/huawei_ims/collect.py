@@ -31,7 +31,7 @@ import httpx
 
 from inventory.errors import MalformedResponse
 from inventory.paging import MarkerPaging, Page, PagingStrategy
-from inventory.providers.base import PagedCollector, item_list, json_body
+from inventory.providers.base import PagedCollector
 from inventory.providers.fields import parse_time
 from inventory.providers.huawei_common.errors import raise_for_response
 from inventory.providers.huawei_common.options import options_validator
@@ -137,6 +137,6 @@ class ImsCollector(PagedCollector):
                 404: "no IMS v1.1 API there; check the source's endpoint and region",
             },
         )
-        body = json_body(response, "images/detail response")
-        items = item_list(body.get("images") if isinstance(body, dict) else None, "'images'")
+        body = self.json_body(response, "images/detail response")
+        items = self.item_list(body.get("images") if isinstance(body, dict) else None, "'images'")
         return Page(number=number, items=items)

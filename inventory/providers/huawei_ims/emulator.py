@@ -129,15 +129,8 @@ class ImsCatalogue(Catalogue):
     id_key = "id"
     transitions = {"delete": (lambda _image: True, _deleted)}
 
-    def __init__(self, images: Iterable[Image], owner: str) -> None:
-        self.owner = owner
-        super().__init__(images)
-
-    @classmethod
-    def generate(
-        cls, count: int, seed: int, owner: str = DEFAULT_OWNER, public_share: float = 0.15
-    ) -> ImsCatalogue:
-        return cls(generate_images(count, seed, owner, public_share), owner)
+    default_owner = DEFAULT_OWNER
+    draw = staticmethod(generate_images)
 
     def owned(self, image: Image) -> bool:
         return image["owner"] == self.owner and _listed(image)

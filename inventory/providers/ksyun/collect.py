@@ -37,7 +37,7 @@ from inventory.errors import (
     ProviderTransientError,
 )
 from inventory.paging import Page, PagingStrategy, SinglePage
-from inventory.providers.base import PagedCollector, item_list
+from inventory.providers.base import PagedCollector
 from inventory.providers.ksyun.auth import SERVICE, KsyunAuth
 from inventory.source import SourceConfig
 
@@ -181,7 +181,7 @@ class KsyunCollector(PagedCollector):
         if not isinstance(body, dict):
             raise MalformedResponse("response is not a JSON object")
         # Note the key: "ImagesSet", not "ImageSet".
-        items = item_list(body.get("ImagesSet"), "ImagesSet")
+        items = self.item_list(body.get("ImagesSet"), "ImagesSet")
         request_id = body.get("RequestId")
         # The one response is the whole listing, so its length is the total.
         return Page(

@@ -111,9 +111,10 @@ class KsyunCatalogue(Catalogue):
 
     id_key = "ImageId"
 
-    @classmethod
-    def generate(cls, count: int, seed: int, system_share: float = 0.2) -> KsyunCatalogue:
-        return cls(generate_images(count, seed, system_share))
+    @staticmethod
+    def draw(count: int, seed: int, owner: str, system_share: float = 0.2) -> list[Image]:
+        # KEC records name no owner: the custom images are the account's own.
+        return generate_images(count, seed, system_share)
 
     def owned(self, image: Image) -> bool:
         return bool(image["Type"] == "CustomImage")

@@ -61,14 +61,14 @@ LINUX_FAMILIES = frozenset(
 
 
 def normalize(raw: dict[str, Any]) -> ImageRecord:
-    image_id = required_str(raw, "ImageId")
     raw_status = required_str(raw, "ImageState")
+    status = ImageStatus.mapped(STATUS_MAP, raw_status)
     platform_text = optional_str(raw, "Platform")
     family = _family(platform_text)
     architecture = optional_str(raw, "Architecture")
     return ImageRecord(
-        provider_image_id=image_id,
-        status=STATUS_MAP.get(raw_status.lower(), ImageStatus.UNKNOWN),
+        provider_image_id=required_str(raw, "ImageId"),
+        status=status,
         raw_status=raw_status,
         name=optional_str(raw, "Name"),
         description=None,  # DescribeImages returns no description

@@ -20,13 +20,7 @@ from inventory.errors import (
     ProviderTransientError,
 )
 from inventory.paging import OffsetPaging, Page, PagingStrategy
-from inventory.providers.base import (
-    PagedCollector,
-    item_list,
-    json_body,
-    raise_for_http,
-    total_count,
-)
+from inventory.providers.base import PagedCollector
 from inventory.providers.qingcloud.auth import QingCloudAuth
 from inventory.source import SourceConfig
 
@@ -113,8 +107,8 @@ class QingCloudCollector(PagedCollector):
         return self._parse(self._client.get(self.endpoint, params=params), number)
 
     def _parse(self, response: httpx.Response, number: int) -> Page:
-        raise_for_http(response, self.endpoint)
-        body = json_body(response)
+        self.raise_for_http(response, self.endpoint)
+        body = self.json_body(response)
         if not isinstance(body, dict) or not isinstance(body.get("ret_code"), int):
             raise MalformedResponse("response has no integer ret_code")
         code = body["ret_code"]
@@ -127,6 +121,6 @@ class QingCloudCollector(PagedCollector):
             hint = TERMINAL_HINTS.get(code, "refused by QingCloud")
             error_class = AuthenticationError if code == 1200 else ProviderTerminalError
             raise error_class(f"ret_code {code}: {message} — {hint}", code=str(code))
-        items = item_list(body.get("image_set"), "image_set")
-        total = total_count(body.get("total_count"), "total_count")
+        items = self.item_list(body.get("image_set"), "image_set")
+        total = self.total_count(body.get("total_count"), "total_count")
         return Page(number=number, items=items, total=total)

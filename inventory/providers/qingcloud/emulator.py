@@ -132,19 +132,8 @@ class QingCloudCatalogue(Catalogue):
         "delete": (lambda i: i["status"] != "ceased", _status("deleted")),
     }
 
-    def __init__(self, images: Iterable[dict[str, Any]], owner: str = DEFAULT_OWNER) -> None:
-        self.owner = owner
-        super().__init__(images)
-
-    @classmethod
-    def generate(
-        cls,
-        count: int,
-        seed: int,
-        owner: str = DEFAULT_OWNER,
-        system_share: float = DEFAULT_SYSTEM_SHARE,
-    ) -> QingCloudCatalogue:
-        return cls(generate_images(count, seed, owner, system_share), owner)
+    default_owner = DEFAULT_OWNER
+    draw = staticmethod(generate_images)
 
     def owned(self, image: dict[str, Any]) -> bool:
         return bool(image["owner"] == self.owner)

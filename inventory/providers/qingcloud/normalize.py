@@ -31,12 +31,12 @@ ARCHITECTURE_MAP: dict[str, str] = {"64bit": "x86_64", "32bit": "i386"}
 
 
 def normalize(raw: dict[str, Any]) -> ImageRecord:
-    image_id = required_str(raw, "image_id")
     raw_status = required_str(raw, "status")
+    status = ImageStatus.mapped(STATUS_MAP, raw_status)
     processor = optional_str(raw, "processor_type")
     return ImageRecord(
-        provider_image_id=image_id,
-        status=STATUS_MAP.get(raw_status.lower(), ImageStatus.UNKNOWN),
+        provider_image_id=required_str(raw, "image_id"),
+        status=status,
         raw_status=raw_status,
         name=optional_str(raw, "image_name"),
         description=optional_str(raw, "description"),

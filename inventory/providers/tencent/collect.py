@@ -34,13 +34,7 @@ from inventory.errors import (
 )
 from inventory.http import RateLimiter
 from inventory.paging import OffsetPaging, Page, PagingStrategy
-from inventory.providers.base import (
-    PagedCollector,
-    item_list,
-    json_body,
-    raise_for_http,
-    total_count,
-)
+from inventory.providers.base import PagedCollector
 from inventory.providers.tencent.auth import ACTION, CONTENT_TYPE, TencentAuth
 from inventory.source import SourceConfig
 
@@ -224,8 +218,8 @@ class TencentCollector(PagedCollector):
         return self._parse(response, number)
 
     def _parse(self, response: httpx.Response, number: int) -> Page:
-        raise_for_http(response, self.endpoint)
-        body = json_body(response)
+        self.raise_for_http(response, self.endpoint)
+        body = self.json_body(response)
         envelope = body.get("Response") if isinstance(body, dict) else None
         if not isinstance(envelope, dict):
             raise MalformedResponse("response has no Response object")
@@ -234,8 +228,8 @@ class TencentCollector(PagedCollector):
         error = envelope.get("Error")
         if error is not None:
             raise self._error(error, request_id)
-        items = item_list(envelope.get("ImageSet"), "Response.ImageSet")
-        total = total_count(envelope.get("TotalCount"), "Response.TotalCount")
+        items = self.item_list(envelope.get("ImageSet"), "Response.ImageSet")
+        total = self.total_count(envelope.get("TotalCount"), "Response.TotalCount")
         return Page(number=number, items=items, total=total, meta={"request_id": request_id})
 
     @staticmethod

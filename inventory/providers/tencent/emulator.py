@@ -193,20 +193,13 @@ class TencentCatalogue(Catalogue):
         "delete": (lambda _i: True, lambda _i, _now: None),
     }
 
-    def __init__(self, images: Iterable[dict[str, Any]], uin: str = DEFAULT_UIN) -> None:
-        self.uin = uin
-        super().__init__(images)
+    default_owner = DEFAULT_UIN
+    draw = staticmethod(generate_images)
 
-    @classmethod
-    def generate(
-        cls,
-        count: int,
-        seed: int,
-        uin: str = DEFAULT_UIN,
-        public_share: float = DEFAULT_PUBLIC_SHARE,
-        shared_share: float = DEFAULT_SHARED_SHARE,
-    ) -> TencentCatalogue:
-        return cls(generate_images(count, seed, uin, public_share, shared_share), uin)
+    @property
+    def uin(self) -> str:
+        """The account (Tencent's uin) whose own images mutations change."""
+        return self.owner
 
     def owned(self, image: dict[str, Any]) -> bool:
         return image["ImageType"] == "PRIVATE_IMAGE" and image.get("ImageCreator") == self.uin

@@ -50,16 +50,15 @@ _NON_LINUX_PLATFORMS: dict[str, str] = {"windows": "windows", "freebsd": "freebs
 
 
 def normalize(raw: dict[str, Any]) -> ImageRecord:
-    image_id = required_str(raw, "ImageId")
     raw_status = required_str(raw, "ImageState")
-    status = STATUS_MAP.get(raw_status.upper(), ImageStatus.UNKNOWN)
+    status = ImageStatus.mapped(STATUS_MAP, raw_status)
     if raw.get("ImageDeprecated") is True:
         status = ImageStatus.DEPRECATED
     family = optional_str(raw, "Platform")
     image_type = optional_str(raw, "ImageType")
     architecture = optional_str(raw, "Architecture")
     return ImageRecord(
-        provider_image_id=image_id,
+        provider_image_id=required_str(raw, "ImageId"),
         status=status,
         raw_status=raw_status,
         name=optional_str(raw, "ImageName"),
