@@ -10,6 +10,8 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Seq
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Self
 
+from inventory.emulation import traits
+
 #: The kinds of change every catalogue's :meth:`Catalogue.mutate` accepts (a kind the
 #: provider cannot express changes nothing and comes back as an empty list).
 MUTATIONS = ("deprecate", "cease", "delete", "remove", "add", "rename")
@@ -35,6 +37,9 @@ class Catalogue:
     #: ``deprecate`` / ``cease`` / ``delete`` in the provider's vocabulary; a kind it has
     #: no way to express is left out.
     transitions: ClassVar[Mapping[str, Transition]] = {}
+    #: The fields a rename changes: the name, and the description if the provider has one.
+    name_field: ClassVar[str]
+    description_field: ClassVar[str | None] = None
     #: The account whose own images mutations change, unless one is given.
     default_owner: ClassVar[str] = ""
     #: The provider's image generator: ``draw(count, seed, owner, **shares)``.
@@ -62,8 +67,12 @@ class Catalogue:
         return True
 
     def renamed(self, image: Image, rng: random.Random, now: datetime) -> Image:
-        """The fields a rename sets on ``image``."""
-        raise NotImplementedError
+        """The fields a rename sets: a new ``-vN`` name, and a "rebuilt" description where
+        the provider has one."""
+        fields = {self.name_field: traits.renamed(image[self.name_field] or "image", rng)}
+        if self.description_field is not None:
+            fields[self.description_field] = f"rebuilt {now:%Y-%m-%d}"
+        return fields
 
     def new_images(
         self, rng: random.Random, count: int, now: datetime, taken: Iterable[str]

@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from inventory.emulation import Call, Catalogue, EmulatorApp, Request, Response, traits
+from inventory.emulation import Call, Catalogue, Request, Response, traits
 from inventory.emulation.sources import EmulatedSource
 from inventory.providers.huawei_common import emulator_iam, signer
-from inventory.providers.huawei_common.emulator_iam import IamService
+from inventory.providers.huawei_common.emulator import GatewayApp
 
 DEFAULT_ACCESS_KEY_ID = "HWEMULATORACCESSKEY01"
 DEFAULT_SECRET_ACCESS_KEY = "emulator-huawei-secret-access-key"  # noqa: S105 - documented
@@ -105,12 +105,13 @@ class IecCatalogue(Catalogue):
 
     default_owner = DEFAULT_OWNER
     draw = staticmethod(generate_images)
+    name_field = "name"
 
     def owned(self, image: Image) -> bool:
         return bool(image["owner"] == self.owner)
 
     def renamed(self, image: Image, rng: random.Random, now: datetime) -> Image:
-        return {"name": traits.renamed(image["name"], rng), "updated_at": traits.utc_text(now)}
+        return {**super().renamed(image, rng, now), "updated_at": traits.utc_text(now)}
 
     def new_images(
         self, rng: random.Random, count: int, now: datetime, taken: Iterable[str]
@@ -173,10 +174,9 @@ ERRORS: dict[str, tuple[int, str, str]] = {
     "signature": (401, "APIGW.0301", _IAM + "verify aksk signature fail"),
     "domain": (401, "APIGW.0301", _IAM + "x-domain-id missing or not this account's"),
 }
-_THROTTLED = "The throttling threshold has been reached: policy user over ratelimit,limit:200,"
 
 
-class IecApp(EmulatorApp):
+class IecApp(GatewayApp):
     """ListImages behind the API gateway: gateway and IEC errors in one error_code shape."""
 
     provider = "huawei-iec"
@@ -187,18 +187,12 @@ class IecApp(EmulatorApp):
         "secret_access_key": DEFAULT_SECRET_ACCESS_KEY,
     }
     clock_skew_s = 15 * 60.0  # beyond it the gateway answers APIGW.0303
-    answers = {
-        "throttle": (429, "APIGW.0308", _THROTTLED + "time:1 second"),
-        "error": (502, "APIGW.0202", "Backend unavailable"),  # error_200 sends it with 200
-    }
+    catalogue: IecCatalogue
 
-    def __init__(
-        self, catalogue: IecCatalogue, *, iam: IamService | None = None, **engine: Any
-    ) -> None:
-        super().__init__(catalogue, **engine)
-        self.catalogue: IecCatalogue = catalogue
-        self.iam = iam or IamService()
-        self.domain_id = self.iam.domain_id  # the account's id, which X-Domain-Id must name
+    @property
+    def domain_id(self) -> str:
+        """The account's id, which X-Domain-Id must name."""
+        return self.iam.domain_id
 
     def source_options(self, url: str) -> dict[str, Any]:
         return {"domain_id": self.domain_id}
@@ -210,22 +204,11 @@ class IecApp(EmulatorApp):
             f"{self.iam.domain_name}"
         )
 
-    def state(self) -> dict[str, Any]:
-        return {**super().state(), **self.iam.state()}
-
-    def envelope(self, status: int, code: Any, message: str) -> Response:
-        rid = uuid.uuid4().hex
-        body = {"error_code": code, "error_msg": message, "request_id": rid}
-        return Response.json(status, body, **{"X-Request-Id": rid})
-
     def _check(self, ok: object, key: str, *details: str) -> None:
         """Refuse with ``ERRORS[key]`` unless ``ok``."""
         if not ok:
             status, code, message = ERRORS[key]
             raise self.refuse(status, code, message.format(*details))
-
-    def route(self, request: Request) -> Response | None:
-        return self.iam.handle(request) if self.iam.handles(request) else None
 
     def read(self, request: Request) -> Call:
         """Route, and read the paging strictly (refused before any fault)."""

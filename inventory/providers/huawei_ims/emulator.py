@@ -15,11 +15,11 @@ from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
-from inventory.emulation import Call, Catalogue, EmulatorApp, Request, Response, traits
+from inventory.emulation import Call, Catalogue, Request, Response, traits
 from inventory.emulation.sources import EmulatedSource
 from inventory.providers.fields import parse_time
 from inventory.providers.huawei_common import emulator_iam as hw_iam
-from inventory.providers.huawei_common.emulator_iam import IamService
+from inventory.providers.huawei_common.emulator import GatewayApp
 
 DEFAULT_REGION = "cn-north-4"
 #: The project the default IAM identity scopes to in the default region.
@@ -34,7 +34,6 @@ _glance_time = partial(traits.utc_text, fmt="%Y-%m-%dT%H:%M:%S.%f")
 _STATUSES = ("active", "queued", "saving", "killed")
 _STATUS_WEIGHTS = (92, 2, 2, 4)  # of the generated images
 _AUTH = "Incorrect IAM authentication information: "
-_THROTTLED = "The throttling threshold has been reached: policy user over ratelimit,limit:200,"
 #: IMS's refusals of a bad request (HTTP 400, code IMG.0001).
 _BAD = {
     "limit": "limit param must be an integer",
@@ -113,10 +112,6 @@ def _listed(image: Mapping[str, Any]) -> bool:
     return bool((image.get("properties") or {}).get("__os_type") != "Windows")
 
 
-def _request_id() -> str:
-    return f"req-{uuid.uuid4()}"
-
-
 def _deleted(_image: Image, now: datetime) -> Image:
     moment = _glance_time(now)
     return {"status": "deleted", "deleted": True, "deleted_at": moment, "updated_at": moment}
@@ -131,12 +126,13 @@ class ImsCatalogue(Catalogue):
 
     default_owner = DEFAULT_OWNER
     draw = staticmethod(generate_images)
+    name_field = "name"
 
     def owned(self, image: Image) -> bool:
         return image["owner"] == self.owner and _listed(image)
 
     def renamed(self, image: Image, rng: random.Random, now: datetime) -> Image:
-        return {"name": f"{image['name']}-v{rng.randint(2, 9)}", "updated_at": _glance_time(now)}
+        return {**super().renamed(image, rng, now), "updated_at": _glance_time(now)}
 
     def new_images(
         self, rng: random.Random, count: int, now: datetime, taken: Iterable[str]
@@ -189,25 +185,16 @@ def _matches(image: Image, f: Image) -> bool:
     return not ("size_max" in f and (size is None or size > f["size_max"]))
 
 
-class ImsApp(EmulatorApp):
+class ImsApp(GatewayApp):
     """IMS v1.1 behind Huawei's API gateway: the gateway's and IMS's own error shapes."""
 
     provider = "huawei-ims-v1"
     catalogue_class = ImsCatalogue
     paging = "marker"
-    answers = {
-        "throttle": (429, "APIGW.0308", _THROTTLED + "time:1 second"),
-        "error": (502, "APIGW.0202", "Backend unavailable"),  # the gateway's, as HTTP 200 too
-    }
     bad_marker = (400, "IMG.0001", "Invalid marker")
     region = DEFAULT_REGION  # a token must be scoped to this region's project
 
-    def __init__(
-        self, catalogue: ImsCatalogue, *, iam: IamService | None = None, **engine: Any
-    ) -> None:
-        super().__init__(catalogue, **engine)
-        self.catalogue: ImsCatalogue = catalogue
-        self.iam = iam or IamService()
+    catalogue: ImsCatalogue
 
     def __repr__(self) -> str:
         return f"ImsApp(region={self.region!r}, images={len(self.catalogue)})"
@@ -229,19 +216,14 @@ class ImsApp(EmulatorApp):
             f"{self.iam.username} of {self.iam.domain_name}"
         )
 
-    def state(self) -> Image:
-        return {**super().state(), **self.iam.state()}
+    def request_id(self) -> str:
+        return f"req-{uuid.uuid4()}"
 
     def envelope(self, status: int, code: Any, message: str) -> Response:
-        rid = _request_id()
-        if str(code).startswith("APIGW."):  # the gateway's envelope
-            body = {"error_code": code, "error_msg": message, "request_id": rid}
-            return Response.json(status, body, **{"X-Request-Id": rid})
+        if str(code).startswith("APIGW."):  # the gateway's own refusal
+            return super().envelope(status, code, message)
         body = {"error": {"code": code, "message": message}}
-        return Response.json(status, body, **{"X-Openstack-Request-Id": rid})
-
-    def route(self, request: Request) -> Response | None:
-        return self.iam.handle(request) if self.iam.handles(request) else None
+        return Response.json(status, body, **{"X-Openstack-Request-Id": self.request_id()})
 
     def _check(self, ok: object, kind: str, **values: Any) -> None:
         """Refuse as IMS does (HTTP 400 IMG.0001, message ``_BAD[kind]``) unless ``ok``."""
@@ -289,7 +271,9 @@ class ImsApp(EmulatorApp):
         return self.catalogue.listing(*call.selection)
 
     def page(self, items: list[Image], total: int, call: Call) -> Response:
-        return Response.json(200, {"images": items}, **{"X-Openstack-Request-Id": _request_id()})
+        return Response.json(
+            200, {"images": items}, **{"X-Openstack-Request-Id": self.request_id()}
+        )
 
 
 EMULATED = EmulatedSource(ImsApp, "Huawei IMS v1.1", ("region", "cn-north-4"), path="")

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 from inventory.emulation import Call, Catalogue, EmulatedSource, EmulatorApp, Refusal
 from inventory.emulation.catalogue import Image
 from inventory.emulation.server import Request, Response
-from inventory.emulation.traits import ImageTraits, draw_traits, iso_z, renamed, uuid4
+from inventory.emulation.traits import ImageTraits, draw_traits, iso_z, uuid4
 from inventory.providers.ksyun.auth import ALGORITHM, AMZ_DATE_FORMAT, SERVICE, TERMINATOR, sign
 
 DEFAULT_ACCESS_KEY_ID = "AKLTKSEMULATORKEY"
@@ -110,6 +110,7 @@ class KsyunCatalogue(Catalogue):
     """One account's KEC images: only custom ones change; KEC lists no deprecated state."""
 
     id_key = "ImageId"
+    name_field = "Name"
 
     @staticmethod
     def draw(count: int, seed: int, owner: str, system_share: float = 0.2) -> list[Image]:
@@ -118,9 +119,6 @@ class KsyunCatalogue(Catalogue):
 
     def owned(self, image: Image) -> bool:
         return bool(image["Type"] == "CustomImage")
-
-    def renamed(self, image: Image, rng: random.Random, now: datetime) -> Image:
-        return {"Name": renamed(image["Name"] or "image", rng)}
 
     def new_images(
         self, rng: random.Random, count: int, now: datetime, taken: Iterable[str]

@@ -134,13 +134,10 @@ class QingCloudCatalogue(Catalogue):
 
     default_owner = DEFAULT_OWNER
     draw = staticmethod(generate_images)
+    name_field, description_field = "image_name", "description"
 
     def owned(self, image: dict[str, Any]) -> bool:
         return bool(image["owner"] == self.owner)
-
-    def renamed(self, image: dict[str, Any], rng: random.Random, now: datetime) -> dict[str, Any]:
-        name = traits.renamed(image["image_name"] or "image", rng)
-        return {"image_name": name, "description": f"rebuilt {now:%Y-%m-%d}"}
 
     def new_images(
         self, rng: random.Random, count: int, now: datetime, taken: Iterable[str]

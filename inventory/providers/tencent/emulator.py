@@ -195,6 +195,7 @@ class TencentCatalogue(Catalogue):
 
     default_owner = DEFAULT_UIN
     draw = staticmethod(generate_images)
+    name_field, description_field = "ImageName", "ImageDescription"
 
     @property
     def uin(self) -> str:
@@ -203,10 +204,6 @@ class TencentCatalogue(Catalogue):
 
     def owned(self, image: dict[str, Any]) -> bool:
         return image["ImageType"] == "PRIVATE_IMAGE" and image.get("ImageCreator") == self.uin
-
-    def renamed(self, image: dict[str, Any], rng: random.Random, now: datetime) -> dict[str, Any]:
-        name = traits.renamed(image["ImageName"] or "image", rng)
-        return {"ImageName": name, "ImageDescription": f"rebuilt {now:%Y-%m-%d}"}
 
     def new_images(
         self, rng: random.Random, count: int, now: datetime, taken: Iterable[str]
