@@ -7,7 +7,7 @@ store and mutation, trait generation, request counting) names no provider: each 
 kinds and the credentials each emulator accepts are documented in docs/emulators.md.
 """
 
-from inventory.emulation.app import Call, EmulatorApp, Refusal
+from inventory.emulation.app import Call, EmulatorApp, Refusal, refusal_table
 from inventory.emulation.catalogue import MUTATIONS, Catalogue
 from inventory.emulation.faults import FAULT_KINDS, FaultRule, Faults
 from inventory.emulation.server import EmulatorServer, Request, Response
@@ -27,4 +27,5 @@ __all__ = [
     "Request",
     "Response",
     "Running",
+    "refusal_table",
 ]

@@ -67,6 +67,9 @@ class EmulatorApp:
     #: The provider's own answers as (HTTP status, code, message): "throttle" and "error"
     #: (what ``error_200`` sends) are required; other keys are extra fault kinds.
     answers: ClassVar[Mapping[str, tuple[int, Any, str]]]
+    #: Its refusals by key, as (HTTP status, code, message template): :meth:`check` and
+    #: :meth:`fail` raise them; :func:`refusal_table` reads them from a text table.
+    refusals: ClassVar[Mapping[str, tuple[int, Any, str]]] = {}
     #: A marker listing's answer to a marker that is not in the listing.
     bad_marker: ClassVar[tuple[int, Any, str]]
     #: The key it accepts unless :meth:`accept` says otherwise: the config's credential
@@ -149,6 +152,16 @@ class EmulatorApp:
 
     def refuse(self, status: int, code: Any, message: str) -> Refusal:
         return Refusal(self.envelope(status, code, message))
+
+    def fail(self, key: str, /, *args: Any, **kwargs: Any) -> Refusal:
+        """The refusal ``refusals[key]``, its message formatted with the arguments."""
+        status, code, message = self.refusals[key]
+        return self.refuse(status, code, message.format(*args, **kwargs))
+
+    def check(self, ok: object, key: str, /, *args: Any, **kwargs: Any) -> None:
+        """Raise :meth:`fail` unless ``ok``."""
+        if not ok:
+            raise self.fail(key, *args, **kwargs)
 
     def mutate(self, **counts: Any) -> dict[str, list[str]]:
         """The control API's mutation: :func:`inventory.emulation.catalogue.control_mutate`."""
@@ -261,3 +274,18 @@ class EmulatorApp:
             self.catalogue.drop(view[after][key])
         if "insert" in kinds:
             self.catalogue.insert_new(self._rng)
+
+
+def refusal_table(text: str, status: int | None = None) -> dict[str, tuple[int, Any, str]]:
+    """A dialect's :attr:`EmulatorApp.refusals` from a text table, one a line:
+    ``key status code message``, or ``key code message`` when every refusal is answered
+    with the same HTTP ``status``. The message is a ``str.format`` template."""
+    table: dict[str, tuple[int, Any, str]] = {}
+    for row in text.strip().splitlines():
+        if status is None:
+            key, answered, code, message = row.split(maxsplit=3)
+            table[key] = (int(answered), code, message)
+        else:
+            key, code, message = row.split(maxsplit=2)
+            table[key] = (status, code, message)
+    return table

@@ -187,6 +187,7 @@ class IecApp(GatewayApp):
         "secret_access_key": DEFAULT_SECRET_ACCESS_KEY,
     }
     clock_skew_s = 15 * 60.0  # beyond it the gateway answers APIGW.0303
+    refusals = ERRORS
     catalogue: IecCatalogue
 
     @property
@@ -204,32 +205,26 @@ class IecApp(GatewayApp):
             f"{self.iam.domain_name}"
         )
 
-    def _check(self, ok: object, key: str, *details: str) -> None:
-        """Refuse with ``ERRORS[key]`` unless ``ok``."""
-        if not ok:
-            status, code, message = ERRORS[key]
-            raise self.refuse(status, code, message.format(*details))
-
     def read(self, request: Request) -> Call:
         """Route, and read the paging strictly (refused before any fault)."""
-        self._check(request.path.rstrip("/") == "/v1/images", "path")
-        self._check(request.method == "GET", "verb")
+        self.check(request.path.rstrip("/") == "/v1/images", "path")
+        self.check(request.method == "GET", "verb")
         params = parse_qsl(request.raw_query, keep_blank_values=True)
         single = dict(params)
         try:
             offset, limit = int(single.get("offset", 0)), int(single.get("limit", MAX_LIMIT))
         except ValueError:
-            raise self.refuse(*ERRORS["not_int"]) from None
-        self._check(offset >= 0 and limit >= 1, "paging")
+            raise self.fail("not_int") from None
+        self.check(offset >= 0 and limit >= 1, "paging")
         return Call(offset=offset, limit=min(limit, MAX_LIMIT), extra=(params, single))
 
     def select(self, request: Request, call: Call) -> Call:
         single: dict[str, str] = call.extra[1]
         for key, allowed in _FILTERS.items():
-            self._check(key not in single or not allowed or single[key] in allowed, "filter", key)
+            self.check(key not in single or not allowed or single[key] in allowed, "filter", key)
         filters = tuple(sorted((k, v) for k, v in single.items() if k in _FILTERS))
         sort_key, sort_dir = single.get("sort_key", "created_at"), single.get("sort_dir", "desc")
-        self._check(sort_key in SORT_KEYS and sort_dir in ("asc", "desc"), "sort")
+        self.check(sort_key in SORT_KEYS and sort_dir in ("asc", "desc"), "sort")
         return replace(call, selection=(filters, sort_key, sort_dir))
 
     def listing(self, call: Call) -> Sequence[Image]:
@@ -243,23 +238,23 @@ class IecApp(GatewayApp):
         authorization = request.headers.get("authorization")
         if not authorization:
             token = request.headers.get("x-auth-token")
-            self._check(token, "no_token")
-            self._check(self.iam.check(token) is not None, "token")
+            self.check(token, "no_token")
+            self.check(self.iam.check(token) is not None, "token")
             return
         parts = signer.parse_authorization(authorization) or {}
-        self._check(parts, "scheme")
-        self._check(parts["Access"] == self.key_id, "ak")
+        self.check(parts, "scheme")
+        self.check(parts["Access"] == self.key_id, "ak")
         names = parts["SignedHeaders"].split(";")
-        self._check("host" in names and "x-sdk-date" in names, "unsigned")
+        self.check("host" in names and "x-sdk-date" in names, "unsigned")
         missing = [n for n in names if n not in request.headers]
-        self._check(not missing, "absent", *missing[:1])
+        self.check(not missing, "absent", *missing[:1])
         date = request.headers["x-sdk-date"]
         try:
             stamp = datetime.strptime(date, signer.DATE_FORMAT).replace(tzinfo=UTC)
         except ValueError:
-            raise self.refuse(*ERRORS["date"]) from None
+            raise self.fail("date") from None
         skew = abs((datetime.now(UTC) - stamp).total_seconds())
-        self._check(skew <= self.clock_skew_s, "expired")
+        self.check(skew <= self.clock_skew_s, "expired")
         payload = request.headers.get("x-sdk-content-sha256")
         body_sha = payload if payload == signer.UNSIGNED_PAYLOAD else signer.body_hash(request.body)
         headers = {name: request.headers[name] for name in names}
@@ -267,9 +262,9 @@ class IecApp(GatewayApp):
         params = call.extra[0]
         canonical, _ = signer.canonical_request(request.method, path, params, headers, body_sha)
         sig = signer.signature(self._secret, signer.string_to_sign(date, canonical))
-        self._check(hmac.compare_digest(sig.encode(), parts["Signature"].encode()), "signature")
+        self.check(hmac.compare_digest(sig.encode(), parts["Signature"].encode()), "signature")
         # IEC is account-level: the gateway needs the account id next to a global AK/SK.
-        self._check(request.headers.get("x-domain-id") == self.domain_id, "domain")
+        self.check(request.headers.get("x-domain-id") == self.domain_id, "domain")
 
 
 EMULATED = EmulatedSource(IecApp, "Huawei IEC", ("region", "cn-north-4"))

@@ -191,6 +191,8 @@ class ImsApp(GatewayApp):
     provider = "huawei-ims-v1"
     catalogue_class = ImsCatalogue
     paging = "marker"
+    # IMS's own refusals of a bad request are HTTP 400 with code IMG.0001.
+    refusals = {kind: (400, "IMG.0001", message) for kind, message in _BAD.items()}
     bad_marker = (400, "IMG.0001", "Invalid marker")
     region = DEFAULT_REGION  # a token must be scoped to this region's project
 
@@ -225,16 +227,11 @@ class ImsApp(GatewayApp):
         body = {"error": {"code": code, "message": message}}
         return Response.json(status, body, **{"X-Openstack-Request-Id": self.request_id()})
 
-    def _check(self, ok: object, kind: str, **values: Any) -> None:
-        """Refuse as IMS does (HTTP 400 IMG.0001, message ``_BAD[kind]``) unless ``ok``."""
-        if not ok:
-            raise self.refuse(400, "IMG.0001", _BAD[kind].format(**values))
-
     def _int(self, text: str, kind: str, **values: Any) -> int:
         try:
             return int(text)
         except ValueError:
-            raise self.refuse(400, "IMG.0001", _BAD[kind].format(**values)) from None
+            raise self.fail(kind, **values) from None
 
     def read(self, request: Request) -> Call:
         # As IMS does: limit and filters are checked before the token, the marker after it.
@@ -243,17 +240,17 @@ class ImsApp(GatewayApp):
             raise self.refuse(404, "APIGW.0101", msg)
         single = dict(parse_qsl(request.raw_query, keep_blank_values=True))
         limit = self._int(single.get("limit", str(DEFAULT_LIMIT)), "limit")
-        self._check(limit >= 0, "negative")
+        self.check(limit >= 0, "negative")
         f: Image = {k: single[k] for k in _TEXT_FILTERS if k in single}
         for k in ("size_min", "size_max"):
             if k in single:
                 f[k] = self._int(single[k], "size", key=k, value=single[k])
         if "changes-since" in single:
             f["changes-since"] = parse_time(single["changes-since"])
-            self._check(f["changes-since"], "since")
+            self.check(f["changes-since"], "since")
         sort_key, sort_dir = single.get("sort_key", "created_at"), single.get("sort_dir", "desc")
-        self._check(sort_key in SORT_KEYS, "sort_key")
-        self._check(sort_dir in ("asc", "desc"), "sort_dir")
+        self.check(sort_key in SORT_KEYS, "sort_key")
+        self.check(sort_dir in ("asc", "desc"), "sort_dir")
         selection = (tuple(sorted(f.items())), sort_key, sort_dir)
         limit = max(1, min(limit, MAX_LIMIT))
         return Call(limit=limit, marker=single.get("marker"), selection=selection)

@@ -17,7 +17,7 @@ from hashlib import sha256
 from typing import Any
 from urllib.parse import parse_qsl
 
-from inventory.emulation import Call, Catalogue, EmulatedSource, EmulatorApp, Refusal
+from inventory.emulation import Call, Catalogue, EmulatedSource, EmulatorApp, Refusal, refusal_table
 from inventory.emulation.catalogue import Image
 from inventory.emulation.server import Request, Response
 from inventory.emulation.traits import ImageTraits, draw_traits, iso_z, uuid4
@@ -55,8 +55,7 @@ version     400 InvalidParameterValue        Version {0!r} is not supported; use
 image_id    400 ImageIdInvalidParameterValue An invalid or out-of-range value was supplied for the "ImageId" parameter.
 image_type  400 InvalidParameterValue        The value {0!r} is not valid for "ImageType".
 """  # noqa: E501 - a table
-_ROWS = (row.split(maxsplit=3) for row in _ANSWERS.strip().splitlines())
-_ERRORS = {name: (int(status), code, message) for name, status, code, message in _ROWS}
+_REFUSALS = refusal_table(_ANSWERS)
 _SIGNATURE_FIELDS = ("Credential", "SignedHeaders", "Signature")
 
 
@@ -141,7 +140,8 @@ class KsyunApp(EmulatorApp):
     )
     clock_skew_s = 900.0  # as AWS SigV4 services allow
     paging = "single"
-    answers = {kind: _ERRORS[kind] for kind in ("throttle", "error", "internal", "server_busy")}
+    refusals = _REFUSALS
+    answers = {kind: _REFUSALS[kind] for kind in ("throttle", "error", "internal", "server_busy")}
     regions = DEFAULT_REGIONS  # those a credential scope may name
     catalogue: KsyunCatalogue
 
@@ -151,14 +151,6 @@ class KsyunApp(EmulatorApp):
     def envelope(self, status: int, code: Any, message: str) -> Response:
         error = {"Code": code, "Message": message}
         return Response.json(status, {"RequestId": str(uuid.uuid4()), "Error": error})
-
-    def _fail(self, name: str, *args: Any) -> Refusal:
-        status, code, message = _ERRORS[name]
-        return self.refuse(status, code, message.format(*args))
-
-    def _require(self, ok: bool, name: str, *args: Any) -> None:
-        if not ok:
-            raise self._fail(name, *args)
 
     def read(self, request: Request) -> Call:
         if request.path != "/":
@@ -178,54 +170,54 @@ class KsyunApp(EmulatorApp):
             fields = {k: presigned.get(f"X-Amz-{k}", "") for k in _SIGNATURE_FIELDS}
             stamp = presigned.get("X-Amz-Date") or headers.get("x-amz-date")
         else:
-            self._require("authorization" in headers, "unsigned")
+            self.check("authorization" in headers, "unsigned")
             algorithm, _, rest = headers["authorization"].partition(" ")
             pairs = (item.strip().partition("=") for item in rest.split(","))
             fields, stamp = {k: v for k, sep, v in pairs if sep}, headers.get("x-amz-date")
         credential, signed_headers, signature = (fields.get(k, "") for k in _SIGNATURE_FIELDS)
-        self._require(algorithm == ALGORITHM, "algorithm", ALGORITHM)
-        self._require(bool(credential and signed_headers and signature), "incomplete")
+        self.check(algorithm == ALGORITHM, "algorithm", ALGORITHM)
+        self.check(bool(credential and signed_headers and signature), "incomplete")
         moment = self._moment(stamp, headers.get("date"))  # else the Date header, as KSyun does
         scope = credential.split("/")
-        self._require(len(scope) == 5 and scope[4] == TERMINATOR, "scope")
+        self.check(len(scope) == 5 and scope[4] == TERMINATOR, "scope")
         key_id, date, region, service, _ = scope
-        self._require(key_id == self.key_id, "key")
-        self._require(service == SERVICE, "service", SERVICE)
+        self.check(key_id == self.key_id, "key")
+        self.check(service == SERVICE, "service", SERVICE)
         amz_date = moment.strftime(AMZ_DATE_FORMAT)
-        self._require(date == amz_date[:8], "date", amz_date[:8])
+        self.check(date == amz_date[:8], "date", amz_date[:8])
         names = signed_headers.split(";")
-        self._require("host" in names and all(n in headers for n in names), "headers")
+        self.check("host" in names and all(n in headers for n in names), "headers")
         body_hash = sha256(request.body).hexdigest()
         signed: dict[str, Any] = dict(method=request.method, path=request.path, params=query)
         signed.update(headers=headers, signed_headers=names, payload_hash=body_hash)
         expected = sign(**signed, secret=self._secret, amz_date=amz_date, region=region)
         genuine = hmac.compare_digest(expected.signature.encode(), signature.encode())
-        self._require(genuine, "signature")
+        self.check(genuine, "signature")
         # After the signature: a stale request is reported as stale only if otherwise genuine.
         skew = abs((datetime.now(UTC) - moment).total_seconds())
-        self._require(skew <= self.clock_skew_s, "expired", amz_date, skew)
-        self._require(region in self.regions, "region", region)
+        self.check(skew <= self.clock_skew_s, "expired", amz_date, skew)
+        self.check(region in self.regions, "region", region)
 
     def _moment(self, stamp: str | None, date_header: str | None) -> datetime:
         if stamp:
             with contextlib.suppress(ValueError):
                 return datetime.strptime(stamp, AMZ_DATE_FORMAT).replace(tzinfo=UTC)
-            raise self._fail("stamp", stamp)
+            raise self.fail("stamp", stamp)
         if date_header:
             with contextlib.suppress(TypeError, ValueError):
                 return email.utils.parsedate_to_datetime(date_header).astimezone(UTC)
-        raise self._fail("no_date")
+        raise self.fail("no_date")
 
     def select(self, request: Request, call: Call) -> Call:
         params: dict[str, str] = call.extra[1]
         action, version = params.get("Action"), params.get("Version")
-        self._require(bool(action), "no_action")
-        self._require(action == ACTION, "action", action)
-        self._require(version == API_VERSION, "version", version, API_VERSION)
+        self.check(bool(action), "no_action")
+        self.check(action == ACTION, "action", action)
+        self.check(version == API_VERSION, "version", version, API_VERSION)
         filters = {key: params[key] for key in _FILTER_FIELDS if key in params}
         image_id, image_type = filters.get("ImageId"), filters.get("ImageType")
-        self._require(image_id is None or self.catalogue.get(image_id) is not None, "image_id")
-        self._require(image_type in (None, *IMAGE_SOURCES), "image_type", image_type)
+        self.check(image_id is None or self.catalogue.get(image_id) is not None, "image_id")
+        self.check(image_type in (None, *IMAGE_SOURCES), "image_type", image_type)
         return replace(call, selection=tuple(sorted(filters.items())))
 
     def listing(self, call: Call) -> Sequence[Image]:

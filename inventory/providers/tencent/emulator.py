@@ -18,7 +18,16 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from inventory.emulation import Call, Catalogue, EmulatorApp, Refusal, Request, Response, traits
+from inventory.emulation import (
+    Call,
+    Catalogue,
+    EmulatorApp,
+    Refusal,
+    Request,
+    Response,
+    refusal_table,
+    traits,
+)
 from inventory.emulation.sources import EmulatedSource
 from inventory.providers.tencent import auth as tc3
 
@@ -88,8 +97,7 @@ values InvalidParameter Filter `{}`: Values must be an array of strings.
 many_values InvalidFilterValue.LimitExceeded Filter `{}` takes at most {} values.
 image_type InvalidParameterValue Invalid image-type value `{}`.
 """  # noqa: E501 - a table
-_ROWS = (row.split(" ", 2) for row in _ERRORS_TABLE.splitlines())
-_ERRORS = {key: (code, message) for key, code, message in _ROWS}
+_REFUSALS = refusal_table(_ERRORS_TABLE, status=200)
 
 #: (name, values) pairs; ``ImageIds`` are an ``image-id`` filter with a set of values.
 Filters = tuple[tuple[str, Collection[str]], ...]
@@ -228,7 +236,8 @@ class TencentApp(EmulatorApp):
     catalogue_class = TencentCatalogue
     default_key = {"secret_id": DEFAULT_SECRET_ID, "secret_key": DEFAULT_SECRET_KEY}
     clock_skew_s = 300.0
-    answers = {kind: (200, *_ERRORS[kind]) for kind in ("throttle", "error", "server_busy")}
+    refusals = _REFUSALS
+    answers = {kind: _REFUSALS[kind] for kind in ("throttle", "error", "server_busy")}
     answers["internal"] = answers["error"]  # an extra fault kind, answered as error_200 is
 
     def __init__(
@@ -261,19 +270,11 @@ class TencentApp(EmulatorApp):
         error = {"Error": {"Code": code, "Message": message}, "RequestId": str(uuid.uuid4())}
         return Response.json(status, {"Response": error})
 
-    def _no(self, key: str, *args: Any) -> Refusal:
-        code, message = _ERRORS[key]
-        return self.refuse(200, code, message.format(*args))
-
-    def _need(self, ok: object, key: str, *args: Any) -> None:
-        if not ok:
-            raise self._no(key, *args)
-
     def read(self, request: Request) -> Call:
         if request.path != "/":
             html = "<html><body><h1>404 Not Found</h1></body></html>"
             raise Refusal(Response.text(404, html, "text/html"))
-        self._need(request.method == "POST", "protocol")
+        self.check(request.method == "POST", "protocol")
         try:
             body = json.loads(request.body or b"{}")
         except ValueError:  # UnicodeDecodeError is one
@@ -288,24 +289,24 @@ class TencentApp(EmulatorApp):
     def authenticate(self, request: Request, call: Call) -> None:
         """The signature, then the common headers, then the rate limit."""
         headers = request.headers
-        self._need(headers.get("authorization"), "no_auth")
+        self.check(headers.get("authorization"), "no_auth")
         auth = tc3.parse_authorization(headers["authorization"])
         if auth is None:
-            raise self._no("bad_auth")
+            raise self.fail("bad_auth")
         ok_scope = auth.service == tc3.SERVICE and auth.terminator == "tc3_request"
-        self._need(ok_scope, "scope", tc3.SERVICE)
+        self.check(ok_scope, "scope", tc3.SERVICE)
         stamp_text = headers.get("x-tc-timestamp", "")
-        self._need(stamp_text, "missing", "Timestamp")
+        self.check(stamp_text, "missing", "Timestamp")
         try:
             stamp = int(stamp_text)
         except ValueError:
-            raise self._no("stamp", stamp_text) from None
-        self._need(auth.secret_id == self.key_id, "secret_id")
+            raise self.fail("stamp", stamp_text) from None
+        self.check(auth.secret_id == self.key_id, "secret_id")
         now = int(self._clock())
-        self._need(abs(now - stamp) <= self.clock_skew_s, "expired", stamp, now, self.clock_skew_s)
+        self.check(abs(now - stamp) <= self.clock_skew_s, "expired", stamp, now, self.clock_skew_s)
         signed = auth.signed_headers
         # It must name content-type and host, and only headers the request has.
-        self._need({"content-type", "host"} <= set(signed) <= headers.keys(), "signed")
+        self.check({"content-type", "host"} <= set(signed) <= headers.keys(), "signed")
         expected = tc3.sign(
             secret_key=self._secret,
             method=request.method,
@@ -318,56 +319,56 @@ class TencentApp(EmulatorApp):
         # The scope date must be the UTC date of the timestamp (a signer using local time
         # fails around midnight); the real API refuses that as a signature failure too.
         valid = hmac.compare_digest(expected.encode(), auth.signature.encode())
-        self._need(auth.date == tc3.utc_date(stamp) and valid, "signature")
+        self.check(auth.date == tc3.utc_date(stamp) and valid, "signature")
         for name in ("Action", "Version", "Region"):
-            self._need(headers.get(f"x-tc-{name.lower()}"), "missing", name)
+            self.check(headers.get(f"x-tc-{name.lower()}"), "missing", name)
         for name, known in self._known.items():
-            self._need(headers[f"x-tc-{name}"] in known, name, headers[f"x-tc-{name}"])
+            self.check(headers[f"x-tc-{name}"] in known, name, headers[f"x-tc-{name}"])
         media = headers.get("content-type", "").split(";")[0].strip().lower()
-        self._need(media == "application/json", "json")
+        self.check(media == "application/json", "json")
         if self.rate_limit_per_s is not None:  # a sliding one-second window per account
             moment = self._clock()
             with self._calls_lock:
                 while self._calls and moment - self._calls[0] >= 1.0:
                     self._calls.popleft()
                 calls = len(self._calls)
-                self._need(calls < self.rate_limit_per_s, "rate", calls + 1, self.rate_limit_per_s)
+                self.check(calls < self.rate_limit_per_s, "rate", calls + 1, self.rate_limit_per_s)
                 self._calls.append(moment)
 
     def select(self, request: Request, call: Call) -> Call:
         body = call.extra
-        self._need(body is not None, "body")
+        self.check(body is not None, "body")
         unknown = sorted(set(body) - PARAMETERS)
-        self._need(not unknown, "unknown", *unknown[:1])
+        self.check(not unknown, "unknown", *unknown[:1])
         offset, limit = body.get("Offset", 0), body.get("Limit", DEFAULT_LIMIT)
         for name, value in (("Offset", offset), ("Limit", limit)):
-            self._need(isinstance(value, int) and not isinstance(value, bool), "integer", name)
-        self._need(offset >= 0, "offset")
-        self._need(1 <= limit <= MAX_LIMIT, "limit", MAX_LIMIT, limit)
-        self._need("ImageIds" not in body or "Filters" not in body, "coexist")
-        self._need(isinstance(body.get("InstanceType"), str | None), "instance")
+            self.check(isinstance(value, int) and not isinstance(value, bool), "integer", name)
+        self.check(offset >= 0, "offset")
+        self.check(1 <= limit <= MAX_LIMIT, "limit", MAX_LIMIT, limit)
+        self.check("ImageIds" not in body or "Filters" not in body, "coexist")
+        self.check(isinstance(body.get("InstanceType"), str | None), "instance")
         if "ImageIds" in body:
             ids = body["ImageIds"]
-            self._need(isinstance(ids, list) and all(isinstance(i, str) for i in ids), "ids")
-            self._need(len(ids) <= MAX_IMAGE_IDS, "many_ids", MAX_IMAGE_IDS)
+            self.check(isinstance(ids, list) and all(isinstance(i, str) for i in ids), "ids")
+            self.check(len(ids) <= MAX_IMAGE_IDS, "many_ids", MAX_IMAGE_IDS)
             bad = [i for i in ids if not _IMAGE_ID.match(i)]
-            self._need(not bad, "bad_id", *bad[:1])
+            self.check(not bad, "bad_id", *bad[:1])
             selection: Filters = (("image-id", frozenset(ids)),)
             return Call(offset=offset, limit=limit, selection=selection)
         raw_filters = body.get("Filters", [])
-        self._need(isinstance(raw_filters, list), "filters")
-        self._need(len(raw_filters) <= MAX_FILTERS, "many_filters", MAX_FILTERS)
+        self.check(isinstance(raw_filters, list), "filters")
+        self.check(len(raw_filters) <= MAX_FILTERS, "many_filters", MAX_FILTERS)
         filters: list[tuple[str, Collection[str]]] = []
         for item in raw_filters:
             fields: Any = item if isinstance(item, dict) else {}
             name, values = fields.get("Name"), fields.get("Values")
             tag = isinstance(name, str) and name.startswith("tag:") and len(name) > 4
-            self._need(isinstance(name, str) and (name in FILTER_NAMES or tag), "filter", name)
+            self.check(isinstance(name, str) and (name in FILTER_NAMES or tag), "filter", name)
             strings = isinstance(values, list) and all(isinstance(v, str) for v in values)
-            self._need(strings, "values", name)
-            self._need(len(values) <= MAX_FILTER_VALUES, "many_values", name, MAX_FILTER_VALUES)
+            self.check(strings, "values", name)
+            self.check(len(values) <= MAX_FILTER_VALUES, "many_values", name, MAX_FILTER_VALUES)
             bad = [v for v in values if v not in IMAGE_TYPES] if name == "image-type" else []
-            self._need(not bad, "image_type", *bad[:1])
+            self.check(not bad, "image_type", *bad[:1])
             filters.append((name, tuple(values)))
         return Call(offset=offset, limit=limit, selection=tuple(sorted(filters)))
 
