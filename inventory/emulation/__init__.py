@@ -7,25 +7,18 @@ store and mutation, trait generation, request counting) names no provider: each 
 kinds and the credentials each emulator accepts are documented in docs/emulators.md.
 """
 
-from inventory.emulation.app import Call, EmulatorApp, Refusal, refusal_table
-from inventory.emulation.catalogue import MUTATIONS, Catalogue
-from inventory.emulation.faults import FAULT_KINDS, FaultRule, Faults
-from inventory.emulation.server import EmulatorServer, Request, Response
-from inventory.emulation.sources import EmulatedSource, Running
-
-__all__ = [
-    "FAULT_KINDS",
-    "MUTATIONS",
-    "Call",
-    "Catalogue",
-    "EmulatedSource",
-    "EmulatorApp",
-    "EmulatorServer",
-    "FaultRule",
-    "Faults",
-    "Refusal",
-    "Request",
-    "Response",
-    "Running",
-    "refusal_table",
-]
+# Re-exported: what a dialect builds on ("X as X" marks a re-export for the type checker).
+from inventory.emulation.app import Call as Call
+from inventory.emulation.app import EmulatorApp as EmulatorApp
+from inventory.emulation.app import Refusal as Refusal
+from inventory.emulation.app import refusal_table as refusal_table
+from inventory.emulation.catalogue import MUTATIONS as MUTATIONS
+from inventory.emulation.catalogue import Catalogue as Catalogue
+from inventory.emulation.faults import FAULT_KINDS as FAULT_KINDS
+from inventory.emulation.faults import FaultRule as FaultRule
+from inventory.emulation.faults import Faults as Faults
+from inventory.emulation.server import EmulatorServer as EmulatorServer
+from inventory.emulation.server import Request as Request
+from inventory.emulation.server import Response as Response
+from inventory.emulation.sources import EmulatedSource as EmulatedSource
+from inventory.emulation.sources import Running as Running

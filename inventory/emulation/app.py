@@ -1,24 +1,13 @@
 """The request pipeline every emulated API shares, and the hooks a provider dialect fills in.
 
-:class:`EmulatorApp` answers one request in fixed steps; a dialect (a subclass, in
-``inventory/providers/<name>/emulator.py``) supplies only what is true of its provider:
-
-1. :meth:`~EmulatorApp.read`: route the request and read its paging leniently (a
-   :class:`Call`); a wrong path or verb is refused here;
-2. the page's faults that answer instead of the page, before any check, as a gateway
-   in front of the API would (for a marker listing, after step 5, once the page is known);
-3. :meth:`~EmulatorApp.authenticate`: the provider's signature or token check;
-4. :meth:`~EmulatorApp.select`: the strict reading of paging and filters, refused in the
-   provider's words;
-5. :meth:`~EmulatorApp.listing`: the images the filters select, in the API's order;
-6. the page: the window the call asks for (``offset``/``limit``, after ``marker``, or all
-   of it), with the page faults applied;
-7. :meth:`~EmulatorApp.page`: the provider's response body for those items;
-8. the faults that change the catalogue after the answer.
-
-A refusal is raised as :class:`Refusal` with the provider's response; errors are shaped by
-:meth:`~EmulatorApp.envelope`, and :attr:`~EmulatorApp.answers` holds the provider's own
-throttling and error answers.
+:class:`EmulatorApp` answers a request in fixed steps (:meth:`EmulatorApp._serve`, listed
+in docs/emulators.md): :meth:`~EmulatorApp.read` routes it and reads its paging leniently,
+the faults that replace the page come next (before any check, as a gateway in front of the
+API would), then :meth:`~EmulatorApp.authenticate`, the strict :meth:`~EmulatorApp.select`,
+the :meth:`~EmulatorApp.listing`, the window with the page faults, the provider's
+:meth:`~EmulatorApp.page` and the faults that change the catalogue afterwards. A dialect (a
+subclass, in ``inventory/providers/<name>/emulator.py``) supplies only those hooks, its
+error :meth:`~EmulatorApp.envelope`, its :attr:`~EmulatorApp.answers` and its refusals.
 """
 
 from __future__ import annotations
@@ -34,6 +23,15 @@ from typing import Any, ClassVar
 from inventory.emulation.catalogue import Catalogue, control_mutate
 from inventory.emulation.faults import FAULT_KINDS, FaultRule, Faults
 from inventory.emulation.server import Request, Response
+
+#: The pages a gateway or load balancer in front of the API sends: HTML, not the API's
+#: JSON envelope, so the client must cope with a body it cannot parse.
+_PAGES = {
+    "http_500": (500, "500 Internal Server Error"),
+    "http_503": (503, "503 Service Unavailable"),
+    "http_429": (429, "429 Too Many Requests"),
+    "html_200": (200, "Service maintenance: back soon"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +68,6 @@ class EmulatorApp:
     #: Its refusals by key, as (HTTP status, code, message template): :meth:`check` and
     #: :meth:`fail` raise them; :func:`refusal_table` reads them from a text table.
     refusals: ClassVar[Mapping[str, tuple[int, Any, str]]] = {}
-    #: A marker listing's answer to a marker that is not in the listing.
-    bad_marker: ClassVar[tuple[int, Any, str]]
     #: The key it accepts unless :meth:`accept` says otherwise: the config's credential
     #: fields with the documented test values, the key id first, then the secret.
     default_key: ClassVar[Mapping[str, str]] = {}
@@ -176,18 +172,16 @@ class EmulatorApp:
 
     def _serve(self, request: Request) -> Response:
         call = self.read(request)
-        rules: list[FaultRule] = []
-        if self.paging != "marker":
-            rules = self.faults.take_all(self._page_number(call.offset, call.limit))
-            early = self._answer(rules)
-            if early is not None:
-                return early
+        marker = self.paging == "marker"
+        rules = [] if marker else self.faults.take_all(self._page_number(call.offset, call.limit))
+        early = self._answer(rules)
+        if early is not None:
+            return early
         self.authenticate(request, call)
         call = self.select(request, call)
         view = self.listing(call)
-        start = call.offset
-        if self.paging == "marker":
-            start = self._after(view, call.marker)
+        start = self._after(view, call.marker) if marker else call.offset
+        if marker:  # only now is the page known
             rules = self.faults.take_all(self._page_number(start, call.limit))
             early = self._answer(rules)
             if early is not None:
@@ -227,8 +221,8 @@ class EmulatorApp:
             if self._positions is None or self._positions[0] is not view:
                 self._positions = (view, {image[key]: n for n, image in enumerate(view)})
             index = self._positions[1].get(marker)
-        if index is None:
-            raise self.refuse(*self.bad_marker)
+        if index is None:  # a marker listing's refusals name this answer "bad_marker"
+            raise self.fail("bad_marker")
         return index + 1
 
     def _answer(self, rules: list[FaultRule]) -> Response | None:
@@ -237,18 +231,10 @@ class EmulatorApp:
             kind = rule.kind
             if kind == "latency":
                 time.sleep(rule.latency_s)
-            elif kind in ("http_500", "http_503"):
-                # What a load balancer in front of the API sends: an HTML page, not the
-                # API's JSON envelope, so the client must cope with a body it cannot parse.
-                status = 500 if kind == "http_500" else 503
-                text = "Internal Server Error" if status == 500 else "Service Unavailable"
-                return Response.html(status, f"{status} {text}")
-            elif kind == "http_429":
-                return replace(
-                    Response.html(429, "429 Too Many Requests"), headers={"Retry-After": "1"}
-                )
-            elif kind == "html_200":
-                return Response.html(200, "Service maintenance: back soon")
+            elif kind in _PAGES:
+                status, title = _PAGES[kind]
+                page = Response.html(status, title)
+                return replace(page, headers={"Retry-After": "1"}) if status == 429 else page
             elif kind == "reset":
                 return Response(0, b"", reset=True)
             elif kind == "error_200":

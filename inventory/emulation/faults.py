@@ -13,19 +13,12 @@ from collections.abc import Container, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-#: Faults answered instead of the page.
+#: Faults answered instead of the page: a gateway's page, the provider's own answer, a
+#: broken body or connection.
 ANSWER_KINDS = frozenset(
-    {
-        "http_500",
-        "http_503",
-        "http_429",
-        "throttle",
-        "error_200",
-        "html_200",
-        "malformed",
-        "truncated",
-        "reset",
-    }
+    {"http_500", "http_503", "http_429", "html_200"}
+    | {"throttle", "error_200"}
+    | {"malformed", "truncated", "reset"}
 )
 #: Faults that change what the page holds.
 PAGE_KINDS = frozenset({"empty_page", "short_page", "duplicate", "page_cap", "listing_cap"})
@@ -120,22 +113,18 @@ class Faults:
         return self._take(page, combine_latency=True)
 
     def _take(self, page: int, *, combine_latency: bool) -> list[FaultRule]:
-        taken: list[FaultRule] = []
-        seen_latency: set[bool] = set()
+        taken: dict[bool, FaultRule] = {}  # by "is a latency rule": one of each at most
         with self._lock:
             for entry in self._rules:
                 rule, left = entry
-                if rule.page is not None and rule.page != page:
+                is_latency = rule.kind == "latency"
+                if rule.page not in (None, page) or is_latency in taken:
                     continue
                 if left is not None and left <= 0:
                     continue
-                is_latency = rule.kind == "latency"
-                if is_latency in seen_latency:
-                    continue
-                seen_latency.add(is_latency)
                 if left is not None:
                     entry[1] = left - 1
-                taken.append(rule)
-                if not combine_latency or len(seen_latency) == 2:
+                taken[is_latency] = rule
+                if not combine_latency or len(taken) == 2:
                     break
-        return taken
+        return list(taken.values())

@@ -1,20 +1,15 @@
 """An emulated provider as the CLI, the demo and the benchmarks use it.
 
-Each dialect module declares one :class:`EmulatedSource` (``EMULATED``) naming its app
-class. :meth:`~EmulatedSource.make_server` builds a server over a generated catalogue,
-:meth:`~EmulatedSource.serve` runs it in the foreground (``inventory emulate``), and
-:meth:`~EmulatedSource.start` starts it on a free loopback port and returns a
-:class:`Running` handle that knows the catalogue (to mutate it between syncs) and the
-``[[sources]]`` table that reaches it. Credentials never appear in that table: it holds
-``${ENV}`` references, and :attr:`Running.env` holds the values (the emulator's documented
-test keys) to put into the environment of the process that syncs.
+Each dialect module declares one :class:`EmulatedSource` (``EMULATED``) to build, serve or
+start its emulator. A started one is a :class:`Running` handle whose ``[[sources]]`` table
+names the credentials only as ``${ENV}`` references; its ``env`` holds their values.
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from inventory.emulation.app import EmulatorApp
 from inventory.emulation.catalogue import Catalogue
@@ -59,11 +54,9 @@ class EmulatedSource:
         verbose: bool = False,
         **catalogue: Any,
     ) -> EmulatorServer:
-        """A ready (not yet started) server over a catalogue generated from ``seed``
-        (``catalogue``: the provider's generation settings, e.g. ``system_share``); the
-        credentials accepted are the documented defaults unless given."""
-        catalogue_of = self.app.catalogue_class.generate(images, seed, **catalogue)
-        app = self.app(catalogue_of)
+        """An unstarted server over a catalogue generated from ``seed`` (``catalogue``: the
+        provider's settings, e.g. ``system_share``), accepting the test keys unless given."""
+        app = self.app(self.app.catalogue_class.generate(images, seed, **catalogue))
         app.accept(access_key_id, secret_access_key)
         return EmulatorServer(app, port, verbose=verbose)
 
@@ -71,20 +64,17 @@ class EmulatedSource:
         """``inventory emulate PROVIDER``: serve in the foreground until Ctrl-C. The first
         line printed names the URL, written once the port listens (port 0 picks one)."""
         server = self.make_server(images=images, seed=seed, **kw)
-        app = server.app
-        assert isinstance(app, EmulatorApp)
-        where = f"{server.url}{self.path} ({images} images, seed {seed})"
-        control = f"control API {server.url}/_emulator/"
+        app = cast(EmulatorApp, server.app)
         name = self.short_label or self.label
-        print(f"{name} emulator: {where}; {app.banner()}; {control}", flush=True)
+        where = f"{server.url}{self.path} ({images} images, seed {seed}); {app.banner()}"
+        print(f"{name} emulator: {where}; control API {server.url}/_emulator/", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()
 
     def start(self, *, images: int, seed: int, name: str, **kw: Any) -> Running:
         """Start on a free port; the source ``name`` reaches it (``kw``: app settings)."""
         server = self.make_server(images=images, seed=seed, **kw).start()
-        app = server.app
-        assert isinstance(app, EmulatorApp)
+        app = cast(EmulatorApp, server.app)
         prefix = "INVENTORY_EMU_" + self.provider.upper().replace("-", "_")
         env_of = {field: f"{prefix}_{field.upper()}" for field in app.credentials()}
         source: dict[str, Any] = {
@@ -96,8 +86,7 @@ class EmulatedSource:
         }
         if self.page_size is not None:
             source["page_size"] = self.page_size
-        options = app.source_options(server.url)
-        if options:
+        if options := app.source_options(server.url):
             source["options"] = options
         env = {env_of[field]: value for field, value in app.credentials().items()}
         return Running(self.provider, server, app.catalogue, source, env)

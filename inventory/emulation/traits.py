@@ -7,8 +7,10 @@ it is given, so a seed fixes a catalogue on every machine.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import gc
+import itertools
 import random
 import sys
 import time
@@ -44,11 +46,10 @@ class OsRelease:
 
 def _linux(family: str, distro: str, slug: str, versions: str, weight: int) -> list[OsRelease]:
     # versions: "ver:slug-suffix,..." keeps the table below to one line per distro.
-    out = []
-    for item in versions.split(","):
-        version, suffix = item.split(":")
-        out.append(OsRelease(family, distro, version, "linux", slug + suffix, 20, weight))
-    return out
+    return [
+        OsRelease(family, distro, version, "linux", slug + suffix, 20, weight)
+        for version, suffix in (item.split(":") for item in versions.split(","))
+    ]
 
 
 OS_RELEASES: tuple[OsRelease, ...] = (
@@ -62,10 +63,9 @@ OS_RELEASES: tuple[OsRelease, ...] = (
     *_linux("fedora", "Fedora", "fedora", "39:39,40:40", 2),
     *_linux("kylin", "Kylin Server", "kylin", "V10 SP2:v10sp2,V10 SP3:v10sp3", 2),
     *_linux("euleros", "openEuler", "openeuler", "20.03 LTS:2003,22.03 LTS:2203", 2),
-    *(
-        OsRelease("windows", "Windows Server", f"{year} Datacenter", "windows", f"win{year}", 50, w)
-        for year, w in (("2016", 2), ("2019", 4), ("2022", 4))
-    ),
+    OsRelease("windows", "Windows Server", "2016 Datacenter", "windows", "win2016", 50, 2),
+    OsRelease("windows", "Windows Server", "2019 Datacenter", "windows", "win2019", 50, 4),
+    OsRelease("windows", "Windows Server", "2022 Datacenter", "windows", "win2022", 50, 4),
 )
 
 APP_WORDS = ("web", "api", "worker", "db", "cache", "gateway", "batch", "ml", "ci", "bastion")
@@ -141,9 +141,8 @@ def iso_z(seconds: int) -> str:
 # faster. They consume the generator deterministically, so a seed still fixes the result.
 
 
-def _words(data: bytes, code: str) -> list[int]:
-    values = array(code)
-    values.frombytes(data)
+def _uint64s(rng: random.Random, count: int) -> list[int]:
+    values = array("Q", rng.randbytes(8 * count))
     if sys.byteorder == "big":  # the same seed gives the same catalogue on every machine
         values.byteswap()
     return values.tolist()
@@ -155,18 +154,9 @@ def _slot_table(n: int, weights: tuple[float, ...] | None) -> bytes:
     shares = [1.0] * n if weights is None else [float(w) for w in weights]
     if len(shares) != n or n == 0 or n > 256 or min(shares) < 0 or sum(shares) <= 0:
         raise ValueError("draw_choices takes 1 to 256 values with as many weights >= 0")
-    bounds: list[float] = []
-    total = 0.0
-    for share in shares:
-        total += share
-        bounds.append(total / sum(shares))
-    table = bytearray()
-    index = 0
-    for slot in range(256):
-        while index < n - 1 and (slot + 0.5) / 256 >= bounds[index]:
-            index += 1
-        table.append(index)
-    return bytes(table)
+    bounds = [total / sum(shares) for total in itertools.accumulate(shares)]
+    # Slot s goes to the first value whose cumulative share passes the middle of s.
+    return bytes(min(n - 1, bisect.bisect_right(bounds, (s + 0.5) / 256)) for s in range(256))
 
 
 def draw_choices(
@@ -184,46 +174,38 @@ def draw_ints(rng: random.Random, low: int, high: int, count: int) -> list[int]:
     span = high - low
     if span <= 0:
         raise ValueError(f"empty range [{low}, {high})")
-    return [low + v % span for v in _words(rng.randbytes(8 * count), "Q")]
+    return [low + v % span for v in _uint64s(rng, count)]
 
 
 def draw_fractions(rng: random.Random, count: int) -> list[float]:
     """``count`` floats uniform in [0, 1), with 53 bits like ``rng.random()``."""
-    scale = 2.0**-53
-    return [(v >> 11) * scale for v in _words(rng.randbytes(8 * count), "Q")]
+    return [(v >> 11) * 2.0**-53 for v in _uint64s(rng, count)]
 
 
 _ID_TABLE = bytes(ord(ID_ALPHABET[i % len(ID_ALPHABET)]) for i in range(256))
 
 
 def random_ids(
-    rng: random.Random,
-    prefix: str,
-    count: int,
-    length: int = 8,
-    taken: Container[str] = (),
+    rng: random.Random, prefix: str, count: int, length: int = 8, taken: Container[str] = ()
 ) -> list[str]:
-    """``count`` distinct ids like :func:`random_id`, none of them in ``taken``."""
-    out: list[str] = []
-    seen: set[str] = set()
-    while len(out) < count:
-        need = count - len(out)
+    """``count`` distinct ids of ``prefix`` and ``length`` random characters, none in ``taken``."""
+    found: dict[str, None] = {}  # an ordered set
+    while len(found) < count:
+        need = count - len(found)
         chars = rng.randbytes(need * length).translate(_ID_TABLE).decode("ascii")
         for start in range(0, need * length, length):
             ident = prefix + chars[start : start + length]
-            if ident not in seen and ident not in taken:
-                seen.add(ident)
-                out.append(ident)
-    return out
+            if ident not in found and ident not in taken:
+                found[ident] = None
+    return list(found)
 
 
 @contextlib.contextmanager
 def paused_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building a big catalogue.
-
-    100,000 fresh dicts and lists trigger a collection every few hundred allocations, each
-    scanning every object made so far; none of them is garbage, so pausing it halves the
-    time of a generation. The previous state is restored, so nesting is harmless."""
+    """Pause the cyclic garbage collector while building a big catalogue: 100,000 fresh
+    dicts and lists trigger a collection every few hundred allocations, each scanning every
+    object made so far; none of them is garbage, so pausing it halves a generation's time.
+    The previous state is restored, so nesting is harmless."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -233,6 +215,7 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
+@paused_gc()
 def draw_traits(
     rng: random.Random, count: int, system_share: float = 0.15, created_at: int | None = None
 ) -> list[ImageTraits]:
@@ -243,18 +226,10 @@ def draw_traits(
     second; the draws are ordered field by field, so changing one field's distribution
     changes only that field's values.
     """
-    with paused_gc():
-        return _draw_traits(rng, count, system_share, created_at)
-
-
-def _draw_traits(
-    rng: random.Random, count: int, system_share: float, created_at: int | None
-) -> list[ImageTraits]:
     releases = draw_choices(rng, OS_RELEASES, count, [r.weight for r in OS_RELEASES])
     system = [r < system_share for r in draw_fractions(rng, count)]
-    created = draw_ints(rng, CATALOGUE_START, CATALOGUE_END, count)
-    if created_at is not None:
-        created = [created_at] * count
+    dates = draw_ints(rng, CATALOGUE_START, CATALOGUE_END, count)  # drawn either way
+    created = dates if created_at is None else [created_at] * count
     # Windows Server 2016+ is 64-bit x86 only; a few Linux images are ARM or 32-bit.
     arches = draw_choices(rng, ("x86_64", "arm64", "i386"), count, (95, 3.5, 1.5))
     apps = draw_choices(rng, APP_WORDS, count)
@@ -266,16 +241,14 @@ def _draw_traits(
     versions = draw_choices(rng, range(2, 10), count)
 
     out: list[ImageTraits] = []
-    for i in range(count):
-        release = releases[i]
+    for i, release in enumerate(releases):
         arch = "x86_64" if release.platform == "windows" else arches[i]
         if system[i]:
             name = release.label
             description = None if described[i] < 0.3 else f"{release.label} (official image)"
             size = release.size_gb
         else:
-            app, role = apps[i], roles[i]
-            style = styles[i]
+            app, role, style = apps[i], roles[i], styles[i]
             if style == 0:
                 name = f"{app}-{role}-{_day(created[i] // 86400)[:7]}"  # web-frontend-2024-05
             elif style == 1:

@@ -8,41 +8,39 @@ from __future__ import annotations
 
 import hmac
 import random
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from inventory.emulation import Call, Catalogue, Request, Response, traits
+from inventory.emulation import Call, Request, Response, traits
 from inventory.emulation.sources import EmulatedSource
-from inventory.providers.huawei_common import emulator_iam, signer
-from inventory.providers.huawei_common.emulator import GatewayApp
+from inventory.providers.huawei_common import signer
+from inventory.providers.huawei_common.emulator import IAM_REFUSED, GatewayApp, GatewayCatalogue
 
 DEFAULT_ACCESS_KEY_ID = "HWEMULATORACCESSKEY01"
 DEFAULT_SECRET_ACCESS_KEY = "emulator-huawei-secret-access-key"  # noqa: S105 - documented
 #: Private images belong to the account's project (IEC reports a tenant id as owner).
-DEFAULT_OWNER = emulator_iam.DEFAULT_PROJECTS["cn-north-4"]
+DEFAULT_OWNER = GatewayCatalogue.default_owner
 GOLD_OWNER = "b0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5"  # Huawei's own tenant for public images
 MAX_LIMIT = 500
 STATUSES = ("queued", "saving", "active", "killed", "deleted")
-_STATUS_WEIGHTS = (2, 2, 88, 3, 5)  # of the generated images, in the order of STATUSES
 SORT_KEYS = ("name", "status", "disk_format", "created_at")
-_FLAGS = "kvm kvm_ascend_310 kvm_hi1822_hiovs arm gpu_t4 amd"
-TRUE_FLAGS = tuple(f"__support_{flag}" for flag in _FLAGS.split())  # only ever "true"
+_FLAGS = "kvm kvm_ascend_310 kvm_hi1822_hiovs arm gpu_t4 amd"  # __support_<flag>: only ever "true"
 
 Image = dict[str, Any]
 Filters = tuple[tuple[str, str], ...]
 
 
 def _make_images(
-    rng: random.Random, count: int, owner: str, gold_share: float, created_at: int | None = None
+    rng: random.Random, count: int, owner: str, gold_share: float, now: datetime | None = None
 ) -> list[Image]:
-    """``count`` images in ListImages' shape, drawn from ``rng`` in bulk; with ``created_at``
-    (Unix seconds) new ones: active, created and last updated then."""
+    """``count`` images in ListImages' shape, drawn from ``rng`` in bulk; with ``now`` new
+    ones: active, created and last updated then (to the second)."""
+    created_at = None if now is None else int(now.timestamp())
     drawn = traits.draw_traits(rng, count, gold_share, created_at)
-    statuses = traits.draw_choices(rng, STATUSES, count, _STATUS_WEIGHTS)
+    statuses = traits.draw_choices(rng, STATUSES, count, (2, 2, 88, 3, 5))
     ages = traits.draw_ints(rng, 180, 30 * 86400, count)  # seconds to the last update
     min_disks = traits.draw_choices(rng, (40, 40, 40, 50, 100), count)
     min_rams = traits.draw_choices(rng, (0, 0, 1024, 2048), count)
@@ -96,32 +94,17 @@ def _deleted(_image: Image, now: datetime) -> Image:
     return dict(status="deleted", deleted=True, deleted_at=at, updated_at=at, __isregistered=False)
 
 
-class IecCatalogue(Catalogue):
+class IecCatalogue(GatewayCatalogue):
     """One account's IEC images; only its private ones change. IEC has no deprecated or
     destroyed-for-good state, so ``deprecate`` and ``cease`` change nothing."""
 
-    id_key = "id"
     transitions = {"delete": (lambda i: i["status"] != "deleted", _deleted)}
-
-    default_owner = DEFAULT_OWNER
     draw = staticmethod(generate_images)
-    name_field = "name"
+    make = staticmethod(_make_images)
+    stamp = staticmethod(traits.utc_text)
 
     def owned(self, image: Image) -> bool:
         return bool(image["owner"] == self.owner)
-
-    def renamed(self, image: Image, rng: random.Random, now: datetime) -> Image:
-        return {**super().renamed(image, rng, now), "updated_at": traits.utc_text(now)}
-
-    def new_images(
-        self, rng: random.Random, count: int, now: datetime, taken: Iterable[str]
-    ) -> list[Image]:
-        used = set(taken)
-        images: list[Image] = []
-        while len(images) < count:  # the same seed draws the same ids: skip those taken
-            fresh = _make_images(rng, count - len(images), self.owner, 0.0, int(now.timestamp()))
-            images += [image for image in fresh if image["id"] not in used]
-        return images
 
     def listing(
         self, filters: Filters = (), sort_key: str = "created_at", sort_dir: str = "desc"
@@ -150,29 +133,22 @@ _FILTERS: dict[str, tuple[str, ...] | None] = {
     "__os_type": ("Linux", "Windows", "Other"), "__support_kvm_gpu_type": ("V100_vGPU", "RTX5000"),
     "id": None, "name": None, "protected": ("true", "false"), "status": STATUSES,
     "visibility": ("public", "private"), "virtual_env_type": ("FusionCompute",),
-    **dict.fromkeys(TRUE_FLAGS, ("true",)),
+    **{f"__support_{flag}": ("true",) for flag in _FLAGS.split()},
 }  # fmt: skip
-_IAM = "Incorrect IAM authentication information: "
-_APP = "Incorrect app authentication information: "
-_NO_API = "The API does not exist or has not been published"
-#: The refusals by a short key: (HTTP status, error_code, error_msg; {} takes a detail).
+#: IEC's refusals besides the gateway's: (HTTP status, error_code, error_msg; {} a detail).
 ERRORS: dict[str, tuple[int, str, str]] = {
-    "path": (404, "APIGW.0101", _NO_API),
-    "verb": (405, "APIGW.0101", _NO_API),
     "not_int": (400, "IEC.0001", "offset and limit must be integers"),
     "paging": (400, "IEC.0001", "offset must be >= 0 and limit a positive integer"),
     "filter": (400, "IEC.0001", "invalid value of parameter {}"),
     "sort": (400, "IEC.0001", "invalid sort_key or sort_dir"),
-    "no_token": (401, "APIGW.0301", _IAM + "x-auth-token not found"),
-    "token": (401, "APIGW.0301", _IAM + "decrypt token fail"),
-    "scheme": (401, "APIGW.0301", _IAM + "unsupported authorization scheme"),
-    "ak": (401, "APIGW.0301", _IAM + "ak not found"),
-    "unsigned": (401, "APIGW.0301", _IAM + "host and x-sdk-date must be signed"),
-    "absent": (401, "APIGW.0301", _IAM + "signed header {} absent"),
-    "date": (401, "APIGW.0303", _APP + "bad x-sdk-date"),
-    "expired": (401, "APIGW.0303", _APP + "signature expired"),
-    "signature": (401, "APIGW.0301", _IAM + "verify aksk signature fail"),
-    "domain": (401, "APIGW.0301", _IAM + "x-domain-id missing or not this account's"),
+    "scheme": (401, "APIGW.0301", IAM_REFUSED + "unsupported authorization scheme"),
+    "ak": (401, "APIGW.0301", IAM_REFUSED + "ak not found"),
+    "unsigned": (401, "APIGW.0301", IAM_REFUSED + "host and x-sdk-date must be signed"),
+    "absent": (401, "APIGW.0301", IAM_REFUSED + "signed header {} absent"),
+    "date": (401, "APIGW.0303", "Incorrect app authentication information: bad x-sdk-date"),
+    "expired": (401, "APIGW.0303", "Incorrect app authentication information: signature expired"),
+    "signature": (401, "APIGW.0301", IAM_REFUSED + "verify aksk signature fail"),
+    "domain": (401, "APIGW.0301", IAM_REFUSED + "x-domain-id missing or not this account's"),
 }
 
 
@@ -187,23 +163,15 @@ class IecApp(GatewayApp):
         "secret_access_key": DEFAULT_SECRET_ACCESS_KEY,
     }
     clock_skew_s = 15 * 60.0  # beyond it the gateway answers APIGW.0303
-    refusals = ERRORS
+    refusals = {**GatewayApp.refusals, **ERRORS}
     catalogue: IecCatalogue
 
-    @property
-    def domain_id(self) -> str:
-        """The account's id, which X-Domain-Id must name."""
-        return self.iam.domain_id
-
     def source_options(self, url: str) -> dict[str, Any]:
-        return {"domain_id": self.domain_id}
+        return {"domain_id": self.iam.domain_id}
 
     def banner(self) -> str:
-        return (
-            f"GET /v1/images; access key id {self.key_id}, X-Domain-Id {self.domain_id}; "
-            f"IAM tokens at {emulator_iam.TOKEN_PATH} for user {self.iam.username} of "
-            f"{self.iam.domain_name}"
-        )
+        keys = f"access key id {self.key_id}, X-Domain-Id {self.iam.domain_id}"
+        return f"GET /v1/images; {keys}; {super().banner()}"
 
     def read(self, request: Request) -> Call:
         """Route, and read the paging strictly (refused before any fault)."""
@@ -211,15 +179,13 @@ class IecApp(GatewayApp):
         self.check(request.method == "GET", "verb")
         params = parse_qsl(request.raw_query, keep_blank_values=True)
         single = dict(params)
-        try:
-            offset, limit = int(single.get("offset", 0)), int(single.get("limit", MAX_LIMIT))
-        except ValueError:
-            raise self.fail("not_int") from None
+        offset = self.integer(single.get("offset", "0"), "not_int")
+        limit = self.integer(single.get("limit", str(MAX_LIMIT)), "not_int")
         self.check(offset >= 0 and limit >= 1, "paging")
-        return Call(offset=offset, limit=min(limit, MAX_LIMIT), extra=(params, single))
+        return Call(offset=offset, limit=min(limit, MAX_LIMIT), extra=params)
 
     def select(self, request: Request, call: Call) -> Call:
-        single: dict[str, str] = call.extra[1]
+        single = dict(call.extra)
         for key, allowed in _FILTERS.items():
             self.check(key not in single or not allowed or single[key] in allowed, "filter", key)
         filters = tuple(sorted((k, v) for k, v in single.items() if k in _FILTERS))
@@ -227,19 +193,13 @@ class IecApp(GatewayApp):
         self.check(sort_key in SORT_KEYS and sort_dir in ("asc", "desc"), "sort")
         return replace(call, selection=(filters, sort_key, sort_dir))
 
-    def listing(self, call: Call) -> Sequence[Image]:
-        return self.catalogue.listing(*call.selection)
-
     def page(self, items: list[Image], total: int, call: Call) -> Response:
-        body = {"images": items, "total": total}
-        return Response.json(200, body, **{"X-Request-Id": uuid.uuid4().hex})
+        return self.reply(200, {"images": items, "total": total})
 
     def authenticate(self, request: Request, call: Call) -> None:
         authorization = request.headers.get("authorization")
-        if not authorization:
-            token = request.headers.get("x-auth-token")
-            self.check(token, "no_token")
-            self.check(self.iam.check(token) is not None, "token")
+        if not authorization:  # not signed: the gateway's IAM token check
+            super().authenticate(request, call)
             return
         parts = signer.parse_authorization(authorization) or {}
         self.check(parts, "scheme")
@@ -259,12 +219,11 @@ class IecApp(GatewayApp):
         body_sha = payload if payload == signer.UNSIGNED_PAYLOAD else signer.body_hash(request.body)
         headers = {name: request.headers[name] for name in names}
         path = unquote(request.path)
-        params = call.extra[0]
-        canonical, _ = signer.canonical_request(request.method, path, params, headers, body_sha)
+        canonical, _ = signer.canonical_request(request.method, path, call.extra, headers, body_sha)
         sig = signer.signature(self._secret, signer.string_to_sign(date, canonical))
         self.check(hmac.compare_digest(sig.encode(), parts["Signature"].encode()), "signature")
         # IEC is account-level: the gateway needs the account id next to a global AK/SK.
-        self.check(request.headers.get("x-domain-id") == self.domain_id, "domain")
+        self.check(request.headers.get("x-domain-id") == self.iam.domain_id, "domain")
 
 
 EMULATED = EmulatedSource(IecApp, "Huawei IEC", ("region", "cn-north-4"))

@@ -15,15 +15,12 @@ from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
-from inventory.emulation import Call, Catalogue, Request, Response, traits
+from inventory.emulation import Call, Request, Response, traits
 from inventory.emulation.sources import EmulatedSource
 from inventory.providers.fields import parse_time
-from inventory.providers.huawei_common import emulator_iam as hw_iam
-from inventory.providers.huawei_common.emulator import GatewayApp
+from inventory.providers.huawei_common.emulator import GatewayApp, GatewayCatalogue
 
 DEFAULT_REGION = "cn-north-4"
-#: The project the default IAM identity scopes to in the default region.
-DEFAULT_OWNER = hw_iam.DEFAULT_PROJECTS[DEFAULT_REGION]
 PUBLIC_OWNER = "b0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5"  # Huawei's own tenant for public images
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 1000
@@ -32,8 +29,6 @@ SORT_KEYS = (*_TEXT_FILTERS, "size", "id", "created_at", "updated_at")
 #: Glance v1's times: no zone, microseconds (the time is UTC).
 _glance_time = partial(traits.utc_text, fmt="%Y-%m-%dT%H:%M:%S.%f")
 _STATUSES = ("active", "queued", "saving", "killed")
-_STATUS_WEIGHTS = (92, 2, 2, 4)  # of the generated images
-_AUTH = "Incorrect IAM authentication information: "
 #: IMS's refusals of a bad request (HTTP 400, code IMG.0001).
 _BAD = {
     "limit": "limit param must be an integer",
@@ -42,6 +37,7 @@ _BAD = {
     "since": "Unrecognized changes-since value",
     "sort_key": "Unsupported sort_key. Acceptable values: " + ", ".join(SORT_KEYS),
     "sort_dir": "Unsupported sort_dir. Acceptable values: asc, desc",
+    "bad_marker": "Invalid marker",  # a marker not in the listing (e.g. deleted meanwhile)
 }
 
 Image = dict[str, Any]
@@ -59,7 +55,7 @@ def _make_images(
     ones: active, created and last updated then."""
     created_at = None if now is None else int(now.timestamp())
     drawn = traits.draw_traits(rng, count, public_share, created_at)
-    statuses = traits.draw_choices(rng, _STATUSES, count, _STATUS_WEIGHTS)
+    statuses = traits.draw_choices(rng, _STATUSES, count, (92, 2, 2, 4))
     microseconds = traits.draw_ints(rng, 0, 1_000_000, count)
     ages = traits.draw_ints(rng, 2, 30 * 86400, count)  # seconds to the last update
     sizes = traits.draw_ints(rng, 300, 20_000, count)  # MiB, of an uploaded image
@@ -117,32 +113,17 @@ def _deleted(_image: Image, now: datetime) -> Image:
     return {"status": "deleted", "deleted": True, "deleted_at": moment, "updated_at": moment}
 
 
-class ImsCatalogue(Catalogue):
+class ImsCatalogue(GatewayCatalogue):
     """One project's images. Mutations change its own listed ones; Glance has no deprecated
     or ceased state, so ``deprecate`` and ``cease`` change nothing."""
 
-    id_key = "id"
     transitions = {"delete": (lambda _image: True, _deleted)}
-
-    default_owner = DEFAULT_OWNER
     draw = staticmethod(generate_images)
-    name_field = "name"
+    make = staticmethod(_make_images)
+    stamp = staticmethod(_glance_time)
 
     def owned(self, image: Image) -> bool:
         return image["owner"] == self.owner and _listed(image)
-
-    def renamed(self, image: Image, rng: random.Random, now: datetime) -> Image:
-        return {**super().renamed(image, rng, now), "updated_at": _glance_time(now)}
-
-    def new_images(
-        self, rng: random.Random, count: int, now: datetime, taken: Iterable[str]
-    ) -> list[Image]:
-        used = set(taken)
-        images: list[Image] = []
-        while len(images) < count:  # Windows images are never listed; the same seed, same ids
-            fresh = _make_images(rng, count - len(images), self.owner, 0.0, now)
-            images += [i for i in fresh if _listed(i) and i["id"] not in used]
-        return images
 
     def listing(
         self, filters: tuple[Any, ...] = (), sort_key: str = "created_at", sort_dir: str = "desc"
@@ -191,11 +172,10 @@ class ImsApp(GatewayApp):
     provider = "huawei-ims-v1"
     catalogue_class = ImsCatalogue
     paging = "marker"
-    # IMS's own refusals of a bad request are HTTP 400 with code IMG.0001.
-    refusals = {kind: (400, "IMG.0001", message) for kind, message in _BAD.items()}
-    bad_marker = (400, "IMG.0001", "Invalid marker")
+    # The gateway's refusals, and IMS's own of a bad request: HTTP 400, code IMG.0001.
+    refusals = {**GatewayApp.refusals, **{key: (400, "IMG.0001", msg) for key, msg in _BAD.items()}}
     region = DEFAULT_REGION  # a token must be scoped to this region's project
-
+    id_header = "X-Openstack-Request-Id"
     catalogue: ImsCatalogue
 
     def __repr__(self) -> str:
@@ -213,10 +193,7 @@ class ImsApp(GatewayApp):
         return {"domain_name": self.iam.domain_name, "iam_endpoint": url}
 
     def banner(self) -> str:
-        return (
-            f"region {self.region}; IAM tokens at {hw_iam.TOKEN_PATH} for user "
-            f"{self.iam.username} of {self.iam.domain_name}"
-        )
+        return f"region {self.region}; {super().banner()}"
 
     def request_id(self) -> str:
         return f"req-{uuid.uuid4()}"
@@ -224,27 +201,19 @@ class ImsApp(GatewayApp):
     def envelope(self, status: int, code: Any, message: str) -> Response:
         if str(code).startswith("APIGW."):  # the gateway's own refusal
             return super().envelope(status, code, message)
-        body = {"error": {"code": code, "message": message}}
-        return Response.json(status, body, **{"X-Openstack-Request-Id": self.request_id()})
-
-    def _int(self, text: str, kind: str, **values: Any) -> int:
-        try:
-            return int(text)
-        except ValueError:
-            raise self.fail(kind, **values) from None
+        return self.reply(status, {"error": {"code": code, "message": message}})
 
     def read(self, request: Request) -> Call:
         # As IMS does: limit and filters are checked before the token, the marker after it.
-        if request.path.rstrip("/") != "/v1.1/images/detail" or request.method != "GET":
-            msg = "The API does not exist or has not been published"
-            raise self.refuse(404, "APIGW.0101", msg)
+        self.check(request.path.rstrip("/") == "/v1.1/images/detail", "path")
+        self.check(request.method == "GET", "path")  # the gateway's 404 for a wrong verb too
         single = dict(parse_qsl(request.raw_query, keep_blank_values=True))
-        limit = self._int(single.get("limit", str(DEFAULT_LIMIT)), "limit")
+        limit = self.integer(single.get("limit", str(DEFAULT_LIMIT)), "limit")
         self.check(limit >= 0, "negative")
         f: Image = {k: single[k] for k in _TEXT_FILTERS if k in single}
         for k in ("size_min", "size_max"):
             if k in single:
-                f[k] = self._int(single[k], "size", key=k, value=single[k])
+                f[k] = self.integer(single[k], "size", key=k, value=single[k])
         if "changes-since" in single:
             f["changes-since"] = parse_time(single["changes-since"])
             self.check(f["changes-since"], "since")
@@ -255,22 +224,8 @@ class ImsApp(GatewayApp):
         limit = max(1, min(limit, MAX_LIMIT))
         return Call(limit=limit, marker=single.get("marker"), selection=selection)
 
-    def authenticate(self, request: Request, call: Call) -> None:
-        token = request.headers.get("x-auth-token")
-        info = self.iam.check(token) if token else None
-        if info is None or info.project_id != self.iam.projects[self.region]:
-            why = "x-auth-token not found" if not token else "decrypt token fail"
-            if info is not None:
-                why = f"the token is not scoped to project {self.region}"
-            raise self.refuse(401, "APIGW.0301", _AUTH + why)
-
-    def listing(self, call: Call) -> Sequence[Image]:
-        return self.catalogue.listing(*call.selection)
-
     def page(self, items: list[Image], total: int, call: Call) -> Response:
-        return Response.json(
-            200, {"images": items}, **{"X-Openstack-Request-Id": self.request_id()}
-        )
+        return self.reply(200, {"images": items})
 
 
 EMULATED = EmulatedSource(ImsApp, "Huawei IMS v1.1", ("region", "cn-north-4"), path="")

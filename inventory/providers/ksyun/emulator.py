@@ -8,12 +8,11 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import hmac
-import random
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from hashlib import sha256
+from random import Random
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -31,7 +30,7 @@ IMAGE_SOURCES = ("system", "import", "copy", "share", "extend")  # also the Imag
 _FILTER_FIELDS = {"ImageId": "ImageId", "ImageType": "ImageSource"}  # parameter: image field
 _NOT_FOUND = "<html><body>404 Not Found</body></html>"
 #: Every answer but the listing: name, HTTP status, code, message (a str.format template).
-_ANSWERS = """
+_REFUSALS = refusal_table("""
 throttle    503 RequestLimitExceeded         Request limit exceeded, please try again later.
 error       400 InternalError                Internal Error
 internal    400 InternalError                Internal Error
@@ -54,12 +53,11 @@ action      400 InvalidAction                The action {0} is not valid for thi
 version     400 InvalidParameterValue        Version {0!r} is not supported; use {1}.
 image_id    400 ImageIdInvalidParameterValue An invalid or out-of-range value was supplied for the "ImageId" parameter.
 image_type  400 InvalidParameterValue        The value {0!r} is not valid for "ImageType".
-"""  # noqa: E501 - a table
-_REFUSALS = refusal_table(_ANSWERS)
+""")  # noqa: E501 - a table
 _SIGNATURE_FIELDS = ("Credential", "SignedHeaders", "Signature")
 
 
-def _make_image(rng: random.Random, traits: ImageTraits) -> Image:
+def _make_image(rng: Random, traits: ImageTraits) -> Image:
     """One ImagesSet item from provider-neutral traits, in KEC's field names and types."""
     system, linux = traits.system, traits.os.platform == "linux"
     image_id = uuid4(rng)  # KEC ids (images, instances, snapshots) are UUIDs
@@ -88,9 +86,7 @@ def _make_image(rng: random.Random, traits: ImageTraits) -> Image:
     return image
 
 
-def _images(
-    rng: random.Random, n: int, share: float, taken: Iterable[str], at: int | None
-) -> list[Image]:
+def _images(rng: Random, n: int, share: float, taken: Iterable[str], at: int | None) -> list[Image]:
     """``n`` images, ids unique and not in ``taken``, all created ``at`` (Unix s) if given."""
     images: dict[str, Image] = {}  # by id, so an id drawn twice counts once
     while len(images) < n:  # draw again for ids taken or drawn twice
@@ -102,25 +98,23 @@ def _images(
 
 def generate_images(count: int, seed: int, system_share: float = 0.2) -> list[Image]:
     """A deterministic catalogue: the same arguments give the same images."""
-    return _images(random.Random(seed), count, system_share, (), None)
+    return _images(Random(seed), count, system_share, (), None)
 
 
 class KsyunCatalogue(Catalogue):
     """One account's KEC images: only custom ones change; KEC lists no deprecated state."""
 
-    id_key = "ImageId"
-    name_field = "Name"
+    id_key, name_field = "ImageId", "Name"
 
     @staticmethod
     def draw(count: int, seed: int, owner: str, system_share: float = 0.2) -> list[Image]:
-        # KEC records name no owner: the custom images are the account's own.
-        return generate_images(count, seed, system_share)
+        return generate_images(count, seed, system_share)  # KEC records name no owner
 
     def owned(self, image: Image) -> bool:
         return bool(image["Type"] == "CustomImage")
 
     def new_images(
-        self, rng: random.Random, count: int, now: datetime, taken: Iterable[str]
+        self, rng: Random, count: int, now: datetime, taken: Iterable[str]
     ) -> list[Image]:
         return _images(rng, count, 0.0, taken, int(now.timestamp()))
 
@@ -190,9 +184,8 @@ class KsyunApp(EmulatorApp):
         body_hash = sha256(request.body).hexdigest()
         signed: dict[str, Any] = dict(method=request.method, path=request.path, params=query)
         signed.update(headers=headers, signed_headers=names, payload_hash=body_hash)
-        expected = sign(**signed, secret=self._secret, amz_date=amz_date, region=region)
-        genuine = hmac.compare_digest(expected.signature.encode(), signature.encode())
-        self.check(genuine, "signature")
+        expected = sign(**signed, secret=self._secret, amz_date=amz_date, region=region).signature
+        self.check(hmac.compare_digest(expected.encode(), signature.encode()), "signature")
         # After the signature: a stale request is reported as stale only if otherwise genuine.
         skew = abs((datetime.now(UTC) - moment).total_seconds())
         self.check(skew <= self.clock_skew_s, "expired", amz_date, skew)
@@ -203,22 +196,20 @@ class KsyunApp(EmulatorApp):
             with contextlib.suppress(ValueError):
                 return datetime.strptime(stamp, AMZ_DATE_FORMAT).replace(tzinfo=UTC)
             raise self.fail("stamp", stamp)
-        if date_header:
-            with contextlib.suppress(TypeError, ValueError):
-                return email.utils.parsedate_to_datetime(date_header).astimezone(UTC)
+        with contextlib.suppress(TypeError, ValueError):  # no Date header, or not a date
+            return email.utils.parsedate_to_datetime(date_header or "").astimezone(UTC)
         raise self.fail("no_date")
 
     def select(self, request: Request, call: Call) -> Call:
         params: dict[str, str] = call.extra[1]
         action, version = params.get("Action"), params.get("Version")
-        self.check(bool(action), "no_action")
+        self.check(action, "no_action")
         self.check(action == ACTION, "action", action)
         self.check(version == API_VERSION, "version", version, API_VERSION)
-        filters = {key: params[key] for key in _FILTER_FIELDS if key in params}
-        image_id, image_type = filters.get("ImageId"), filters.get("ImageType")
+        image_id, image_type = params.get("ImageId"), params.get("ImageType")
         self.check(image_id is None or self.catalogue.get(image_id) is not None, "image_id")
         self.check(image_type in (None, *IMAGE_SOURCES), "image_type", image_type)
-        return replace(call, selection=tuple(sorted(filters.items())))
+        return Call(selection=tuple(sorted((k, params[k]) for k in _FILTER_FIELDS if k in params)))
 
     def listing(self, call: Call) -> Sequence[Image]:
         return self.catalogue.listing(call.selection)

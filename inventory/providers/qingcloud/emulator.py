@@ -1,7 +1,6 @@
 """QingCloud DescribeImages emulator dialect: signature v1, ret_code envelope, offset paging.
 
-What it serves and accepts is in docs/providers/qingcloud.md ("Emulator"); the request
-pipeline, faults and control API are the engine's (:mod:`inventory.emulation`).
+What it serves and accepts: docs/providers/qingcloud.md ("Emulator"); the rest is the engine's.
 """
 
 from __future__ import annotations
@@ -11,14 +10,15 @@ import hashlib
 import hmac
 import itertools
 import random
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
 from inventory.emulation import Call, Catalogue, EmulatedSource, EmulatorApp, Refusal, traits
+from inventory.emulation.app import refusal_table
 from inventory.emulation.server import Request, Response
-from inventory.providers.qingcloud.auth import canonical_query, sign
+from inventory.providers.qingcloud.auth import canonical_query
 
 DEFAULT_ACCESS_KEY_ID = "QYEMULATORACCESSKEY"
 DEFAULT_SECRET_ACCESS_KEY = "emulator-secret-access-key"  # noqa: S105 - a documented test key
@@ -26,20 +26,40 @@ DEFAULT_OWNER = "usr-emulator"
 DEFAULT_ZONES = frozenset({"pek3a", "sh1a", "gd2", "ap2a"})
 DEFAULT_SYSTEM_SHARE = 0.15
 STATUSES = ("pending", "available", "deprecated", "suspended", "deleted", "ceased")
-MAX_LIMIT = 100
-DEFAULT_LIMIT = 20
+MAX_LIMIT, DEFAULT_LIMIT = 100, 20
 
-#: Status mix of generated images: mostly usable, some retired, a few in other states.
-_OWN_STATUSES = ("available", "deprecated", "pending", "suspended", "deleted")
-_OWN_WEIGHTS = (86, 6, 2, 2, 4)
-_SYSTEM_STATUSES = ("available", "deprecated")
-_SYSTEM_WEIGHTS = (80, 20)
+#: The status mix of generated images, status: weight.
+_OWN_MIX = {"available": 86, "deprecated": 6, "pending": 2, "suspended": 2, "deleted": 4}
+_SYSTEM_MIX = {"available": 80, "deprecated": 20}
 _LINUX_TYPES = ("small_b", "medium_b", "large_b", "c1m1", "c1m2", "c2m4")
 _WINDOWS_TYPES = ("medium_b", "large_b", "c2m4", "c4m8")
 _TAG_COLORS = ("#9999CC", "#E6A23C", "#67C23A", "#F56C6C", "#409EFF")
 _STATUS_AGE_S = 180 * 86400  # how long after creation a later status change may come
 _FORM = "application/x-www-form-urlencoded"
-
+#: Every answer but the listing (HTTP 200): key, ret_code, message (a str.format template).
+_ANSWERS = """
+throttle    2500 QuotaExceeded, api request too frequently
+error       5000 InternalError, please try again later
+internal    5000 InternalError, please try again later
+server_busy 5100 ServerBusy, please try again later
+empty       1100 parameter [{}] should not be empty
+invalid     1100 invalid {} [{}]
+not_int     1100 parameter [{}] should be an integer
+negative    1100 parameter [{}] should not be negative
+verbose     1100 invalid verbose [{}]: only 0
+action      1100 invalid action [{}]: this emulator serves DescribeImages only
+zone        1100 zone [{}] is not available
+key         1200 access key [{}] not found
+signature   1200 signature not matched
+expired     1300 message expired: {} [{}]
+resource    2100 resource [{}] not found
+"""
+_REFUSALS = refusal_table(_ANSWERS, 200)
+#: The common parameters, in the order they are checked.
+_SIGNATURE_PARAMS = ("signature_method", "signature_version", "signature")
+_REQUIRED = ("access_key_id", "time_stamp", "version", *_SIGNATURE_PARAMS)
+#: The filters an image's field of the same name must equal.
+_EQUAL_FILTERS = ("processor_type", "os_family", "visibility", "provider", "owner")
 Filters = tuple[tuple[str, Any], ...]
 
 
@@ -61,18 +81,17 @@ def _make_images(
     system_share: float,
     taken: Collection[str] = (),
     created_at: int | None = None,
-) -> list[dict[str, Any]]:
+) -> Iterator[dict[str, Any]]:
     """``count`` raw images in DescribeImages' shape, drawn from ``rng`` in bulk."""
     drawn = traits.draw_traits(rng, count, system_share, created_at=created_at)
     ids = traits.random_ids(rng, "img-", count, taken=taken)
-    own_status = traits.draw_choices(rng, _OWN_STATUSES, count, _OWN_WEIGHTS)
-    system_status = traits.draw_choices(rng, _SYSTEM_STATUSES, count, _SYSTEM_WEIGHTS)
+    own_status = traits.draw_choices(rng, tuple(_OWN_MIX), count, tuple(_OWN_MIX.values()))
+    system_status = traits.draw_choices(rng, tuple(_SYSTEM_MIX), count, tuple(_SYSTEM_MIX.values()))
     ages = traits.draw_ints(rng, 3600, _STATUS_AGE_S, count)
     linux_types = traits.draw_choices(rng, _LINUX_TYPES, count)
     windows_types = traits.draw_choices(rng, _WINDOWS_TYPES, count)
     tag_picks = traits.draw_tag_picks(rng, count)
     pool = tag_pool(owner)
-    images: list[dict[str, Any]] = []
     for i, t in enumerate(drawn):
         # QingCloud's processor_type is the word size; its ARM images are 64-bit too.
         bits = "32bit" if t.architecture == "i386" else "64bit"
@@ -80,29 +99,25 @@ def _make_images(
         create_time = traits.iso_z(t.created)
         # The initial statuses date from creation, as on the real API; others came later.
         initial = status in ("available", "pending")
-        windows = t.os.platform == "windows"
-        images.append(
-            {
-                "image_id": ids[i],
-                "image_name": f"{t.name} {bits}" if t.system else t.name,
-                "description": t.description,
-                "size": t.size_gb,
-                "processor_type": bits,
-                "platform": t.os.platform,
-                "os_family": t.os.family,
-                "visibility": "public" if t.system else "private",
-                "provider": "system" if t.system else "self",
-                "owner": "system" if t.system else owner,
-                "recommended_type": windows_types[i] if windows else linux_types[i],
-                "status": status,
-                "transition_status": "creating" if status == "pending" else "",
-                "create_time": create_time,
-                "status_time": create_time if initial else traits.iso_z(t.created + ages[i]),
-                "tags": [] if t.system else [pool[n] for n in tag_picks[i]],
-                "sub_code": 0,
-            }
-        )
-    return images
+        yield {
+            "image_id": ids[i],
+            "image_name": f"{t.name} {bits}" if t.system else t.name,
+            "description": t.description,
+            "size": t.size_gb,
+            "processor_type": bits,
+            "platform": t.os.platform,
+            "os_family": t.os.family,
+            "visibility": "public" if t.system else "private",
+            "provider": "system" if t.system else "self",
+            "owner": "system" if t.system else owner,
+            "recommended_type": (windows_types if t.os.platform == "windows" else linux_types)[i],
+            "status": status,
+            "transition_status": "creating" if status == "pending" else "",
+            "create_time": create_time,
+            "status_time": create_time if initial else traits.iso_z(t.created + ages[i]),
+            "tags": [] if t.system else [pool[n] for n in tag_picks[i]],
+            "sub_code": 0,
+        }
 
 
 def generate_images(
@@ -114,7 +129,7 @@ def generate_images(
     if count < 0:
         raise ValueError(f"image count must be 0 or more, not {count}")
     with traits.paused_gc():
-        return _make_images(random.Random(seed), count, owner, system_share)
+        return list(_make_images(random.Random(seed), count, owner, system_share))
 
 
 def _status(status: str) -> Any:
@@ -131,7 +146,6 @@ class QingCloudCatalogue(Catalogue):
         "cease": (lambda i: i["status"] in ("deprecated", "deleted"), _status("ceased")),
         "delete": (lambda i: i["status"] != "ceased", _status("deleted")),
     }
-
     default_owner = DEFAULT_OWNER
     draw = staticmethod(generate_images)
     name_field, description_field = "image_name", "description"
@@ -142,7 +156,7 @@ class QingCloudCatalogue(Catalogue):
     def new_images(
         self, rng: random.Random, count: int, now: datetime, taken: Iterable[str]
     ) -> list[dict[str, Any]]:
-        images = _make_images(rng, count, self.owner, 0.0, set(taken), int(now.timestamp()))
+        images = list(_make_images(rng, count, self.owner, 0.0, set(taken), int(now.timestamp())))
         for image in images:
             image.update(status="available", transition_status="", status_time=traits.utc_text(now))
         return images
@@ -153,28 +167,15 @@ class QingCloudCatalogue(Catalogue):
         return self.view(filters, lambda images: tuple(i for i in images if _matches(i, wanted)))
 
 
-#: The filters an image's field of the same name must equal.
-_EQUAL_FILTERS = ("processor_type", "os_family", "visibility", "provider", "owner")
-
-
 def _matches(image: dict[str, Any], f: dict[str, Any]) -> bool:
-    if "images" in f and image["image_id"] not in f["images"]:
-        return False
-    if "status" in f and image["status"] not in f["status"]:
-        return False
-    if any(key in f and image.get(key) != f[key] for key in _EQUAL_FILTERS):
-        return False
-    if "search_word" in f:
-        word = f["search_word"].lower()
-        name = (image["image_name"] or "").lower()
-        if word not in image["image_id"].lower() and word not in name:
-            return False
-    return "tags" not in f or any(t.get("tag_id") in f["tags"] for t in image.get("tags") or [])
-
-
-#: The common parameters, in the order they are checked.
-_SIGNATURE_PARAMS = ("signature_method", "signature_version", "signature")
-_REQUIRED = ("access_key_id", "time_stamp", "version", *_SIGNATURE_PARAMS)
+    word = f.get("search_word", "").lower()  # "" is in every name
+    return (
+        ("images" not in f or image["image_id"] in f["images"])
+        and ("status" not in f or image["status"] in f["status"])
+        and all(image.get(key) == f[key] for key in _EQUAL_FILTERS if key in f)
+        and (word in image["image_id"].lower() or word in (image["image_name"] or "").lower())
+        and ("tags" not in f or any(t.get("tag_id") in f["tags"] for t in image.get("tags") or []))
+    )
 
 
 class QingCloudApp(EmulatorApp):
@@ -182,24 +183,14 @@ class QingCloudApp(EmulatorApp):
 
     provider = "qingcloud"
     catalogue_class = QingCloudCatalogue
-    default_key = {
-        "access_key_id": DEFAULT_ACCESS_KEY_ID,
-        "secret_access_key": DEFAULT_SECRET_ACCESS_KEY,
-    }
+    default_key = dict(
+        access_key_id=DEFAULT_ACCESS_KEY_ID, secret_access_key=DEFAULT_SECRET_ACCESS_KEY
+    )
     clock_skew_s = 60.0  # QingCloud refuses a time_stamp further off (ret_code 1300)
-    answers = {
-        "throttle": (200, 2500, "QuotaExceeded, api request too frequently"),
-        "error": (200, 5000, "InternalError, please try again later"),
-        "internal": (200, 5000, "InternalError, please try again later"),
-        "server_busy": (200, 5100, "ServerBusy, please try again later"),
-    }
-
-    def __init__(
-        self, catalogue: QingCloudCatalogue, *, zones: Iterable[str] = DEFAULT_ZONES, **engine: Any
-    ) -> None:
-        super().__init__(catalogue, **engine)
-        self.catalogue: QingCloudCatalogue = catalogue
-        self.zones = frozenset(zones)
+    refusals = _REFUSALS
+    answers = {kind: _REFUSALS[kind] for kind in ("throttle", "error", "internal", "server_busy")}
+    zones = DEFAULT_ZONES  # those it serves, all the same catalogue
+    catalogue: QingCloudCatalogue
 
     def banner(self) -> str:
         zones = ", ".join(sorted(self.zones))
@@ -211,10 +202,8 @@ class QingCloudApp(EmulatorApp):
         return {**super().state(), "owned": owned, "owner": owner, "zones": sorted(self.zones)}
 
     def envelope(self, status: int, code: Any, message: str) -> Response:
-        return Response.json(status, {"ret_code": code, "message": message})
-
-    def _error(self, code: int, message: str) -> Exception:
-        return self.refuse(200, code, message)
+        # The table's codes are text; QingCloud's ret_code is a number.
+        return Response.json(status, {"ret_code": int(code), "message": message})
 
     def read(self, request: Request) -> Call:
         if request.path not in ("/iaas/", "/iaas"):
@@ -236,83 +225,63 @@ class QingCloudApp(EmulatorApp):
     def authenticate(self, request: Request, call: Call) -> None:
         params, single = call.extra
         for name in _REQUIRED:
-            if not single.get(name):
-                raise self._error(1100, f"parameter [{name}] should not be empty")
+            self.check(single.get(name), "empty", name)
         method = single["signature_method"]
-        if method not in ("HmacSHA256", "HmacSHA1"):
-            raise self._error(1100, f"invalid signature_method [{method}]")
-        if single["signature_version"] != "1":
-            raise self._error(1100, f"invalid signature_version [{single['signature_version']}]")
-        if single["version"] != "1":
-            raise self._error(1100, f"invalid version [{single['version']}]")
-        if single["access_key_id"] != self.key_id:
-            raise self._error(1200, f"access key [{single['access_key_id']}] not found")
-        expected = self._signature(request, params, method)
-        if not hmac.compare_digest(expected.encode(), single["signature"].encode()):
-            raise self._error(1200, "signature not matched")
+        self.check(method in ("HmacSHA256", "HmacSHA1"), "invalid", "signature_method", method)
+        for name in ("signature_version", "version"):
+            self.check(single[name] == "1", "invalid", name, single[name])
+        self.check(single["access_key_id"] == self.key_id, "key", single["access_key_id"])
+        # HmacSHA1, which the SDK falls back to, signs the same string with another digest.
+        digest = hashlib.sha256 if method == "HmacSHA256" else hashlib.sha1
+        to_sign = f"{request.method.upper()}\n{request.path}\n{canonical_query(params)}"
+        mac = hmac.new(self._secret.encode(), to_sign.encode(), digest)
+        expected = base64.b64encode(mac.digest())
+        self.check(hmac.compare_digest(expected, single["signature"].encode()), "signature")
         now = datetime.now(UTC)
-        if abs((now - self._time(single, "time_stamp")).total_seconds()) > self.clock_skew_s:
-            raise self._error(1300, f"message expired: time_stamp [{single['time_stamp']}]")
-        if "expires" in single and self._time(single, "expires") < now:
-            raise self._error(1300, f"message expired: expires [{single['expires']}]")
+        skew = abs((now - self._time(single, "time_stamp")).total_seconds())
+        self.check(skew <= self.clock_skew_s, "expired", "time_stamp", single["time_stamp"])
+        expires = self._time(single, "expires") if "expires" in single else now
+        self.check(expires >= now, "expired", "expires", single.get("expires"))
 
     def _time(self, single: dict[str, str], name: str) -> datetime:
         try:
             return datetime.strptime(single[name], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
         except ValueError:
-            raise self._error(1100, f"invalid {name} [{single[name]}]") from None
+            raise self.fail("invalid", name, single[name]) from None
 
     def select(self, request: Request, call: Call) -> Call:
         params, single = call.extra
-        action = single.get("action")
-        if not action:
-            raise self._error(1100, "parameter [action] should not be empty")
-        if action != "DescribeImages":
-            only = "this emulator serves DescribeImages only"
-            raise self._error(1100, f"invalid action [{action}]: {only}")
-        zone = single.get("zone")
-        if not zone:
-            raise self._error(1100, "parameter [zone] should not be empty")
-        if zone not in self.zones:
-            raise self._error(1100, f"zone [{zone}] is not available")
+        action, zone = single.get("action"), single.get("zone")
+        self.check(action, "empty", "action")
+        self.check(action == "DescribeImages", "action", action)
+        self.check(zone, "empty", "zone")
+        self.check(zone in self.zones, "zone", zone)
         paging: dict[str, int] = {}
         for name, default in (("offset", 0), ("limit", DEFAULT_LIMIT)):
             try:
                 paging[name] = int(single.get(name) or default)
             except ValueError:
-                raise self._error(1100, f"parameter [{name}] should be an integer") from None
-            if paging[name] < 0:
-                raise self._error(1100, f"parameter [{name}] should not be negative")
+                raise self.fail("not_int", name) from None
+            self.check(paging[name] >= 0, "negative", name)
         limit = min(paging["limit"], MAX_LIMIT)
         return Call(offset=paging["offset"], limit=limit, selection=self._filters(params, single))
 
     def _filters(self, params: list[tuple[str, str]], single: dict[str, str]) -> Filters:
-        if single.get("verbose", "0") not in ("", "0"):
-            raise self._error(1100, f"invalid verbose [{single['verbose']}]: only 0")
+        self.check(single.get("verbose", "0") in ("", "0"), "verbose", single.get("verbose"))
         lists: dict[str, list[str]] = {}
         for key, value in params:
             base, _, index = key.partition(".")
             if base in ("images", "status", "tags") and index.isdigit() and value:
                 lists.setdefault(base, []).append(value)
         for status in lists.get("status", []):
-            if status not in STATUSES:
-                raise self._error(1100, f"invalid status [{status}]")
+            self.check(status in STATUSES, "invalid", "status", status)
         for image_id in lists.get("images", []):
-            if self.catalogue.get(image_id) is None:
-                raise self._error(2100, f"resource [{image_id}] not found")
+            self.check(self.catalogue.get(image_id) is not None, "resource", image_id)
         f: dict[str, Any] = {key: tuple(sorted(set(values))) for key, values in lists.items()}
         f.update((key, single[key]) for key in (*_EQUAL_FILTERS, "search_word") if single.get(key))
         if not f.keys() & {"images", "provider", "visibility", "owner"}:
             f["owner"] = self.catalogue.owner  # no filter: the caller's own images
         return tuple(sorted(f.items()))
-
-    def _signature(self, request: Request, params: list[tuple[str, str]], method: str) -> str:
-        if method == "HmacSHA256":
-            return sign(params, self._secret, request.method, request.path)[1]
-        # HmacSHA1, which the SDK falls back to: same string to sign, other digest.
-        string_to_sign = f"{request.method.upper()}\n{request.path}\n{canonical_query(params)}"
-        digest = hmac.new(self._secret.encode(), string_to_sign.encode(), hashlib.sha1).digest()
-        return base64.b64encode(digest).decode()
 
     def listing(self, call: Call) -> Sequence[dict[str, Any]]:
         return self.catalogue.listing(call.selection)

@@ -1,11 +1,11 @@
 """Tencent Cloud CVM DescribeImages emulator dialect: TC3 signatures, Response.Error, Offset/Limit.
 
-What it serves and accepts is in docs/providers/tencent.md ("Emulator"); the request
-pipeline, faults and control API are the engine's (:mod:`inventory.emulation`).
+What it serves and accepts: docs/providers/tencent.md ("Emulator"); the rest is the engine's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import random
@@ -13,21 +13,12 @@ import re
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from inventory.emulation import (
-    Call,
-    Catalogue,
-    EmulatorApp,
-    Refusal,
-    Request,
-    Response,
-    refusal_table,
-    traits,
-)
+from inventory.emulation import Call, Catalogue, EmulatorApp, Refusal, refusal_table, traits
+from inventory.emulation.server import Request, Response
 from inventory.emulation.sources import EmulatedSource
 from inventory.providers.tencent import auth as tc3
 
@@ -37,30 +28,22 @@ DEFAULT_UIN = "100000000001"
 DEFAULT_REGIONS = frozenset(
     {"ap-guangzhou", "ap-shanghai", "ap-beijing", "ap-chengdu", "ap-hongkong", "ap-singapore"}
 )
-DEFAULT_PUBLIC_SHARE, DEFAULT_SHARED_SHARE = 0.15, 0.05
 IMAGE_TYPES = ("PRIVATE_IMAGE", "PUBLIC_IMAGE", "SHARED_IMAGE")
 #: Filters matching one field exactly, and the two documented as fuzzy (case-insensitive).
 _EXACT_FILTERS = {"image-id": "ImageId", "image-type": "ImageType"}
 _FUZZY_FILTERS = {"image-name": "ImageName", "platform": "Platform"}
 FILTER_NAMES = (*_EXACT_FILTERS, *_FUZZY_FILTERS, "tag-key", "tag-value")
-PARAMETERS = frozenset({"ImageIds", "Filters", "Offset", "Limit", "InstanceType"})
 MAX_LIMIT, DEFAULT_LIMIT = 100, 20
 MAX_FILTERS, MAX_FILTER_VALUES, MAX_IMAGE_IDS = 10, 5, 100
-_IMAGE_ID = re.compile(r"^img-[a-z0-9]{8}$")
 
 #: State mix of the account's own images: mostly usable, a few in flight or failed.
 _OWN_STATES = ("NORMAL", "CREATING", "SYNCING", "IMPORTING", "CREATEFAILED", "IMPORTFAILED")
 _OWN_WEIGHTS = (88, 3, 3, 2, 2, 2)
-#: Share of usable images flagged ImageDeprecated: Tencent retires old official releases.
-_PUBLIC_DEPRECATED, _OWN_DEPRECATED = 0.10, 0.05
 #: traits.OsRelease.family -> Tencent's ``Platform`` spelling.
 _PLATFORMS = {"opensuse": "OpenSUSE", "euleros": "OpenEuler", "rocky": "Rocky Linux"}
-#: Accounts that share images with the emulated one.
-_SHARERS = ("100000000207", "100000000318", "100000000429")
 
-#: Every answer but the listing is HTTP 200 with ``Response.Error``; one a line: key, Code,
-#: Message (a str.format template). The first three are fault answers; the throttling one
-#: says 41 because the documented per-account limit is 40 requests a second.
+#: Every answer but the listing (HTTP 200, ``Response.Error``): key, Code, Message template.
+#: The first three answer faults; 41 because Tencent documents 40 requests a second.
 _ERRORS_TABLE = """\
 throttle RequestLimitExceeded Your current request times equals to `41` in a second
 error InternalError An internal error has occurred.
@@ -107,8 +90,8 @@ def generate_images(
     count: int,
     seed: int | random.Random,
     uin: str = DEFAULT_UIN,
-    public_share: float = DEFAULT_PUBLIC_SHARE,
-    shared_share: float = DEFAULT_SHARED_SHARE,
+    public_share: float = 0.15,
+    shared_share: float = 0.05,
     taken: Collection[str] = (),
     created_at: int | None = None,
 ) -> list[dict[str, Any]]:
@@ -122,7 +105,7 @@ def generate_images(
     ids = traits.random_ids(rng, "img-", count, taken=taken)
     snapshot_ids = traits.random_ids(rng, "snap-", count)
     shared = [roll < shared_share for roll in traits.draw_fractions(rng, count)]
-    sharers = traits.draw_choices(rng, _SHARERS, count)
+    sharers = traits.draw_choices(rng, ("100000000207", "100000000318", "100000000429"), count)
     own_states = traits.draw_choices(rng, _OWN_STATES, count, _OWN_WEIGHTS)
     sync_percents = traits.draw_ints(rng, 1, 100, count)
     deprecated_rolls = traits.draw_fractions(rng, count)
@@ -131,46 +114,40 @@ def generate_images(
 
     images: list[dict[str, Any]] = []
     for i, facts in enumerate(drawn):
-        if facts.system:
-            image_type, creator = "PUBLIC_IMAGE", None
-        elif shared[i]:
-            image_type, creator = "SHARED_IMAGE", sharers[i]
-        else:
-            image_type, creator = "PRIVATE_IMAGE", uin
-        state = own_states[i] if image_type == "PRIVATE_IMAGE" else "NORMAL"
+        kind = "PUBLIC_IMAGE" if facts.system else "SHARED_IMAGE" if shared[i] else "PRIVATE_IMAGE"
+        creator = None if facts.system else sharers[i] if shared[i] else uin
+        state = own_states[i] if kind == "PRIVATE_IMAGE" else "NORMAL"
         imported = state in ("IMPORTING", "IMPORTFAILED") or import_rolls[i] < 0.1
         source = "OFFICIAL" if facts.system else "EXTERNAL_IMPORT" if imported else "CREATE_IMAGE"
-        deprecated_share = _PUBLIC_DEPRECATED if facts.system else _OWN_DEPRECATED
-        arch = "arm" if facts.architecture == "arm64" else facts.architecture  # Tencent's word
-        bits = "32位" if arch == "i386" else "64位"
+        # Tencent retires old official releases more often than accounts retire their own.
+        deprecated = deprecated_rolls[i] < (0.10 if facts.system else 0.05)
+        bits = "32位" if facts.architecture == "i386" else "64位"
         # A resource's tag keys are unique: two picks with one key make one tag.
         tags = {} if facts.system else dict(traits.TAG_PAIRS[pick] for pick in tag_picks[i])
-        size = facts.size_gb
-        snap = {"SnapshotId": snapshot_ids[i], "DiskUsage": "SYSTEM_DISK", "DiskSize": size}
-        images.append(
-            {
-                "ImageId": ids[i],
-                "OsName": f"{facts.os.label} {bits}",
-                "ImageType": image_type,
-                "CreatedTime": traits.iso_z(facts.created)[:-1] + "+00:00",  # as in API samples
-                # Official images are named after the OS, like "CentOS 7.6 64位".
-                "ImageName": f"{facts.name} {bits}" if facts.system else facts.name,
-                "ImageDescription": facts.description or "",
-                "ImageSize": size,
-                "Architecture": arch,
-                "ImageState": state,
-                "Platform": _PLATFORMS.get(facts.os.family, facts.os.distro.split()[0]),
-                "ImageCreator": creator,
-                "ImageSource": source,
-                "SyncPercent": sync_percents[i] if state == "SYNCING" else None,
-                "IsSupportCloudinit": facts.os.platform != "windows",
-                "SnapshotSet": [snap] if source == "CREATE_IMAGE" else [],
-                "Tags": [{"Key": key, "Value": value} for key, value in tags.items()],
-                "LicenseType": "TencentCloud",
-                "ImageFamily": "",
-                "ImageDeprecated": state == "NORMAL" and deprecated_rolls[i] < deprecated_share,
-            }
-        )
+        snap = dict(SnapshotId=snapshot_ids[i], DiskUsage="SYSTEM_DISK", DiskSize=facts.size_gb)
+        image: dict[str, Any] = {
+            "ImageId": ids[i],
+            "OsName": f"{facts.os.label} {bits}",
+            "ImageType": kind,
+            "CreatedTime": traits.iso_z(facts.created)[:-1] + "+00:00",  # as in API samples
+            # Official images are named after the OS, like "CentOS 7.6 64位".
+            "ImageName": f"{facts.name} {bits}" if facts.system else facts.name,
+            "ImageDescription": facts.description or "",
+            "ImageSize": facts.size_gb,
+            "Architecture": "arm" if facts.architecture == "arm64" else facts.architecture,
+            "ImageState": state,
+            "Platform": _PLATFORMS.get(facts.os.family, facts.os.distro.split()[0]),
+            "ImageCreator": creator,
+            "ImageSource": source,
+            "SyncPercent": sync_percents[i] if state == "SYNCING" else None,
+            "IsSupportCloudinit": facts.os.platform != "windows",
+            "SnapshotSet": [snap] if source == "CREATE_IMAGE" else [],
+            "Tags": [{"Key": key, "Value": value} for key, value in tags.items()],
+            "LicenseType": "TencentCloud",
+            "ImageFamily": "",
+            "ImageDeprecated": state == "NORMAL" and deprecated,
+        }
+        images.append(image)
     return images
 
 
@@ -205,28 +182,21 @@ class TencentCatalogue(Catalogue):
     draw = staticmethod(generate_images)
     name_field, description_field = "ImageName", "ImageDescription"
 
-    @property
-    def uin(self) -> str:
-        """The account (Tencent's uin) whose own images mutations change."""
-        return self.owner
-
     def owned(self, image: dict[str, Any]) -> bool:
-        return image["ImageType"] == "PRIVATE_IMAGE" and image.get("ImageCreator") == self.uin
+        return image["ImageType"] == "PRIVATE_IMAGE" and image.get("ImageCreator") == self.owner
 
     def new_images(
         self, rng: random.Random, count: int, now: datetime, taken: Iterable[str]
     ) -> list[dict[str, Any]]:
-        images = generate_images(count, rng, self.uin, 0.0, 0.0, set(taken), int(now.timestamp()))
+        images = generate_images(count, rng, self.owner, 0.0, 0.0, set(taken), int(now.timestamp()))
         usable = {"ImageState": "NORMAL", "ImageSource": "CREATE_IMAGE", "SyncPercent": None}
         return [{**image, **usable, "ImageDeprecated": False} for image in images]
 
     def listing(self, filters: Filters = ()) -> Sequence[dict[str, Any]]:
         """The images passing every filter, in catalogue order (cached; do not modify)."""
-
-        def build(images: Iterable[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
-            return tuple(i for i in images if all(_passes(i, *f) for f in filters))
-
-        return self.view(filters, build)
+        return self.view(
+            filters, lambda images: tuple(i for i in images if all(_passes(i, *f) for f in filters))
+        )
 
 
 class TencentApp(EmulatorApp):
@@ -255,7 +225,7 @@ class TencentApp(EmulatorApp):
         self._known = {"action": {tc3.ACTION}, "version": {tc3.API_VERSION}, "region": self.regions}
         self.rate_limit_per_s = rate_limit_per_s
         self._clock = clock
-        self._calls: deque[float] = deque()
+        self._calls: list[float] = []  # the times of the calls accepted in the last second
         self._calls_lock = threading.Lock()
 
     def banner(self) -> str:
@@ -264,7 +234,7 @@ class TencentApp(EmulatorApp):
     def state(self) -> dict[str, Any]:
         owned = sum(1 for image in self.catalogue.listing() if self.catalogue.owned(image))
         regions = sorted(self.regions)
-        return {**super().state(), "owned": owned, "uin": self.catalogue.uin, "regions": regions}
+        return {**super().state(), "owned": owned, "uin": self.catalogue.owner, "regions": regions}
 
     def envelope(self, status: int, code: Any, message: str) -> Response:
         error = {"Error": {"Code": code, "Message": message}, "RequestId": str(uuid.uuid4())}
@@ -275,16 +245,14 @@ class TencentApp(EmulatorApp):
             html = "<html><body><h1>404 Not Found</h1></body></html>"
             raise Refusal(Response.text(404, html, "text/html"))
         self.check(request.method == "POST", "protocol")
-        try:
+        body = None
+        with contextlib.suppress(ValueError):  # UnicodeDecodeError is one
             body = json.loads(request.body or b"{}")
-        except ValueError:  # UnicodeDecodeError is one
-            body = None
-        body = body if isinstance(body, dict) else None
-        # Leniently, for the fault rules (page 1 when unreadable); strictly in select().
-        offset, limit = (body or {}).get("Offset", 0), (body or {}).get("Limit", DEFAULT_LIMIT)
-        if isinstance(offset, int) and isinstance(limit, int) and offset >= 0 and limit >= 1:
-            return Call(offset=offset, limit=limit, extra=body)
-        return Call(extra=body)
+        # Paging read leniently, for the fault rules (page 1 when unreadable); strictly in select().
+        fields = body if isinstance(body, dict) else {}
+        offset, limit = fields.get("Offset", 0), fields.get("Limit", DEFAULT_LIMIT)
+        readable = isinstance(offset, int) and isinstance(limit, int) and offset >= 0 and limit >= 1
+        return Call(offset, limit, extra=body) if readable else Call(extra=body)
 
     def authenticate(self, request: Request, call: Call) -> None:
         """The signature, then the common headers, then the rate limit."""
@@ -304,14 +272,12 @@ class TencentApp(EmulatorApp):
         self.check(auth.secret_id == self.key_id, "secret_id")
         now = int(self._clock())
         self.check(abs(now - stamp) <= self.clock_skew_s, "expired", stamp, now, self.clock_skew_s)
-        signed = auth.signed_headers
-        # It must name content-type and host, and only headers the request has.
-        self.check({"content-type", "host"} <= set(signed) <= headers.keys(), "signed")
+        self.check({"content-type", "host"} <= set(auth.signed_headers) <= headers.keys(), "signed")
         expected = tc3.sign(
             secret_key=self._secret,
             method=request.method,
             headers=headers,
-            signed_headers=signed,
+            signed_headers=auth.signed_headers,
             body=request.body,
             timestamp=stamp,
             query=request.raw_query,
@@ -329,16 +295,15 @@ class TencentApp(EmulatorApp):
         if self.rate_limit_per_s is not None:  # a sliding one-second window per account
             moment = self._clock()
             with self._calls_lock:
-                while self._calls and moment - self._calls[0] >= 1.0:
-                    self._calls.popleft()
+                self._calls = [then for then in self._calls if moment - then < 1.0]
                 calls = len(self._calls)
                 self.check(calls < self.rate_limit_per_s, "rate", calls + 1, self.rate_limit_per_s)
                 self._calls.append(moment)
 
     def select(self, request: Request, call: Call) -> Call:
         body = call.extra
-        self.check(body is not None, "body")
-        unknown = sorted(set(body) - PARAMETERS)
+        self.check(isinstance(body, dict), "body")
+        unknown = sorted(set(body) - {"ImageIds", "Filters", "Offset", "Limit", "InstanceType"})
         self.check(not unknown, "unknown", *unknown[:1])
         offset, limit = body.get("Offset", 0), body.get("Limit", DEFAULT_LIMIT)
         for name, value in (("Offset", offset), ("Limit", limit)):
@@ -347,18 +312,17 @@ class TencentApp(EmulatorApp):
         self.check(1 <= limit <= MAX_LIMIT, "limit", MAX_LIMIT, limit)
         self.check("ImageIds" not in body or "Filters" not in body, "coexist")
         self.check(isinstance(body.get("InstanceType"), str | None), "instance")
-        if "ImageIds" in body:
+        filters: list[tuple[str, Collection[str]]] = []
+        if "ImageIds" in body:  # then there are no Filters
             ids = body["ImageIds"]
             self.check(isinstance(ids, list) and all(isinstance(i, str) for i in ids), "ids")
             self.check(len(ids) <= MAX_IMAGE_IDS, "many_ids", MAX_IMAGE_IDS)
-            bad = [i for i in ids if not _IMAGE_ID.match(i)]
+            bad = [i for i in ids if not re.match(r"^img-[a-z0-9]{8}$", i)]
             self.check(not bad, "bad_id", *bad[:1])
-            selection: Filters = (("image-id", frozenset(ids)),)
-            return Call(offset=offset, limit=limit, selection=selection)
+            filters.append(("image-id", frozenset(ids)))
         raw_filters = body.get("Filters", [])
         self.check(isinstance(raw_filters, list), "filters")
         self.check(len(raw_filters) <= MAX_FILTERS, "many_filters", MAX_FILTERS)
-        filters: list[tuple[str, Collection[str]]] = []
         for item in raw_filters:
             fields: Any = item if isinstance(item, dict) else {}
             name, values = fields.get("Name"), fields.get("Values")
