@@ -146,28 +146,20 @@ class Catalogue:
     # -- the control API's mutation ------------------------------------------------------
 
     def mutate(
-        self,
-        seed: int,
-        *,
-        deprecate: int = 0,
-        cease: int = 0,
-        delete: int = 0,
-        remove: int = 0,
-        add: int = 0,
-        rename: int = 0,
-        now: datetime | None = None,
+        self, seed: int, *, now: datetime | None = None, **counts: int
     ) -> dict[str, list[str]]:
-        """Change the account's own images as the provider would between two syncs; returns
-        the ids affected per kind.
+        """Change the account's own images as the provider would between two syncs: so many
+        of each kind of :data:`MUTATIONS`. Returns the ids affected per kind.
 
         Each image changes at most once; fewer change when fewer qualify. ``remove`` takes
         images out of the listing, ``rename`` renames, ``add`` creates usable images; the
         other kinds follow :attr:`transitions`. Deterministic for a seed, the state and
         ``now`` (the time written into changed and new images; default the clock).
         """
-        counts = dict(
-            deprecate=deprecate, cease=cease, delete=delete, remove=remove, add=add, rename=rename
-        )
+        unknown = counts.keys() - set(MUTATIONS)
+        if unknown:
+            raise ValueError(f"unknown mutation {sorted(unknown)[0]!r} (known: {list(MUTATIONS)})")
+        counts = {kind: counts.get(kind, 0) for kind in MUTATIONS}
         for kind, n in counts.items():
             # Checked before anything changes, so a bad request leaves the catalogue alone.
             if not isinstance(n, int) or isinstance(n, bool) or n < 0:
@@ -203,9 +195,9 @@ class Catalogue:
                     else:
                         images[iid] = {**images[iid], **fields}
                     out[kind].append(iid)
-            if add:
+            if counts["add"]:
                 taken = images.keys() | self._removed.keys()
-                for image in self.new_images(rng, add, moment, taken):
+                for image in self.new_images(rng, counts["add"], moment, taken):
                     images[image[self.id_key]] = image
                     out["add"].append(image[self.id_key])
             self._changed()
@@ -223,7 +215,4 @@ def control_mutate(
         seed = next(seeds)
     elif not isinstance(seed, int) or isinstance(seed, bool):
         raise ValueError(f"mutation seed must be an integer, not {seed!r}")
-    unknown = set(counts) - set(MUTATIONS)
-    if unknown:
-        raise ValueError(f"unknown mutation {sorted(unknown)[0]!r} (known: {list(MUTATIONS)})")
     return catalogue.mutate(seed, **counts)
