@@ -4,7 +4,8 @@ Used by ``inventory demo``, the integration tests and the benchmarks, and runnab
 with ``inventory emulate PROVIDER``. The engine (server and control API, faults, catalogue
 store and mutation, trait generation, request counting) names no provider: each provider's
 *dialect* lives in its own folder, ``inventory/providers/<name>/emulator.py``. The fault
-kinds and the credentials each emulator accepts are documented in docs/emulators.md.
+kinds are documented in docs/emulators.md, what each emulator accepts on its provider page
+(docs/providers/).
 """
 
 # Re-exported: what a dialect builds on ("X as X" marks a re-export for the type checker).

@@ -1,13 +1,15 @@
 """The request pipeline every emulated API shares, and the hooks a provider dialect fills in.
 
 :class:`EmulatorApp` answers a request in fixed steps (:meth:`EmulatorApp._serve`, listed
-in docs/emulators.md): :meth:`~EmulatorApp.read` routes it and reads its paging leniently,
-the faults that replace the page come next (before any check, as a gateway in front of the
-API would), then :meth:`~EmulatorApp.authenticate`, the strict :meth:`~EmulatorApp.select`,
-the :meth:`~EmulatorApp.listing`, the window with the page faults, the provider's
-:meth:`~EmulatorApp.page` and the faults that change the catalogue afterwards. A dialect (a
-subclass, in ``inventory/providers/<name>/emulator.py``) supplies only those hooks, its
-error :meth:`~EmulatorApp.envelope`, its :attr:`~EmulatorApp.answers` and its refusals.
+in docs/emulators.md): :meth:`~EmulatorApp.read` routes it and reads its paging (leniently
+where the provider checks paging later), the faults that replace the page come next
+(before any other check, as a gateway in front of the API would; for a marker listing only
+once the marker is found), then :meth:`~EmulatorApp.authenticate`, the strict
+:meth:`~EmulatorApp.select`, the :meth:`~EmulatorApp.listing`, the window with the page
+faults, the provider's :meth:`~EmulatorApp.page` and the faults that change the catalogue
+afterwards. A dialect (a subclass, in ``inventory/providers/<name>/emulator.py``) supplies
+only those hooks, its error :meth:`~EmulatorApp.envelope`, its :attr:`~EmulatorApp.answers`
+and its refusals.
 """
 
 from __future__ import annotations
@@ -192,7 +194,7 @@ class EmulatorApp:
         if "listing_cap" in kinds:
             view = view[: kinds["listing_cap"].value]
         if "page_cap" in kinds:
-            limit = min(limit, kinds["page_cap"].value or 0)
+            limit = min(limit, kinds["page_cap"].value or 0)  # never None: FaultRule checks
         begin = start - 1 if "duplicate" in kinds and start > 0 else start
         items = list(view[begin : begin + limit])
         if "empty_page" in kinds:
@@ -227,19 +229,20 @@ class EmulatorApp:
 
     def _answer(self, rules: list[FaultRule]) -> Response | None:
         """Sleep for a latency rule; the answer of a rule that replaces the page, or None."""
+        for rule in rules:  # a stall first, whatever order the rules were added in
+            if rule.kind == "latency":
+                time.sleep(rule.latency_s)
         for rule in rules:
             kind = rule.kind
-            if kind == "latency":
-                time.sleep(rule.latency_s)
-            elif kind in _PAGES:
+            if kind in _PAGES:
                 status, title = _PAGES[kind]
                 page = Response.html(status, title)
                 return replace(page, headers={"Retry-After": "1"}) if status == 429 else page
-            elif kind == "reset":
+            if kind == "reset":
                 return Response(0, b"", reset=True)
-            elif kind == "error_200":
+            if kind == "error_200":
                 return self.envelope(200, *self.answers["error"][1:])
-            elif kind in self.answers:  # throttle, and the dialect's own kinds
+            if kind in self.answers:  # throttle, and the dialect's own kinds
                 return self.envelope(*self.answers[kind])
         return None
 
@@ -251,11 +254,12 @@ class EmulatorApp:
         items: list[dict[str, Any]],
     ) -> None:
         key = self.catalogue.id_key
-        if "shrink" in kinds and view:
+        if "shrink" in kinds:
             # An offset listing shifts when an earlier image goes; a marker listing is hurt
             # when its marker image goes before the next page is asked for.
-            gone = items[-1] if self.paging == "marker" and items else view[0]
-            self.catalogue.drop(gone[key])
+            listed = items if self.paging == "marker" else view[:1]
+            if listed:  # nothing goes after an empty page
+                self.catalogue.drop(listed[-1][key])
         if "remove" in kinds and after < len(view):
             self.catalogue.drop(view[after][key])
         if "insert" in kinds:

@@ -81,8 +81,11 @@ class Catalogue:
         raise NotImplementedError
 
     def drop(self, image_id: str) -> None:
-        """An image goes from the listing mid-way (a fault): by default it is removed."""
-        self.remove(image_id)
+        """An image goes from the listing mid-way (a fault): by default it is removed. Two
+        requests answered from one view may both drop it: the second changes nothing."""
+        with self._lock:
+            if image_id in self._images:
+                self.remove(image_id)
 
     # -- storage -------------------------------------------------------------------------
 
@@ -215,4 +218,7 @@ def control_mutate(
         seed = next(seeds)
     elif not isinstance(seed, int) or isinstance(seed, bool):
         raise ValueError(f"mutation seed must be an integer, not {seed!r}")
+    unknown = counts.keys() - set(MUTATIONS)  # "now", say, is for callers in Python only
+    if unknown:
+        raise ValueError(f"unknown mutation {sorted(unknown)[0]!r} (known: {list(MUTATIONS)})")
     return catalogue.mutate(seed, **counts)

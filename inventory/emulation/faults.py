@@ -13,8 +13,8 @@ from collections.abc import Container, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-#: Faults answered instead of the page: a gateway's page, the provider's own answer, a
-#: broken body or connection.
+#: Faults that break the answer: a gateway's page or the provider's own answer instead of
+#: the page, or the real page's body or connection broken.
 ANSWER_KINDS = frozenset(
     {"http_500", "http_503", "http_429", "html_200"}
     | {"throttle", "error_200"}
@@ -45,6 +45,11 @@ class FaultRule:
     times: int | None = None
     latency_s: float = 0.0
     value: int | None = None
+
+    def __post_init__(self) -> None:
+        # A cap without its size would silently cap nothing (or everything).
+        if (self.kind in VALUE_KINDS) != (self.value is not None):
+            raise ValueError(f"fault value is a count of items for {sorted(VALUE_KINDS)} only")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], kinds: Container[str] = FAULT_KINDS) -> FaultRule:

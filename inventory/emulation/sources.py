@@ -8,7 +8,7 @@ names the credentials only as ``${ENV}`` references; its ``env`` holds their val
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from inventory.emulation.app import EmulatorApp
@@ -24,7 +24,7 @@ class Running:
     server: EmulatorServer
     catalogue: Catalogue
     source: dict[str, Any]  # a [[sources]] table, credentials as ${ENV} references
-    env: dict[str, str]  # the values of those references
+    env: dict[str, str] = field(repr=False)  # the values of those references
 
     def stop(self) -> None:
         self.server.stop()
@@ -72,7 +72,8 @@ class EmulatedSource:
             server.serve_forever()
 
     def start(self, *, images: int, seed: int, name: str, **kw: Any) -> Running:
-        """Start on a free port; the source ``name`` reaches it (``kw``: app settings)."""
+        """Start on a free port; the source ``name`` reaches it (``kw``: the catalogue's
+        generation settings, as for :meth:`make_server`)."""
         server = self.make_server(images=images, seed=seed, **kw).start()
         app = cast(EmulatorApp, server.app)
         prefix = "INVENTORY_EMU_" + self.provider.upper().replace("-", "_")

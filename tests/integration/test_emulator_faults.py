@@ -295,3 +295,37 @@ def test_catalogue_changes_mid_listing(emu: Harness, kind: str, change: int) -> 
     if emu.single and kind == "remove":
         change = 0  # one answer is the whole listing: no next page to take an image from
     assert len(emu.listed()) == len(before) + change
+
+
+# -- the control API and the handle ---------------------------------------------------------
+
+
+def test_control_api_refuses_what_it_cannot_apply(emu: Harness) -> None:
+    control = f"{emu.running.server.url}/_emulator"
+    before = len(emu.app.catalogue)
+    for path, body in (
+        ("mutate", {"now": "2024-01-01T00:00:00Z"}),  # a Python-only argument of mutate
+        ("mutate", {"add": -1}),
+        ("faults", [{"kind": "page_cap"}]),  # a cap needs its size
+        ("faults", [{"kind": "shrink", "value": 3}]),
+    ):
+        answer = httpx.post(f"{control}/{path}", json=body)
+        assert answer.status_code == 400, (path, body, answer.text)
+        assert answer.json()["error"]
+    assert len(emu.app.catalogue) == before
+    assert httpx.post(f"{control}/faults", json=[{"kind": "page_cap", "value": 3}]).is_success
+    with pytest.raises(ValueError, match="count of items"):
+        FaultRule(kind="listing_cap")
+
+
+def test_an_image_dropped_twice_mid_listing_is_dropped_once(emu: Harness) -> None:
+    """Two requests answered from one cached view may both take the same image away."""
+    first = emu.listed()[0]
+    emu.app.catalogue.drop(first)
+    emu.app.catalogue.drop(first)
+    assert first not in emu.listed()
+
+
+def test_running_repr_shows_no_credential(emu: Harness) -> None:
+    shown = repr(emu.running)
+    assert emu.running.env and not any(value in shown for value in emu.running.env.values())

@@ -6,6 +6,8 @@
 - :mod:`.errors`: reading Huawei's several error envelopes and classifying a response as
   transient (429, ``APIGW.0308``, 5xx) or terminal;
 - :mod:`.options`: validation of the non-secret ``[sources.options]`` both providers take;
+- :mod:`.emulator`: the API gateway both Huawei emulators sit behind (errors, throttling,
+  token check) and their catalogue base;
 - :mod:`.emulator_iam`: the emulated IAM token endpoint both Huawei emulators serve.
 
 Facts: docs/providers/huawei-iec.md and docs/providers/huawei-ims-v1.md.

@@ -145,7 +145,9 @@ class ImsCatalogue(GatewayCatalogue):
 
     def drop(self, image_id: str) -> None:
         # Glance deletes rather than purges: the image still shows with changes-since.
-        self.edit(image_id, status="deleted", deleted=True)
+        with self._lock:
+            if image_id in self._images:
+                self.edit(image_id, status="deleted", deleted=True)
 
     def visible_ids(self) -> set[str]:
         """The ids a default listing (no filters) returns."""
