@@ -122,7 +122,8 @@ class EmulatorApp:
         return call
 
     def listing(self, call: Call) -> Sequence[dict[str, Any]]:
-        raise NotImplementedError
+        """The images the call selects: the catalogue's listing of its selection."""
+        return self.catalogue.listing(call.selection)
 
     def page(self, items: list[dict[str, Any]], total: int, call: Call) -> Response:
         raise NotImplementedError

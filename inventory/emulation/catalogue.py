@@ -80,6 +80,11 @@ class Catalogue:
         """``count`` new usable images of the account, created ``now``, ids not in ``taken``."""
         raise NotImplementedError
 
+    def listing(self, *selection: Any, **options: Any) -> Sequence[Image]:
+        """The images a request's selection (filters, order) lists, in the API's order; a
+        provider builds it with :meth:`view`, so it is cached."""
+        raise NotImplementedError
+
     def drop(self, image_id: str) -> None:
         """An image goes from the listing mid-way (a fault): by default it is removed. Two
         requests answered from one view may both drop it: the second changes nothing."""

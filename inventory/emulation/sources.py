@@ -77,7 +77,8 @@ class EmulatedSource:
         server = self.make_server(images=images, seed=seed, **kw).start()
         app = cast(EmulatorApp, server.app)
         prefix = "INVENTORY_EMU_" + self.provider.upper().replace("-", "_")
-        env_of = {field: f"{prefix}_{field.upper()}" for field in app.credentials()}
+        credentials = app.credentials()
+        env_of = {field: f"{prefix}_{field.upper()}" for field in credentials}
         source: dict[str, Any] = {
             "name": name,
             "provider": self.provider,
@@ -89,5 +90,5 @@ class EmulatedSource:
             source["page_size"] = self.page_size
         if options := app.source_options(server.url):
             source["options"] = options
-        env = {env_of[field]: value for field, value in app.credentials().items()}
+        env = {env_of[field]: value for field, value in credentials.items()}
         return Running(self.provider, server, app.catalogue, source, env)

@@ -33,10 +33,6 @@ class GatewayCatalogue(Catalogue):
     #: A time as the service writes it.
     stamp: ClassVar[Callable[..., str]]
 
-    def listing(self, *selection: Any) -> Sequence[Image]:
-        """The images a call's selection lists (filters and order), in the API's order."""
-        raise NotImplementedError
-
     def renamed(self, image: Image, rng: random.Random, now: datetime) -> Image:
         return {**super().renamed(image, rng, now), "updated_at": self.stamp(now)}
 
@@ -123,4 +119,5 @@ class GatewayApp(EmulatorApp):
             self.check(info.project_id == self.iam.projects[self.region], "scope", self.region)
 
     def listing(self, call: Call) -> Sequence[Image]:
+        # The selection is the listing's arguments: (filters, sort key, sort direction).
         return self.catalogue.listing(*call.selection)

@@ -211,9 +211,6 @@ class KsyunApp(EmulatorApp):
         self.check(image_type in (None, *IMAGE_SOURCES), "image_type", image_type)
         return Call(selection=tuple(sorted((k, params[k]) for k in _FILTER_FIELDS if k in params)))
 
-    def listing(self, call: Call) -> Sequence[Image]:
-        return self.catalogue.listing(call.selection)
-
     def page(self, items: list[Image], total: int, call: Call) -> Response:
         return Response.json(200, {"RequestId": str(uuid.uuid4()), "ImagesSet": items})
 

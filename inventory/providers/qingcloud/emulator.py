@@ -283,9 +283,6 @@ class QingCloudApp(EmulatorApp):
             f["owner"] = self.catalogue.owner  # no filter: the caller's own images
         return tuple(sorted(f.items()))
 
-    def listing(self, call: Call) -> Sequence[dict[str, Any]]:
-        return self.catalogue.listing(call.selection)
-
     def page(self, items: list[dict[str, Any]], total: int, call: Call) -> Response:
         body = dict(action="DescribeImagesResponse", image_set=items, total_count=total, ret_code=0)
         return Response.json(200, body)

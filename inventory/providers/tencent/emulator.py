@@ -336,9 +336,6 @@ class TencentApp(EmulatorApp):
             filters.append((name, tuple(values)))
         return Call(offset=offset, limit=limit, selection=tuple(sorted(filters)))
 
-    def listing(self, call: Call) -> Sequence[dict[str, Any]]:
-        return self.catalogue.listing(call.selection)
-
     def page(self, items: list[dict[str, Any]], total: int, call: Call) -> Response:
         body = {"TotalCount": total, "ImageSet": items, "RequestId": str(uuid.uuid4())}
         return Response.json(200, {"Response": body})
