@@ -18,8 +18,8 @@ from inventory.emulation.catalogue import Catalogue as Catalogue
 from inventory.emulation.faults import FAULT_KINDS as FAULT_KINDS
 from inventory.emulation.faults import FaultRule as FaultRule
 from inventory.emulation.faults import Faults as Faults
+from inventory.emulation.messages import Request as Request
+from inventory.emulation.messages import Response as Response
 from inventory.emulation.server import EmulatorServer as EmulatorServer
-from inventory.emulation.server import Request as Request
-from inventory.emulation.server import Response as Response
 from inventory.emulation.sources import EmulatedSource as EmulatedSource
 from inventory.emulation.sources import Running as Running

@@ -1,15 +1,12 @@
 """The request pipeline every emulated API shares, and the hooks a provider dialect fills in.
 
-:class:`EmulatorApp` answers a request in fixed steps (:meth:`EmulatorApp._serve`, listed
-in docs/emulators.md): :meth:`~EmulatorApp.read` routes it and reads its paging (leniently
-where the provider checks paging later), the faults that replace the page come next
-(before any other check, as a gateway in front of the API would; for a marker listing only
-once the marker is found), then :meth:`~EmulatorApp.authenticate`, the strict
-:meth:`~EmulatorApp.select`, the :meth:`~EmulatorApp.listing`, the window with the page
-faults, the provider's :meth:`~EmulatorApp.page` and the faults that change the catalogue
-afterwards. A dialect (a subclass, in ``inventory/providers/<name>/emulator.py``) supplies
-only those hooks, its error :meth:`~EmulatorApp.envelope`, its :attr:`~EmulatorApp.answers`
-and its refusals.
+:meth:`EmulatorApp._serve` answers a request in the steps docs/emulators.md lists: the
+dialect's :meth:`~EmulatorApp.read` (route, paging), the faults that replace the page (as a
+gateway in front of the API would; for a marker listing once the marker is found),
+:meth:`~EmulatorApp.authenticate`, the rate limit, :meth:`~EmulatorApp.select`, the
+:meth:`~EmulatorApp.listing`, the page faults, :meth:`~EmulatorApp.page`, then the faults
+that change the catalogue. A dialect supplies those hooks, its error
+:meth:`~EmulatorApp.envelope`, its :attr:`~EmulatorApp.answers` and its refusals.
 """
 
 from __future__ import annotations
@@ -18,13 +15,14 @@ import itertools
 import random
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from inventory.emulation.catalogue import Catalogue, control_mutate
 from inventory.emulation.faults import FAULT_KINDS, FaultRule, Faults
-from inventory.emulation.server import Request, Response
+from inventory.emulation.messages import Request, Response
 
 #: The pages a gateway or load balancer in front of the API sends: HTML, not the API's
 #: JSON envelope, so the client must cope with a body it cannot parse.
@@ -81,13 +79,18 @@ class EmulatorApp:
         catalogue: Catalogue,
         *,
         faults: Faults | None = None,
-        clock_skew_s: float | None = None,
+        rate_limit_per_s: float | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """``rate_limit_per_s``: accept at most that many authenticated calls in any one
+        second (the account's limit), refusing the others with :meth:`over_rate`; ``clock``
+        is the emulator's time (Unix seconds), for that window and for signature times."""
         self.catalogue = catalogue
         self.faults = faults if faults is not None else Faults()
         self.key_id, self._secret = [*self.default_key.values(), "", ""][:2]
-        if clock_skew_s is not None:
-            self.clock_skew_s = clock_skew_s
+        self.rate_limit_per_s, self.clock = rate_limit_per_s, clock
+        self._calls: list[float] = []  # the times of the calls accepted in the last second
+        self._calls_lock = threading.Lock()
         # Seeds 1, 2, 3, ... for control-API mutations that name none (next() on a count
         # is atomic, so concurrent requests never share one).
         self._seeds = itertools.count(1)
@@ -100,7 +103,7 @@ class EmulatorApp:
         return FAULT_KINDS | (self.answers.keys() - {"error"})
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(key_id={self.key_id!r}, images={len(self.catalogue)})"
+        return f"{type(self).__name__}({self.banner()}; {len(self.catalogue)} images)"
 
     # -- the dialect's hooks ---------------------------------------------------------------
 
@@ -131,6 +134,14 @@ class EmulatorApp:
     def state(self) -> dict[str, Any]:
         return {"provider": self.provider, "images": len(self.catalogue)}
 
+    def now(self) -> datetime:
+        """The emulator's time, for signature checks."""
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    def over_rate(self, calls: int) -> Refusal:
+        """The answer to the ``calls``-th call within one second, beyond the rate limit."""
+        return Refusal(self.envelope(*self.answers["throttle"]))
+
     def accept(self, key_id: str | None, secret: str | None) -> None:
         """Accept other credentials than the documented defaults (None keeps that one)."""
         self.key_id, self._secret = key_id or self.key_id, secret or self._secret
@@ -149,18 +160,29 @@ class EmulatorApp:
 
     # -- the engine ------------------------------------------------------------------------
 
-    def refuse(self, status: int, code: Any, message: str) -> Refusal:
-        return Refusal(self.envelope(status, code, message))
-
     def fail(self, key: str, /, *args: Any, **kwargs: Any) -> Refusal:
         """The refusal ``refusals[key]``, its message formatted with the arguments."""
         status, code, message = self.refusals[key]
-        return self.refuse(status, code, message.format(*args, **kwargs))
+        return Refusal(self.envelope(status, code, message.format(*args, **kwargs)))
 
     def check(self, ok: object, key: str, /, *args: Any, **kwargs: Any) -> None:
         """Raise :meth:`fail` unless ``ok``."""
         if not ok:
             raise self.fail(key, *args, **kwargs)
+
+    def integer(self, text: str, key: str, /, *args: Any, **kwargs: Any) -> int:
+        """``text`` as an integer, else :meth:`fail` ``key`` with the arguments."""
+        try:
+            return int(text)
+        except ValueError:
+            raise self.fail(key, *args, **kwargs) from None
+
+    def moment(self, text: str, fmt: str, key: str, /, *args: Any, **kwargs: Any) -> datetime:
+        """``text`` as a UTC time written in ``fmt``, else :meth:`fail` ``key``."""
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=UTC)
+        except ValueError:
+            raise self.fail(key, *args, **kwargs) from None
 
     def mutate(self, **counts: Any) -> dict[str, list[str]]:
         """The control API's mutation: :func:`inventory.emulation.catalogue.control_mutate`."""
@@ -181,6 +203,7 @@ class EmulatorApp:
         if early is not None:
             return early
         self.authenticate(request, call)
+        self._admit()
         call = self.select(request, call)
         view = self.listing(call)
         start = self._after(view, call.marker) if marker else call.offset
@@ -209,6 +232,17 @@ class EmulatorApp:
             response = replace(response, cut=True)
         self._change(kinds, view, start + limit, items)
         return response
+
+    def _admit(self) -> None:
+        """Count a call against the rate limit: a sliding one-second window."""
+        if self.rate_limit_per_s is None:
+            return
+        moment = self.clock()
+        with self._calls_lock:
+            self._calls = [then for then in self._calls if moment - then < 1.0]
+            if len(self._calls) >= self.rate_limit_per_s:
+                raise self.over_rate(len(self._calls) + 1)
+            self._calls.append(moment)
 
     @staticmethod
     def _page_number(start: int, limit: int | None) -> int:

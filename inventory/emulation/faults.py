@@ -48,7 +48,8 @@ class FaultRule:
 
     def __post_init__(self) -> None:
         # A cap without its size would silently cap nothing (or everything).
-        if (self.kind in VALUE_KINDS) != (self.value is not None):
+        bad = self.value is not None and (not _count(self.value) or self.value < 0)
+        if (self.kind in VALUE_KINDS) != (self.value is not None) or bad:
             raise ValueError(f"fault value is a count of items for {sorted(VALUE_KINDS)} only")
 
     @classmethod
@@ -71,10 +72,6 @@ class FaultRule:
             raise ValueError(f"fault times must be a count from 0, not {times!r}")
         if not isinstance(latency, int | float) or isinstance(latency, bool) or latency < 0:
             raise ValueError(f"fault latency_s must be seconds from 0, not {latency!r}")
-        if (kind in VALUE_KINDS) != (value is not None) or (
-            value is not None and (not _count(value) or value < 0)
-        ):
-            raise ValueError(f"fault value is a count of items for {sorted(VALUE_KINDS)} only")
         return cls(kind=kind, page=page, times=times, latency_s=float(latency), value=value)
 
     def to_dict(self) -> dict[str, Any]:
@@ -107,17 +104,9 @@ class Faults:
         with self._lock:
             return [rule for rule, left in self._rules if left is None or left > 0]
 
-    def take(self, page: int) -> FaultRule | None:
-        """The first live rule for ``page``, with one of its uses counted; None if none."""
-        taken = self._take(page, combine_latency=False)
-        return taken[0] if taken else None
-
     def take_all(self, page: int) -> list[FaultRule]:
         """The live rules for ``page``, each use counted: at most one ``latency`` rule and
         one other, in the order they were added, so a stall can precede a failure."""
-        return self._take(page, combine_latency=True)
-
-    def _take(self, page: int, *, combine_latency: bool) -> list[FaultRule]:
         taken: dict[bool, FaultRule] = {}  # by "is a latency rule": one of each at most
         with self._lock:
             for entry in self._rules:
@@ -130,6 +119,6 @@ class Faults:
                 if left is not None:
                     entry[1] = left - 1
                 taken[is_latency] = rule
-                if not combine_latency or len(taken) == 2:
+                if len(taken) == 2:
                     break
         return list(taken.values())

@@ -1,16 +1,8 @@
 """The emulator's HTTP side: a threaded server on loopback and its JSON control API.
 
-:class:`EmulatorServer` serves one *app* (see :mod:`inventory.emulation.app`) over real
-HTTP on 127.0.0.1, in a background thread or the foreground. The app turns a
-:class:`Request` into a :class:`Response` exactly as the real API would. Every server also
-answers a small control API, for standalone runs (``inventory emulate PROVIDER``):
-
-- ``POST /_emulator/mutate``   body ``{"seed": 1, "deprecate": 5, "remove": 3, ...}``
-  (answers the affected ids per kind)
-- ``POST /_emulator/faults``   body ``[{"kind": "http_503", "page": 2, "times": 1}, ...]``
-  (replaces the rules); ``DELETE /_emulator/faults`` clears them
-- ``GET  /_emulator/state``    the app's state (image count, ...), the number of provider
-  requests served and the live fault rules
+:class:`EmulatorServer` serves one app (:mod:`inventory.emulation.app`) over real HTTP on
+127.0.0.1, in a background thread or the foreground, and answers the control API under
+``/_emulator/`` (state, mutate, faults; docs/emulators.md lists it).
 """
 
 from __future__ import annotations
@@ -22,69 +14,21 @@ import logging
 import socket
 import struct
 import threading
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from inventory.emulation.faults import FaultRule, Faults
+from inventory.emulation.faults import FaultRule
+from inventory.emulation.messages import Request, Response
+
+if TYPE_CHECKING:  # the app module imports this one
+    from inventory.emulation.app import EmulatorApp
 
 log = logging.getLogger(__name__)
 
 # SO_LINGER on with a timeout of 0 turns close() into a TCP RST: the client sees a reset
 # connection, as from a crashed backend, not a polite end of stream.
 _RESET_ON_CLOSE = struct.pack("ii", 1, 0)
-
-
-@dataclass(slots=True)
-class Request:
-    """One HTTP request as received: the query string and body are left exactly as sent,
-    because a signature check must see the bytes the client signed."""
-
-    method: str
-    path: str
-    raw_query: str
-    headers: dict[str, str]  # names lower-cased
-    body: bytes
-
-
-@dataclass(slots=True)
-class Response:
-    status: int
-    body: bytes
-    content_type: str = "application/json"
-    headers: dict[str, str] = field(default_factory=dict)
-    reset: bool = False  # drop the connection instead of answering
-    cut: bool = False  # announce the whole body, send half of it, then hang up
-
-    @classmethod
-    def json(cls, status: int, payload: Any, **headers: str) -> Response:
-        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-        return cls(status, body, headers=dict(headers))
-
-    @classmethod
-    def text(cls, status: int, text: str, content_type: str = "text/plain") -> Response:
-        return cls(status, text.encode(), f"{content_type}; charset=utf-8")
-
-    @classmethod
-    def html(cls, status: int, title: str) -> Response:
-        page = f"<html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>"
-        return cls.text(status, page, "text/html")
-
-
-class App(Protocol):
-    """What :class:`EmulatorServer` serves."""
-
-    faults: Faults
-
-    @property
-    def fault_kinds(self) -> frozenset[str]: ...
-
-    def handle(self, request: Request) -> Response: ...
-
-    def mutate(self, **counts: Any) -> dict[str, list[str]]: ...
-
-    def state(self) -> dict[str, Any]: ...
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -107,10 +51,9 @@ class EmulatorServer:
     """Serves one app on loopback over real HTTP, in a background thread or the foreground."""
 
     def __init__(
-        self, app: App, port: int = 0, *, host: str = "127.0.0.1", verbose: bool = False
+        self, app: EmulatorApp, port: int = 0, *, host: str = "127.0.0.1", verbose: bool = False
     ) -> None:
-        self.app = app
-        self.verbose = verbose
+        self.app, self.verbose, self._host = app, verbose, host
         self._requests = 0
         self._request_event = threading.Condition()
         self._connections: set[socket.socket] = set()
@@ -125,12 +68,8 @@ class EmulatorServer:
         return int(self._httpd.server_address[1])
 
     @property
-    def host(self) -> str:
-        return str(self._httpd.server_address[0])
-
-    @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"http://{self._host}:{self.port}"
 
     @property
     def request_count(self) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from inventory.emulation.app import EmulatorApp
 from inventory.emulation.catalogue import Catalogue
@@ -64,7 +64,7 @@ class EmulatedSource:
         """``inventory emulate PROVIDER``: serve in the foreground until Ctrl-C. The first
         line printed names the URL, written once the port listens (port 0 picks one)."""
         server = self.make_server(images=images, seed=seed, **kw)
-        app = cast(EmulatorApp, server.app)
+        app = server.app
         name = self.short_label or self.label
         where = f"{server.url}{self.path} ({images} images, seed {seed}); {app.banner()}"
         print(f"{name} emulator: {where}; control API {server.url}/_emulator/", flush=True)
@@ -75,7 +75,7 @@ class EmulatedSource:
         """Start on a free port; the source ``name`` reaches it (``kw``: the catalogue's
         generation settings, as for :meth:`make_server`)."""
         server = self.make_server(images=images, seed=seed, **kw).start()
-        app = cast(EmulatorApp, server.app)
+        app = server.app
         prefix = "INVENTORY_EMU_" + self.provider.upper().replace("-", "_")
         credentials = app.credentials()
         env_of = {field: f"{prefix}_{field.upper()}" for field in credentials}

@@ -74,15 +74,9 @@ ENV_WORDS = ("prod", "staging", "dev", "test")
 #: The tags an account uses, reused across its images as in a real account (so a tag filter
 #: matches several images).
 TAG_PAIRS = (
-    ("env", "prod"),
-    ("env", "staging"),
-    ("env", "dev"),
-    ("team", "platform"),
-    ("team", "data"),
-    ("app", "web"),
-    ("cost-center", "finance"),
-    ("owner", "ops"),
-)
+    ("env", "prod"), ("env", "staging"), ("env", "dev"), ("team", "platform"), ("team", "data"),
+    ("app", "web"), ("cost-center", "finance"), ("owner", "ops"),
+)  # fmt: skip
 
 
 def draw_tag_picks(rng: random.Random, count: int) -> list[tuple[int, ...]]:
@@ -226,6 +220,8 @@ def draw_traits(
     second; the draws are ordered field by field, so changing one field's distribution
     changes only that field's values.
     """
+    if count < 0:
+        raise ValueError(f"image count must be 0 or more, not {count}")
     releases = draw_choices(rng, OS_RELEASES, count, [r.weight for r in OS_RELEASES])
     system = [r < system_share for r in draw_fractions(rng, count)]
     dates = draw_ints(rng, CATALOGUE_START, CATALOGUE_END, count)  # drawn either way

@@ -163,6 +163,29 @@ def test_throttle_is_the_providers_own_answer(emu: Harness) -> None:
     _retried_past(emu, "throttle")
 
 
+def test_rate_limit_is_answered_with_the_providers_throttle(emu: Harness) -> None:
+    """Beyond ``rate_limit_per_s`` calls in one second (the clock stands still here) every
+    emulator refuses the call as its provider throttles; Tencent names the account limit."""
+    now = emu.app.clock()
+    emu.app.clock, emu.app.rate_limit_per_s = (lambda: now), 1
+    if emu.single:
+        emu.collect()  # the one call of the listing uses up the second
+        emu.fault_page = 1
+    err = _error(emu)
+    status, code = EXPECT[emu.provider].throttle
+    assert emu.answers[-1].status_code == status
+    answered = _code(emu.provider, emu.last_json())
+    assert answered == (
+        "RequestLimitExceeded.UinLimitExceeded" if emu.provider == "tencent" else code
+    )
+    assert isinstance(err.__cause__, ProviderTransientError)
+    emu.app.clock = lambda: now + 1.0  # a second later the window has room for one call
+    if emu.single:
+        assert emu.collect()[1].complete
+    else:
+        _error(emu)  # page 1 answered, page 2 refused again
+
+
 def test_error_envelope_with_200_is_an_error(emu: Harness) -> None:
     emu.fail("error_200", times=1)
     err = _error(emu)
@@ -329,3 +352,5 @@ def test_an_image_dropped_twice_mid_listing_is_dropped_once(emu: Harness) -> Non
 def test_running_repr_shows_no_credential(emu: Harness) -> None:
     shown = repr(emu.running)
     assert emu.running.env and not any(value in shown for value in emu.running.env.values())
+    secret = list(emu.app.credentials().values())[-1]  # the secret or password it accepts
+    assert secret not in repr(emu.app) and type(emu.app).__name__ in repr(emu.app)

@@ -282,13 +282,13 @@ def test_fault_rules_match_pages_and_are_used_up() -> None:
     faults = Faults()
     faults.add(FaultRule(kind="http_503", page=2, times=2))
     faults.add(FaultRule(kind="throttle"))
-    assert faults.take(2) == FaultRule(kind="http_503", page=2, times=2)
-    assert faults.take(2) == FaultRule(kind="http_503", page=2, times=2)
-    assert faults.take(2) == FaultRule(kind="throttle")  # the 503 is used up
-    assert faults.take(1) == FaultRule(kind="throttle")
+    assert faults.take_all(2) == [FaultRule(kind="http_503", page=2, times=2)]
+    assert faults.take_all(2) == [FaultRule(kind="http_503", page=2, times=2)]
+    assert faults.take_all(2) == [FaultRule(kind="throttle")]  # the 503 is used up
+    assert faults.take_all(1) == [FaultRule(kind="throttle")]
     assert faults.rules() == [FaultRule(kind="throttle")]
     faults.clear()
-    assert faults.take(1) is None
+    assert faults.take_all(1) == []
 
 
 def test_take_all_combines_latency_with_one_other_rule() -> None:
@@ -310,7 +310,7 @@ def test_take_all_combines_latency_with_one_other_rule() -> None:
 
 def test_zero_times_never_fires() -> None:
     faults = Faults([FaultRule(kind="reset", times=0)])
-    assert faults.take(1) is None
+    assert faults.take_all(1) == []
 
 
 def test_fault_rule_from_dict() -> None:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
-from inventory.emulation import Call, Catalogue, EmulatorApp, Request, Response
+from inventory.emulation import Call, Catalogue, EmulatorApp, Request, Response, refusal_table
 from inventory.providers.huawei_common.emulator_iam import DEFAULT_PROJECTS, TOKEN_PATH, IamService
 
 #: How the gateway's 401 for a credential it does not accept begins.
@@ -52,16 +52,10 @@ class GatewayApp(EmulatorApp):
     """A Huawei API behind its API gateway: the gateway's error envelope, throttling and
     refusals, and its IAM token check."""
 
-    answers = {
-        "throttle": (
-            429,
-            "APIGW.0308",
-            "The throttling threshold has been reached: policy user over ratelimit,limit:200,"
-            "time:1 second",
-        ),
-        # The gateway's answer when it cannot reach the service; error_200 sends it with 200.
-        "error": (502, "APIGW.0202", "Backend unavailable"),
-    }
+    answers = refusal_table("""
+throttle 429 APIGW.0308 The throttling threshold has been reached: policy user over ratelimit,limit:200,time:1 second
+error    502 APIGW.0202 Backend unavailable
+""")  # noqa: E501 - a table; "error" is the answer when the service is unreachable
     #: The gateway's refusals; a dialect adds its service's own.
     refusals = {
         "path": (404, "APIGW.0101", _NO_API),
@@ -100,13 +94,6 @@ class GatewayApp(EmulatorApp):
     def reply(self, status: int, body: dict[str, Any]) -> Response:
         """The service's own answer, with a fresh request id."""
         return Response.json(status, body, **{self.id_header: self.request_id()})
-
-    def integer(self, text: str, key: str, /, **values: Any) -> int:
-        """``text`` as an integer, else the refusal ``key``."""
-        try:
-            return int(text)
-        except ValueError:
-            raise self.fail(key, **values) from None
 
     def authenticate(self, request: Request, call: Call) -> None:
         """The gateway's IAM token check."""

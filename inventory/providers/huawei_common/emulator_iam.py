@@ -1,14 +1,9 @@
 """Huawei IAM (Keystone v3) token endpoint shared by the Huawei emulators.
 
-``POST /v3/auth/tokens``, password method, scoped to a project (by id, or by name: a region
-id such as ``cn-north-4``), to the domain (by name or id) or unscoped: 201, the token in
-``X-Subject-Token``, Keystone's ``{"token": ...}`` in the body. A wrong user, password or scope
-gets 401, a body that is not a password auth 400, as ``{"error": {"code", "title", "message"}}``.
-Several emulators may share one :class:`IamService`, as Huawei services share one IAM.
-
-Default identity (documented for ``inventory emulate huawei-iec`` / ``huawei-ims-v1``): account
-(domain) ``emulator-account`` with id :data:`DEFAULT_DOMAIN_ID`, IAM user ``emulator-user`` with
-password ``emulator-password``, projects named after the regions in :data:`DEFAULT_PROJECTS`.
+``POST /v3/auth/tokens`` with the password method, scoped to a project (by id, or by its
+region's name), to the domain, or unscoped; Keystone's answers and errors. Several emulators
+may share one :class:`IamService`, as Huawei services share one IAM. Its default identity is
+in docs/providers/huawei-iec.md and huawei-ims-v1.md ("Emulator").
 """
 
 from __future__ import annotations

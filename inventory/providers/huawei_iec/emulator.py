@@ -1,7 +1,6 @@
 """Huawei Cloud IEC ListImages emulator dialect: AK/SK or IAM token, offset paging, error_code.
 
-What it serves and accepts is in docs/providers/huawei-iec.md ("Emulator"); the request
-pipeline, faults and control API are the engine's (:mod:`inventory.emulation`).
+What it serves and accepts: docs/providers/huawei-iec.md ("Emulator"); the rest is the engine's.
 """
 
 from __future__ import annotations
@@ -10,12 +9,12 @@ import hmac
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from inventory.emulation import Call, Request, Response, traits
-from inventory.emulation.sources import EmulatedSource
+from inventory.emulation import Call, EmulatedSource, traits
+from inventory.emulation.messages import Request, Response
 from inventory.providers.huawei_common import signer
 from inventory.providers.huawei_common.emulator import IAM_REFUSED, GatewayApp, GatewayCatalogue
 
@@ -122,9 +121,7 @@ class IecCatalogue(GatewayCatalogue):
 
 def _text(value: object) -> str:
     """A field as a query value compares with it: booleans as "true"/"false", null as ""."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    return "" if value is None else str(value)
+    return str(value).lower() if isinstance(value, bool) else "" if value is None else str(value)
 
 
 #: Filters that compare to one attribute, and the values they accept (None = any).
@@ -158,10 +155,9 @@ class IecApp(GatewayApp):
     provider = "huawei-iec"
     catalogue_class = IecCatalogue
     # AK/SK signing for the demo (the IMS emulator shows the IAM token flow).
-    default_key = {
-        "access_key_id": DEFAULT_ACCESS_KEY_ID,
-        "secret_access_key": DEFAULT_SECRET_ACCESS_KEY,
-    }
+    default_key = dict(
+        access_key_id=DEFAULT_ACCESS_KEY_ID, secret_access_key=DEFAULT_SECRET_ACCESS_KEY
+    )
     clock_skew_s = 15 * 60.0  # beyond it the gateway answers APIGW.0303
     refusals = {**GatewayApp.refusals, **ERRORS}
     catalogue: IecCatalogue
@@ -209,11 +205,7 @@ class IecApp(GatewayApp):
         missing = [n for n in names if n not in request.headers]
         self.check(not missing, "absent", *missing[:1])
         date = request.headers["x-sdk-date"]
-        try:
-            stamp = datetime.strptime(date, signer.DATE_FORMAT).replace(tzinfo=UTC)
-        except ValueError:
-            raise self.fail("date") from None
-        skew = abs((datetime.now(UTC) - stamp).total_seconds())
+        skew = abs((self.now() - self.moment(date, signer.DATE_FORMAT, "date")).total_seconds())
         self.check(skew <= self.clock_skew_s, "expired")
         payload = request.headers.get("x-sdk-content-sha256")
         body_sha = payload if payload == signer.UNSIGNED_PAYLOAD else signer.body_hash(request.body)

@@ -1,7 +1,6 @@
 """Huawei IMS OpenStack-native v1.1 emulator dialect: ``GET /v1.1/images/detail`` (Glance v1).
 
-What it serves and accepts is in docs/providers/huawei-ims-v1.md ("Emulator"); the request
-pipeline, faults and control API are the engine's (:mod:`inventory.emulation`).
+What it serves and accepts: docs/providers/huawei-ims-v1.md ("Emulator"); the rest is the engine's.
 """
 
 from __future__ import annotations
@@ -15,8 +14,8 @@ from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
-from inventory.emulation import Call, Request, Response, traits
-from inventory.emulation.sources import EmulatedSource
+from inventory.emulation import Call, EmulatedSource, traits
+from inventory.emulation.messages import Request, Response
 from inventory.providers.fields import parse_time
 from inventory.providers.huawei_common.emulator import GatewayApp, GatewayCatalogue
 
@@ -149,10 +148,6 @@ class ImsCatalogue(GatewayCatalogue):
             if image_id in self._images:
                 self.edit(image_id, status="deleted", deleted=True)
 
-    def visible_ids(self) -> set[str]:
-        """The ids a default listing (no filters) returns."""
-        return {i["id"] for i in self.listing()}
-
 
 def _matches(image: Image, f: Image) -> bool:
     since = f.get("changes-since")
@@ -179,9 +174,6 @@ class ImsApp(GatewayApp):
     region = DEFAULT_REGION  # a token must be scoped to this region's project
     id_header = "X-Openstack-Request-Id"
     catalogue: ImsCatalogue
-
-    def __repr__(self) -> str:
-        return f"ImsApp(region={self.region!r}, images={len(self.catalogue)})"
 
     def accept(self, key_id: str | None, secret: str | None) -> None:
         # No AK/SK on this API: the IAM user name and password to accept.

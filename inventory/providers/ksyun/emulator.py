@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 
 from inventory.emulation import Call, Catalogue, EmulatedSource, EmulatorApp, Refusal, refusal_table
 from inventory.emulation.catalogue import Image
-from inventory.emulation.server import Request, Response
+from inventory.emulation.messages import Request, Response
 from inventory.emulation.traits import ImageTraits, draw_traits, iso_z, uuid4
 from inventory.providers.ksyun.auth import ALGORITHM, AMZ_DATE_FORMAT, SERVICE, TERMINATOR, sign
 
@@ -28,7 +28,6 @@ DEFAULT_REGIONS = frozenset({"cn-beijing-6", "cn-shanghai-2", "cn-guangzhou-1", 
 ACTION, API_VERSION = "DescribeImages", "2016-03-04"
 IMAGE_SOURCES = ("system", "import", "copy", "share", "extend")  # also the ImageType values
 _FILTER_FIELDS = {"ImageId": "ImageId", "ImageType": "ImageSource"}  # parameter: image field
-_NOT_FOUND = "<html><body>404 Not Found</body></html>"
 #: Every answer but the listing: name, HTTP status, code, message (a str.format template).
 _REFUSALS = refusal_table("""
 throttle    503 RequestLimitExceeded         Request limit exceeded, please try again later.
@@ -148,7 +147,7 @@ class KsyunApp(EmulatorApp):
 
     def read(self, request: Request) -> Call:
         if request.path != "/":
-            raise Refusal(Response.text(404, _NOT_FOUND, "text/html"))
+            raise Refusal(Response.html(404, "404 Not Found"))
         if request.method not in ("GET", "POST"):
             raise Refusal(Response.text(405, "Method Not Allowed"))
         query = parse_qsl(request.raw_query, keep_blank_values=True)
@@ -187,15 +186,13 @@ class KsyunApp(EmulatorApp):
         expected = sign(**signed, secret=self._secret, amz_date=amz_date, region=region).signature
         self.check(hmac.compare_digest(expected.encode(), signature.encode()), "signature")
         # After the signature: a stale request is reported as stale only if otherwise genuine.
-        skew = abs((datetime.now(UTC) - moment).total_seconds())
+        skew = abs((self.now() - moment).total_seconds())
         self.check(skew <= self.clock_skew_s, "expired", amz_date, skew)
         self.check(region in self.regions, "region", region)
 
     def _moment(self, stamp: str | None, date_header: str | None) -> datetime:
         if stamp:
-            with contextlib.suppress(ValueError):
-                return datetime.strptime(stamp, AMZ_DATE_FORMAT).replace(tzinfo=UTC)
-            raise self.fail("stamp", stamp)
+            return self.moment(stamp, AMZ_DATE_FORMAT, "stamp", stamp)
         with contextlib.suppress(TypeError, ValueError):  # no Date header, or not a date
             return email.utils.parsedate_to_datetime(date_header or "").astimezone(UTC)
         raise self.fail("no_date")

@@ -11,13 +11,13 @@ import hmac
 import itertools
 import random
 from collections.abc import Collection, Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
 from inventory.emulation import Call, Catalogue, EmulatedSource, EmulatorApp, Refusal, traits
 from inventory.emulation.app import refusal_table
-from inventory.emulation.server import Request, Response
+from inventory.emulation.messages import Request, Response
 from inventory.providers.qingcloud.auth import canonical_query
 
 DEFAULT_ACCESS_KEY_ID = "QYEMULATORACCESSKEY"
@@ -36,6 +36,7 @@ _WINDOWS_TYPES = ("medium_b", "large_b", "c2m4", "c4m8")
 _TAG_COLORS = ("#9999CC", "#E6A23C", "#67C23A", "#F56C6C", "#409EFF")
 _STATUS_AGE_S = 180 * 86400  # how long after creation a later status change may come
 _FORM = "application/x-www-form-urlencoded"
+_TIME = "%Y-%m-%dT%H:%M:%SZ"  # time_stamp and expires, in UTC
 #: Every answer but the listing (HTTP 200): key, ret_code, message (a str.format template).
 _ANSWERS = """
 throttle    2500 QuotaExceeded, api request too frequently
@@ -100,24 +101,17 @@ def _make_images(
         # The initial statuses date from creation, as on the real API; others came later.
         initial = status in ("available", "pending")
         yield {
-            "image_id": ids[i],
-            "image_name": f"{t.name} {bits}" if t.system else t.name,
-            "description": t.description,
-            "size": t.size_gb,
-            "processor_type": bits,
-            "platform": t.os.platform,
-            "os_family": t.os.family,
+            "image_id": ids[i], "image_name": f"{t.name} {bits}" if t.system else t.name,
+            "description": t.description, "size": t.size_gb, "processor_type": bits,
+            "platform": t.os.platform, "os_family": t.os.family,
             "visibility": "public" if t.system else "private",
-            "provider": "system" if t.system else "self",
-            "owner": "system" if t.system else owner,
+            "provider": "system" if t.system else "self", "owner": "system" if t.system else owner,
             "recommended_type": (windows_types if t.os.platform == "windows" else linux_types)[i],
-            "status": status,
-            "transition_status": "creating" if status == "pending" else "",
+            "status": status, "transition_status": "creating" if status == "pending" else "",
             "create_time": create_time,
             "status_time": create_time if initial else traits.iso_z(t.created + ages[i]),
-            "tags": [] if t.system else [pool[n] for n in tag_picks[i]],
-            "sub_code": 0,
-        }
+            "tags": [] if t.system else [pool[n] for n in tag_picks[i]], "sub_code": 0,
+        }  # fmt: skip
 
 
 def generate_images(
@@ -126,8 +120,6 @@ def generate_images(
     """A deterministic catalogue: the same arguments give the same images, in order;
     ``system_share`` of them are platform images (public, provider "system", owner
     "system"), the rest the caller's own (private, provider "self", owner ``owner``)."""
-    if count < 0:
-        raise ValueError(f"image count must be 0 or more, not {count}")
     with traits.paused_gc():
         return list(_make_images(random.Random(seed), count, owner, system_share))
 
@@ -237,17 +229,13 @@ class QingCloudApp(EmulatorApp):
         mac = hmac.new(self._secret.encode(), to_sign.encode(), digest)
         expected = base64.b64encode(mac.digest())
         self.check(hmac.compare_digest(expected, single["signature"].encode()), "signature")
-        now = datetime.now(UTC)
-        skew = abs((now - self._time(single, "time_stamp")).total_seconds())
-        self.check(skew <= self.clock_skew_s, "expired", "time_stamp", single["time_stamp"])
-        expires = self._time(single, "expires") if "expires" in single else now
-        self.check(expires >= now, "expired", "expires", single.get("expires"))
-
-    def _time(self, single: dict[str, str], name: str) -> datetime:
-        try:
-            return datetime.strptime(single[name], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-        except ValueError:
-            raise self.fail("invalid", name, single[name]) from None
+        now, sent = self.now(), single["time_stamp"]
+        skew = abs((now - self.moment(sent, _TIME, "invalid", "time_stamp", sent)).total_seconds())
+        self.check(skew <= self.clock_skew_s, "expired", "time_stamp", sent)
+        expires = single.get("expires")
+        if expires is not None:
+            until = self.moment(expires, _TIME, "invalid", "expires", expires)
+            self.check(until >= now, "expired", "expires", expires)
 
     def select(self, request: Request, call: Call) -> Call:
         params, single = call.extra
@@ -257,11 +245,8 @@ class QingCloudApp(EmulatorApp):
         self.check(zone, "empty", "zone")
         self.check(zone in self.zones, "zone", zone)
         paging: dict[str, int] = {}
-        for name, default in (("offset", 0), ("limit", DEFAULT_LIMIT)):
-            try:
-                paging[name] = int(single.get(name) or default)
-            except ValueError:
-                raise self.fail("not_int", name) from None
+        for name, default in (("offset", "0"), ("limit", str(DEFAULT_LIMIT))):
+            paging[name] = self.integer(single.get(name) or default, "not_int", name)
             self.check(paging[name] >= 0, "negative", name)
         limit = min(paging["limit"], MAX_LIMIT)
         return Call(offset=paging["offset"], limit=limit, selection=self._filters(params, single))

@@ -10,16 +10,14 @@ import hmac
 import json
 import random
 import re
-import threading
-import time
 import uuid
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from inventory.emulation import Call, Catalogue, EmulatorApp, Refusal, refusal_table, traits
-from inventory.emulation.server import Request, Response
-from inventory.emulation.sources import EmulatedSource
+from inventory.emulation import Call, Catalogue, EmulatedSource, EmulatorApp, Refusal, traits
+from inventory.emulation.app import refusal_table
+from inventory.emulation.messages import Request, Response
 from inventory.providers.tencent import auth as tc3
 
 DEFAULT_SECRET_ID = "AKIDEMULATORTENCENT00000000000000000"  # noqa: S105 - documented
@@ -98,8 +96,6 @@ def generate_images(
     """``count`` images in DescribeImages' shape, deterministic for ``seed`` (or drawn from
     a Random): ``public_share`` Tencent public images; of the rest, ``shared_share`` shared
     by other accounts, the others the account's own (``uin``); ids not in ``taken``."""
-    if count < 0:
-        raise ValueError(f"image count must be 0 or more, not {count}")
     rng = seed if isinstance(seed, random.Random) else random.Random(seed)
     drawn = traits.draw_traits(rng, count, public_share, created_at=created_at)
     ids = traits.random_ids(rng, "img-", count, taken=taken)
@@ -125,29 +121,23 @@ def generate_images(
         # A resource's tag keys are unique: two picks with one key make one tag.
         tags = {} if facts.system else dict(traits.TAG_PAIRS[pick] for pick in tag_picks[i])
         snap = dict(SnapshotId=snapshot_ids[i], DiskUsage="SYSTEM_DISK", DiskSize=facts.size_gb)
-        image: dict[str, Any] = {
-            "ImageId": ids[i],
-            "OsName": f"{facts.os.label} {bits}",
-            "ImageType": kind,
+        images.append({
+            "ImageId": ids[i], "OsName": f"{facts.os.label} {bits}", "ImageType": kind,
             "CreatedTime": traits.iso_z(facts.created)[:-1] + "+00:00",  # as in API samples
             # Official images are named after the OS, like "CentOS 7.6 64位".
             "ImageName": f"{facts.name} {bits}" if facts.system else facts.name,
-            "ImageDescription": facts.description or "",
-            "ImageSize": facts.size_gb,
+            "ImageDescription": facts.description or "", "ImageSize": facts.size_gb,
             "Architecture": "arm" if facts.architecture == "arm64" else facts.architecture,
             "ImageState": state,
             "Platform": _PLATFORMS.get(facts.os.family, facts.os.distro.split()[0]),
-            "ImageCreator": creator,
-            "ImageSource": source,
+            "ImageCreator": creator, "ImageSource": source,
             "SyncPercent": sync_percents[i] if state == "SYNCING" else None,
             "IsSupportCloudinit": facts.os.platform != "windows",
             "SnapshotSet": [snap] if source == "CREATE_IMAGE" else [],
             "Tags": [{"Key": key, "Value": value} for key, value in tags.items()],
-            "LicenseType": "TencentCloud",
-            "ImageFamily": "",
+            "LicenseType": "TencentCloud", "ImageFamily": "",
             "ImageDeprecated": state == "NORMAL" and deprecated,
-        }
-        images.append(image)
+        })  # fmt: skip
     return images
 
 
@@ -171,12 +161,10 @@ class TencentCatalogue(Catalogue):
 
     id_key = "ImageId"
     transitions = {
-        "deprecate": (
-            lambda i: i["ImageState"] == "NORMAL" and not i["ImageDeprecated"],
-            lambda _i, _now: {"ImageDeprecated": True},
-        ),
+        "deprecate": (lambda i: i["ImageState"] == "NORMAL" and not i["ImageDeprecated"],
+                      lambda _i, _now: {"ImageDeprecated": True}),
         "delete": (lambda _i: True, lambda _i, _now: None),
-    }
+    }  # fmt: skip
 
     default_owner = DEFAULT_UIN
     draw = staticmethod(generate_images)
@@ -210,23 +198,9 @@ class TencentApp(EmulatorApp):
     answers = {kind: _REFUSALS[kind] for kind in ("throttle", "error", "server_busy")}
     answers["internal"] = answers["error"]  # an extra fault kind, answered as error_200 is
 
-    def __init__(
-        self,
-        catalogue: TencentCatalogue,
-        *,
-        regions: Collection[str] = DEFAULT_REGIONS,
-        rate_limit_per_s: float | None = None,
-        clock: Callable[[], float] = time.time,
-        **engine: Any,  # faults
-    ) -> None:
-        super().__init__(catalogue, **engine)
-        self.catalogue: TencentCatalogue = catalogue
-        self.regions = frozenset(regions)
-        self._known = {"action": {tc3.ACTION}, "version": {tc3.API_VERSION}, "region": self.regions}
-        self.rate_limit_per_s = rate_limit_per_s
-        self._clock = clock
-        self._calls: list[float] = []  # the times of the calls accepted in the last second
-        self._calls_lock = threading.Lock()
+    regions = DEFAULT_REGIONS  # those it serves, all the same catalogue
+    _known = {"action": {tc3.ACTION}, "version": {tc3.API_VERSION}, "region": regions}
+    catalogue: TencentCatalogue
 
     def banner(self) -> str:
         return f"SecretId {self.key_id}; regions {', '.join(sorted(self.regions))}"
@@ -242,8 +216,7 @@ class TencentApp(EmulatorApp):
 
     def read(self, request: Request) -> Call:
         if request.path != "/":
-            html = "<html><body><h1>404 Not Found</h1></body></html>"
-            raise Refusal(Response.text(404, html, "text/html"))
+            raise Refusal(Response.html(404, "404 Not Found"))
         self.check(request.method == "POST", "protocol")
         body = None
         with contextlib.suppress(ValueError):  # UnicodeDecodeError is one
@@ -255,7 +228,7 @@ class TencentApp(EmulatorApp):
         return Call(offset, limit, extra=body) if readable else Call(extra=body)
 
     def authenticate(self, request: Request, call: Call) -> None:
-        """The signature, then the common headers, then the rate limit."""
+        """The signature, then the common headers (the engine checks the rate limit next)."""
         headers = request.headers
         self.check(headers.get("authorization"), "no_auth")
         auth = tc3.parse_authorization(headers["authorization"])
@@ -265,12 +238,9 @@ class TencentApp(EmulatorApp):
         self.check(ok_scope, "scope", tc3.SERVICE)
         stamp_text = headers.get("x-tc-timestamp", "")
         self.check(stamp_text, "missing", "Timestamp")
-        try:
-            stamp = int(stamp_text)
-        except ValueError:
-            raise self.fail("stamp", stamp_text) from None
+        stamp = self.integer(stamp_text, "stamp", stamp_text)
         self.check(auth.secret_id == self.key_id, "secret_id")
-        now = int(self._clock())
+        now = int(self.clock())
         self.check(abs(now - stamp) <= self.clock_skew_s, "expired", stamp, now, self.clock_skew_s)
         self.check({"content-type", "host"} <= set(auth.signed_headers) <= headers.keys(), "signed")
         expected = tc3.sign(
@@ -292,13 +262,9 @@ class TencentApp(EmulatorApp):
             self.check(headers[f"x-tc-{name}"] in known, name, headers[f"x-tc-{name}"])
         media = headers.get("content-type", "").split(";")[0].strip().lower()
         self.check(media == "application/json", "json")
-        if self.rate_limit_per_s is not None:  # a sliding one-second window per account
-            moment = self._clock()
-            with self._calls_lock:
-                self._calls = [then for then in self._calls if moment - then < 1.0]
-                calls = len(self._calls)
-                self.check(calls < self.rate_limit_per_s, "rate", calls + 1, self.rate_limit_per_s)
-                self._calls.append(moment)
+
+    def over_rate(self, calls: int) -> Refusal:
+        return self.fail("rate", calls, self.rate_limit_per_s)
 
     def select(self, request: Request, call: Call) -> Call:
         body = call.extra
