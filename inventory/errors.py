@@ -77,7 +77,7 @@ class ProviderError(InventoryError):
         self.page = page
         self.code = code
 
-    def located(self, source: str, page: int | None) -> ProviderError:
+    def located(self, source: str | None, page: int | None) -> ProviderError:
         """Fill in where the error happened, keeping anything already set."""
         if self.source is None:
             self.source = source

@@ -11,7 +11,7 @@ Strategies raise :class:`~inventory.errors.PagingError` rather than loop or skip
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -100,23 +100,44 @@ class OffsetPaging:
 
 
 class SinglePage:
-    """One response holds the whole listing (Kingsoft KEC DescribeImages)."""
+    """One response holds the whole listing (Kingsoft KEC DescribeImages).
 
-    def __init__(self) -> None:
+    Nothing in the answer says whether the backend cut it short, so a listing that reaches
+    ``cap`` images, the most the backend is known to answer at once, may be cut and is
+    incomplete; ``narrow`` says how to split the source so each listing holds fewer.
+    """
+
+    def __init__(self, cap: int | None = None, narrow: str = "") -> None:
+        self.cap, self.narrow = cap, narrow
         self.complete = False
         self.incomplete_reason: str | None = "the listing did not finish"
 
     def first(self) -> dict[str, Any]:
         return {}
 
-    def next(self, page: Page) -> dict[str, Any] | None:  # noqa: ARG002 - one page is all
-        self.complete = True
-        self.incomplete_reason = None
+    def next(self, page: Page) -> dict[str, Any] | None:
+        if self.cap is not None and len(page.items) >= self.cap:
+            self.incomplete_reason = (
+                f"the one answer holds {len(page.items)} images, the most the API answers at "
+                f"once (listing_cap {self.cap}), so it may be cut short; {self.narrow}"
+            ).rstrip("; ")
+        else:
+            self.complete, self.incomplete_reason = True, None
         return None
 
 
 class MarkerPaging:
-    """``marker``/``limit`` with no total (Glance v1): the end is a short or empty page.
+    """``marker``/``limit`` with no total (Glance v1), ending only at a *confirmed* end.
+
+    A short or empty page may be the end, but it may also be a server that clamps ``limit``
+    or one page answered wrong; it is never taken as the end on its own word. Instead the
+    strategy *probes*: it asks for the listing in the ``reverse`` of its ``order``, one
+    item. The end is confirmed when that item is the last image listed (or the probe is
+    empty and nothing was listed). Otherwise a short page was a clamped one, so paging
+    goes on after its last image (and pages of that length count as full from then on),
+    and an empty page broke the listing off: the run keeps what it saw but is incomplete.
+    The probe's page is not part of the listing (:attr:`probing` is true while it is
+    asked for).
 
     A marker that does not advance raises instead of looping forever.
     """
@@ -125,47 +146,87 @@ class MarkerPaging:
         self,
         limit: int,
         *,
+        order: Mapping[str, Any],
+        reverse: Mapping[str, Any],
         marker_param: str = "marker",
         limit_param: str = "limit",
         marker_of: Callable[[dict[str, Any]], str] = lambda item: str(item["id"]),
         max_pages: int = 1_000_000,
     ) -> None:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
         self.limit = limit
+        self.order, self.reverse = dict(order), dict(reverse)
         self.marker_param = marker_param
         self.limit_param = limit_param
         self.marker_of = marker_of
         self.max_pages = max_pages
+        self.full = limit  # a page this long is not the end; less once a server clamps
         self.markers: set[str] = set()
+        self.last: str | None = None  # the id of the last image listed
+        self.probing = False
+        self._ended: Page | None = None  # the short or empty page being checked
         self.complete = False
         self.incomplete_reason: str | None = "the listing did not finish"
 
     def first(self) -> dict[str, Any]:
-        return {self.limit_param: self.limit}
+        return {**self.order, self.limit_param: self.limit}
 
     def next(self, page: Page) -> dict[str, Any] | None:
-        if len(page.items) < self.limit:
-            self.complete = True
-            self.incomplete_reason = None
-            return None
-        marker = page.next_marker or self.marker_of(page.items[-1])
+        if self.probing:
+            return self._probed(page)
+        if page.items:
+            self.last = self.marker_of(page.items[-1])
+        if len(page.items) >= self.full:
+            return self._after(page)
+        self.probing, self._ended = True, page
+        return {**self.reverse, self.limit_param: 1}
+
+    def _after(self, page: Page) -> dict[str, Any]:
+        marker = page.next_marker or self.last
+        assert marker is not None  # a page with items set it
         if marker in self.markers:
-            raise PagingError(f"marker {marker!r} did not advance; refusing to loop")
+            raise PagingError(f"the marker {marker!r} did not advance; refusing to loop")
         if page.number >= self.max_pages:
             raise PagingError(f"more than {self.max_pages} pages; refusing to go on")
         self.markers.add(marker)
-        return {self.marker_param: marker, self.limit_param: self.limit}
+        return {**self.order, self.marker_param: marker, self.limit_param: self.limit}
+
+    def _probed(self, probe: Page) -> dict[str, Any] | None:
+        ended, self.probing = self._ended, False
+        assert ended is not None
+        head = self.marker_of(probe.items[0]) if probe.items else None
+        if head == self.last:
+            self.complete, self.incomplete_reason = True, None
+            return None
+        if ended.items:  # a short page, yet more follows: the server clamps the page size
+            self.full = len(ended.items)
+            return self._after(ended)
+        found = f"begins with {head!r}, which was not listed" if head else "is empty"
+        last = f"the last image listed is {self.last!r}" if self.last else "none was listed"
+        self.incomplete_reason = (
+            f"page {ended.number} came back empty, but the listing in reverse order {found} "
+            f"({last}), so the listing was cut short (or the API ignores the sort order)"
+        )
+        return None
 
 
 def drive(strategy: PagingStrategy, fetch: Callable[[dict[str, Any], int], Page]) -> Iterator[Page]:
     """Fetch pages until the strategy says the listing has ended.
 
     ``fetch(params, page_number)`` raises on any failure; this loop never swallows one, so
-    an error can never look like the end of a listing.
+    an error can never look like the end of a listing. A page a strategy asks for while
+    ``probing`` (to confirm the end) is given to the strategy but not yielded.
     """
     params: dict[str, Any] | None = strategy.first()
     number = 1
     while params is not None:
+        probe = getattr(strategy, "probing", False)  # a check of the end, not a listing page
         page = fetch(params, number)
-        yield page
-        params = strategy.next(page)
+        if not probe:
+            yield page
+        try:
+            params = strategy.next(page)
+        except PagingError as err:
+            raise err.located(None, number) from None
         number += 1

@@ -73,7 +73,7 @@ COMPARED_FIELDS: tuple[str, ...] = DURABLE_FIELDS
 
 @dataclass(frozen=True, slots=True)
 class MergeResult:
-    images_seen: int
+    images_seen: int  # 0 with active_before > 0: an empty listing, trusted for nothing
     duplicates: int
     inserted: int
     changed: int
@@ -437,8 +437,10 @@ def merge(
 
     disappeared = candidates = 0
     blocked = False
-    # A repeated id means items moved between pages, so others may have been skipped.
-    if listing_complete and not duplicates:
+    # A repeated id means items moved between pages, so others may have been skipped; an
+    # empty answer for a source with images is an API's hiccup far more often than a purge.
+    empty = not seen and active_before and not allow_mass_disappearance
+    if listing_complete and not duplicates and not empty:
         ex(
             text(
                 f"""

@@ -221,6 +221,17 @@ def _collect_and_merge(
                 f"{merged.duplicates} image id(s) were listed on more than one page, so items "
                 "shifted while paging and others may have been skipped"
             )
+        elif (
+            complete
+            and merged.active_before
+            and not (merged.images_seen or allow_mass_disappearance)
+        ):
+            complete = False  # as the merge decided: an empty listing marks nothing gone
+            reason = (
+                f"the listing came back empty, but {merged.active_before} images of this "
+                "source were listed before, so nothing is marked gone; if they really are "
+                "all gone, run again with --allow-mass-disappearance"
+            )
         if merged.disappearance_blocked:
             share = merged.disappearance_candidates / max(merged.active_before, 1)
             warnings.append(

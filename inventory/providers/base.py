@@ -20,6 +20,7 @@ import httpx
 
 from inventory.errors import (
     MalformedResponse,
+    PagingError,
     ProviderError,
     ProviderTerminalError,
     ProviderTransientError,
@@ -73,7 +74,10 @@ class PagedCollector:
         return self._strategy.incomplete_reason
 
     def pages(self) -> Iterator[Page]:
-        return drive(self._strategy, self._fetch)
+        try:
+            yield from drive(self._strategy, self._fetch)
+        except PagingError as err:  # the strategy's refusal: name the source too
+            raise err.located(self.source.name, None) from None
 
     def close(self) -> None:
         self._client.close()

@@ -273,6 +273,46 @@ def test_failure_mid_listing_marks_nothing_gone(engine: Engine, make_ims: Any) -
     assert row_versions(engine) == before
 
 
+@pytest.mark.parametrize("kind", ["empty_page", "short_page"])
+@pytest.mark.parametrize("where", ["second", "middle", "last full"])
+def test_an_odd_page_mid_listing_never_marks_images_gone(
+    engine: Engine, make_ims: Any, kind: str, where: str
+) -> None:
+    """A 200 page with fewer images than asked is not the end of a marker listing: an empty
+    one cut it short (incomplete), after a short one paging goes on (nothing missed)."""
+    emu = make_ims(400)
+    source = emu.source(page_size=50)
+    assert sync(engine, source).listing_complete
+    full_pages = len(emu.visible_ids()) // 50
+    page = {"second": 2, "middle": full_pages // 2 + 1, "last full": full_pages}[where]
+    before = row_versions(engine)
+    emu.fail(page=page, kind=kind, times=1)
+    result = sync(engine, source)
+    assert result.status == "succeeded", result.error
+    assert result.disappeared == 0 and row_versions(engine) == before
+    if kind == "empty_page":
+        assert not result.listing_complete
+        assert f"page {page} came back empty" in (result.incomplete_reason or "")
+    else:
+        assert result.listing_complete, result.incomplete_reason
+        assert result.images_seen == len(emu.visible_ids())
+
+
+def test_a_server_that_clamps_the_page_size_is_paged_to_the_end(
+    engine: Engine, make_ims: Any
+) -> None:
+    """Huawei's v2 API answers 25 images a page whatever limit asks for: a short page that
+    is not the end must not cut the first sync (and later mark the rest gone)."""
+    emu = make_ims(300)
+    emu.app.faults.add(FaultRule(kind="page_cap", value=25))
+    result = sync(engine, emu.source(page_size=100))
+    assert result.status == "succeeded", result.error
+    assert result.listing_complete, result.incomplete_reason
+    assert result.images_seen == len(emu.visible_ids())
+    again = sync(engine, emu.source(page_size=100))
+    assert again.listing_complete and again.disappeared == 0
+
+
 def test_image_deleted_while_paging_fails_the_run(engine: Engine, make_ims: Any) -> None:
     """The next marker names an image deleted meanwhile: Glance's 400, never an early end."""
     emu = make_ims(120)

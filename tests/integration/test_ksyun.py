@@ -71,6 +71,7 @@ class KsyunEmulator:
         key: str | None = None,
         region: str = REGION,
         filters: dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None,
     ) -> SourceConfig:
         os.environ[KEY_ENV] = DEFAULT_ACCESS_KEY_ID
         os.environ[SECRET_ENV] = DEFAULT_SECRET_ACCESS_KEY
@@ -87,6 +88,7 @@ class KsyunEmulator:
             location=region,
             endpoint=self.endpoint,
             filters=filters or {},
+            options=options or {},
             timeout_s=10.0,
             credentials={
                 "access_key_id": SecretRef("env", key_env, "test"),
@@ -343,8 +345,8 @@ def sync(engine: Engine, emu: KsyunEmulator, source: SourceConfig | None = None)
 def test_large_single_response_sync(engine: Engine) -> None:
     """Stands in for "a full multi-page sync": KEC answers everything in one response."""
     emu = KsyunEmulator(images=5000, seed=5)
-    try:
-        result = sync(engine, emu)
+    try:  # an account whose answers are known to hold more than the default 1,000
+        result = sync(engine, emu, emu.source(options={"listing_cap": 10_000}))
     finally:
         emu.server.stop()
     assert result.status == "succeeded", result.error
@@ -412,6 +414,51 @@ def test_failed_listing_marks_nothing_gone(engine: Engine, ks: KsyunEmulator, ki
     assert row_versions(engine) == before
     run = fetch_all(engine, "SELECT * FROM sync_runs WHERE id = :r", r=result.run_id)[0]
     assert run.status == "failed" and not run.listing_complete and run.disappeared == 0
+
+
+def test_a_listing_that_reaches_the_cap_marks_nothing_gone(engine: Engine) -> None:
+    """KSyun's backend asks its image service for 1,000 at a time: a one-answer listing of
+    1,000 may be cut, and each run that added images used to mark the oldest gone."""
+    emu = KsyunEmulator(images=1000, seed=8)
+    try:
+        first = sync(engine, emu)
+        assert first.status == "succeeded" and first.inserted == 1000
+        assert not first.listing_complete
+        assert "listing_cap 1000" in (first.incomplete_reason or "")
+        assert "filters.ImageType" in (first.incomplete_reason or "")
+        emu.app.faults.add(FaultRule(kind="listing_cap", value=1000))  # the backend's cut
+        emu.catalogue.mutate(2, add=30, remove=30)  # 30 more go past the cut, 30 really go
+        second = sync(engine, emu)
+    finally:
+        emu.server.stop()
+    assert second.status == "succeeded", second.error
+    assert second.disappeared == 0 and not second.listing_complete
+    gone = fetch_all(engine, "SELECT count(*) AS n FROM images WHERE gone_at IS NOT NULL")
+    assert gone[0].n == 0
+
+
+def test_below_the_cap_is_complete_and_the_cap_is_an_option(engine: Engine) -> None:
+    emu = KsyunEmulator(images=120, seed=8)
+    try:
+        assert sync(engine, emu).listing_complete  # 120 < 1,000
+        capped = sync(engine, emu, emu.source(options={"listing_cap": 120}))
+    finally:
+        emu.server.stop()
+    assert not capped.listing_complete and "listing_cap 120" in (capped.incomplete_reason or "")
+
+
+def test_an_empty_answer_for_a_source_with_images_marks_nothing_gone(
+    engine: Engine, ks: KsyunEmulator
+) -> None:
+    assert sync(engine, ks).inserted == 300
+    before = row_versions(engine)
+    ks.fail("empty_page", times=1)  # HTTP 200 with "ImagesSet": []
+    result = sync(engine, ks)
+    assert result.status == "succeeded", result.error
+    assert not result.listing_complete and result.disappeared == 0
+    assert "came back empty, but 300 images" in (result.incomplete_reason or "")
+    assert row_versions(engine) == before
+    assert sync(engine, ks).listing_complete  # the next answer is whole again
 
 
 @pytest.mark.parametrize(

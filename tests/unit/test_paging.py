@@ -52,15 +52,72 @@ def test_offset_without_total_raises() -> None:
         OffsetPaging(10).next(Page(number=1, items=[{}], total=None))
 
 
-def test_marker_paging_stops_on_short_page_and_refuses_loops() -> None:
-    strategy = MarkerPaging(2)
-    assert strategy.next(Page(1, [{"id": "a"}, {"id": "b"}])) == {"marker": "b", "limit": 2}
-    assert strategy.next(Page(2, [{"id": "c"}])) is None
-    assert strategy.complete
-    looping = MarkerPaging(2)
-    looping.next(Page(1, [{"id": "a"}, {"id": "b"}]))
-    with pytest.raises(PagingError, match="did not advance"):
-        looping.next(Page(2, [{"id": "a"}, {"id": "b"}]))
+ORDER, REVERSE = {"sort_dir": "desc"}, {"sort_dir": "asc"}
+
+
+def marker_listing(
+    ids: list[str], limit: int, *, cap: int | None = None, odd: dict[int, int] | None = None
+) -> tuple[MarkerPaging, list[str], list[dict[str, Any]]]:
+    """Drive MarkerPaging over ``ids`` served like Glance: at most ``cap`` a page, and page
+    n cut to ``odd[n]`` items once (0: an empty page). Returns the ids listed and the asks."""
+    strategy = MarkerPaging(limit, order=ORDER, reverse=REVERSE)
+    asked: list[dict[str, Any]] = []
+    odd = dict(odd or {})
+
+    def fetch(params: dict[str, Any], number: int) -> Page:
+        asked.append(params)
+        listing = ids[::-1] if params["sort_dir"] == "asc" else ids
+        start = listing.index(params["marker"]) + 1 if "marker" in params else 0
+        items = listing[start : start + min(params["limit"], cap or params["limit"])]
+        items = items[: odd.pop(number, len(items))]
+        return Page(number=number, items=[{"id": i} for i in items])
+
+    listed = [item["id"] for page in drive(strategy, fetch) for item in page.items]
+    return strategy, listed, asked
+
+
+IDS = [f"img-{n:03d}" for n in range(10)]
+
+
+def test_marker_end_is_confirmed_by_the_reverse_listing() -> None:
+    strategy, listed, asked = marker_listing(IDS, 4)
+    assert listed == IDS and strategy.complete
+    assert asked[-1] == {"sort_dir": "asc", "limit": 1}  # the probe, not part of the listing
+    assert [a.get("marker") for a in asked[:-1]] == [None, "img-003", "img-007"]
+
+
+def test_marker_empty_page_mid_listing_is_no_end() -> None:
+    """The IMS defect: a 200 page with no images in the middle ended a 'complete' listing."""
+    strategy, listed, _ = marker_listing(IDS, 3, odd={2: 0})
+    assert listed == IDS[:3] and not strategy.complete
+    assert "page 2 came back empty" in (strategy.incomplete_reason or "")
+    assert "'img-009', which was not listed" in (strategy.incomplete_reason or "")
+
+
+def test_marker_short_page_mid_listing_goes_on() -> None:
+    strategy, listed, _ = marker_listing(IDS, 4, odd={1: 2})
+    assert listed == IDS and strategy.complete
+
+
+def test_marker_server_that_clamps_the_limit_is_paged_to_the_end() -> None:
+    strategy, listed, asked = marker_listing(IDS, 100, cap=3)
+    assert listed == IDS and strategy.complete
+    probes = [a for a in asked if a["sort_dir"] == "asc"]
+    assert len(probes) == 2  # after the first short page, and at the end; not after each
+
+
+def test_marker_empty_listing_is_complete_and_a_broken_one_is_not() -> None:
+    assert marker_listing([], 5)[0].complete
+    strategy, listed, _ = marker_listing(IDS, 5, odd={1: 0})
+    assert listed == [] and not strategy.complete
+    assert "none was listed" in (strategy.incomplete_reason or "")
+
+
+def test_marker_that_does_not_advance_names_its_page() -> None:
+    looping = MarkerPaging(2, order=ORDER, reverse=REVERSE)  # a server that ignores marker
+    with pytest.raises(PagingError, match="did not advance") as info:
+        list(drive(looping, lambda _params, n: Page(n, [{"id": "a"}, {"id": "b"}])))
+    assert info.value.page == 2 and "page 2" in str(info.value)
 
 
 def test_incomplete_until_finished() -> None:

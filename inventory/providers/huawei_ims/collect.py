@@ -5,11 +5,13 @@ which no longer returns Windows images from it):
 
 - Paging: Glance v1 ``limit``/``marker`` with no total and no next link, so
   :class:`~inventory.paging.MarkerPaging`: the marker is the id of the last image of the
-  previous page, and the listing ends at a short or empty page. Huawei documents neither
-  parameter nor a maximum; upstream Glance clamps ``limit`` to ``api_limit_max`` (1000). A
-  server that clamps below the asked limit would answer a short page that looks like the
-  end, which is why the page size is capped at 1000 and defaults to 100. A server that
-  ignores ``limit`` and answers everything at once is handled: the next page is empty.
+  previous page, in ``sort_key=created_at&sort_dir=desc`` order (Glance's default, sent).
+  Huawei documents neither parameter nor a maximum; upstream Glance clamps ``limit`` to
+  ``api_limit_max`` (1000). A short or empty page is not trusted as the end: one more
+  request, the listing oldest first (``sort_dir=asc``, ``limit=1``), must name the last
+  image listed. If it does not, a short page was a clamped one and paging goes on, and an
+  empty page cut the listing short, which is then incomplete (nothing is marked gone). A
+  server that ignores ``limit`` and answers everything at once is handled the same way.
 - Upstream Glance answers a marker that names a deleted image with 400 "Invalid marker":
   an image deleted while we page fails the run (a terminal error; the next run starts
   over), it never ends the listing early.
@@ -114,7 +116,11 @@ class ImsCollector(PagedCollector):
         return make_auth(source)
 
     def _paging(self) -> PagingStrategy:
-        return MarkerPaging(self.page_size, marker_of=_marker_of)
+        # The probe that confirms the end asks for the listing oldest first: Glance's
+        # secondary keys (created_at, id) follow sort_dir, so it is the exact reverse.
+        order = {"sort_key": "created_at", "sort_dir": "desc"}  # Glance's default, sent
+        reverse = {"sort_key": "created_at", "sort_dir": "asc"}
+        return MarkerPaging(self.page_size, order=order, reverse=reverse, marker_of=_marker_of)
 
     def _request(self, paging: dict[str, Any], number: int) -> Page:
         params: list[tuple[str, str | int | float | bool | None]] = [

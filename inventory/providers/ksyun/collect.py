@@ -2,9 +2,10 @@
 
 KEC documents no paging for this action (no MaxResults, NextToken, Marker or Offset): one
 call returns the whole ``ImagesSet``, with no total count. The collector therefore makes one
-request, driven by :class:`~inventory.paging.SinglePage`, and the listing is complete exactly
-when that one response parsed. A ``page_size`` in the config cannot change anything; the
-spec caps it at 1 (see :data:`MAX_PAGE_SIZE`) and the collector never sends it.
+request, driven by :class:`~inventory.paging.SinglePage`. The answer may still be cut by the
+backend (see :data:`DEFAULT_LISTING_CAP`): one that reaches the cap is incomplete. A
+``page_size`` in the config cannot change anything; the spec caps it at 1 (see
+:data:`MAX_PAGE_SIZE`) and the collector never sends it.
 
 Errors come with HTTP 4xx/5xx and ``{"RequestId": ..., "Error": {"Code", "Message"}}``.
 KSyun's business errors use HTTP 400 even for server-side trouble, so the class of an error
@@ -92,6 +93,16 @@ TERMINAL_HINTS: dict[str, str] = {
     "InvalidRegion": "check region (e.g. 'cn-beijing-6')",
 }
 
+#: The most images one DescribeImages answer is trusted to hold: KSyun's own
+#: ServiceUnavailable message shows its backend asking the image service with
+#: ``limit=1000``, so an answer of 1,000 images may be that page alone. A listing that
+#: reaches it is incomplete (nothing is marked gone); ``options.listing_cap`` changes it.
+DEFAULT_LISTING_CAP = 1000
+_NARROW = (
+    "split the source by filters.ImageType (e.g. 'system' and the others) so each holds "
+    "fewer, or raise options.listing_cap if KSyun confirms a larger answer"
+)
+
 FILTERS = ("ImageId", "ImageType")
 #: KSyun image ids are UUIDs in practice, but the doc's own samples are truncated; accept
 #: the UUID alphabet without insisting on the 8-4-4-4-12 shape.
@@ -119,6 +130,18 @@ def validate_filters(filters: Mapping[str, Any]) -> dict[str, Any]:
                 raise ValueError("ImageType: must be one lower-case word such as 'system'")
         else:
             raise ValueError(f"{key}: unknown filter (allowed: {', '.join(FILTERS)})")
+        out[key] = value
+    return out
+
+
+def validate_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Config ``[sources.options]``: only ``listing_cap`` (see :data:`DEFAULT_LISTING_CAP`)."""
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        if key != "listing_cap":
+            raise ValueError(f"{key}: unknown option (allowed: listing_cap)")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{key}: must be a whole number of images, 1 or more, got {value!r}")
         out[key] = value
     return out
 
@@ -160,7 +183,7 @@ class KsyunCollector(PagedCollector):
         return KsyunAuth(key_id, source.credential(secret), source.location, service=SERVICE)
 
     def _paging(self) -> PagingStrategy:
-        return SinglePage()
+        return SinglePage(self.source.options.get("listing_cap", DEFAULT_LISTING_CAP), _NARROW)
 
     def _request(self, paging: dict[str, Any], number: int) -> Page:
         # SinglePage asks for no paging parameters; anything else would be a bug here.
