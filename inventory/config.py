@@ -568,7 +568,7 @@ def _check_cron(value: object, tz: str, where: str) -> str:
     if not isinstance(value, str):
         raise ConfigError(f'{where}: must be a cron expression string such as "0 * * * *"')
     try:
-        cron.trigger(value, tz)
+        cron.check(value, tz)
     except ValueError as err:
         raise ConfigError(f"{where}: {err}") from None
     return value

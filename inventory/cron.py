@@ -44,6 +44,15 @@ def trigger(expression: str, tz: str = "UTC") -> CronTrigger:
     )
 
 
+def check(expression: str, tz: str = "UTC") -> None:
+    """ValueError unless ``expression`` is valid and fires at least once from now on."""
+    if trigger(expression, tz).get_next_fire_time(None, datetime.now(UTC)) is None:
+        raise ValueError(
+            f"{expression!r} never fires: no date matches its day and month fields (such as "
+            "February 30); check them"
+        )
+
+
 def typical_interval(expression: str, tz: str = "UTC", now: datetime | None = None) -> timedelta:
     """The gap between the next two firings after ``now``: the schedule's interval."""
     cron = trigger(expression, tz)

@@ -77,6 +77,8 @@ def test_missing_env_var_names_source_field_and_variable(
         ('provider = "qingcloud"', 'provider = "aws"', "field provider: 'aws' is not one of"),
         ("page_size = 50", "page_size = 500", "field page_size: must be an integer from 1 to 100"),
         ('schedule = "*/15 * * * *"', 'schedule = "every hour"', "field schedule"),
+        ('schedule = "*/15 * * * *"', 'schedule = "0 0 30 2 *"', "schedule: '0 0 30 2 *' never"),
+        ('schedule = "*/15 * * * *"', 'schedule = "0 0 0 31 4 *"', "never fires"),
         ('provider = "self"', 'colour = "red"', "filters.colour: unknown filter"),
         ('"available", "deprecated"', '"gone"', "filters.status: 'gone' is not one of"),
         (
