@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -373,3 +374,16 @@ def test_unknown_status_is_stored_as_unknown(engine: Engine, make_iec: Any) -> N
         engine, "SELECT status, raw_status FROM images WHERE provider_image_id = ANY(:ids)", ids=odd
     )
     assert {(r.status, r.raw_status) for r in rows} == {("unknown", "frozen")}
+
+
+def test_a_space_in_a_filter_travels_as_it_was_signed(engine: Engine, make_iec: Any) -> None:
+    """httpx writes a space in the query as '+', but the signature covers '%20' (as the
+    official SDK sends it). The gateway reads the wire query literally, so the wire must
+    carry exactly the canonical query that was signed."""
+    emu = make_iec(200)
+    name = next(i["name"] for i in emu.catalogue.listing() if " " in i["name"])
+    source = dataclasses.replace(emu.source(), filters={"name": name})
+    result = sync(engine, source)
+    assert result.status == "succeeded", result.error
+    expected = [i for i in emu.catalogue.listing() if i["name"] == name]
+    assert result.images_seen == len(expected) > 0

@@ -140,3 +140,14 @@ def test_canonical_pieces() -> None:
 def test_parse_authorization_rejects_other_schemes() -> None:
     assert parse_authorization("Bearer abc") is None
     assert parse_authorization("SDK-HMAC-SHA256 Access=a, Signature=b") is None
+
+
+def test_wire_query_is_the_signed_canonical_query() -> None:
+    """httpx writes a space as '+'; the signature (and the official SDK's wire) use '%20'."""
+    auth = SdkHmacAuth("AK", Secret("sk"), clock=_fixed)
+    params = {"name": "CentOS 7.9 64bit", "limit": "5", "a+b": "x/y~"}
+    request = httpx.Request("GET", "http://127.0.0.1:1/v1/images", params=params)
+    assert "CentOS+7.9" in str(request.url)  # what httpx alone would send
+    signed = next(auth.auth_flow(request))
+    assert signed.url.query == b"a%2Bb=x%2Fy~&limit=5&name=CentOS%207.9%2064bit"
+    assert dict(signed.url.params) == params  # the same values, read back

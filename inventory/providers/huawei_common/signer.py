@@ -152,6 +152,10 @@ class SdkHmacAuth(httpx.Auth):
         # The SDK sends a JSON content type even on GET; it is signed, so it must be present.
         request.headers.setdefault("Content-Type", "application/json")
         request.headers[DATE_HEADER] = sdk_date(self._clock())
+        # The wire query is the canonical one, byte for byte: httpx would write a space as
+        # '+', which a gateway reading the query literally takes for a plus sign.
+        params = request.url.params.multi_items()
+        request.url = request.url.copy_with(query=canonical_query(params).encode() or None)
         signed = {
             name: request.headers[name]
             for name in ("host", DATE_HEADER.lower(), *OPTIONAL_SIGNED)
@@ -160,7 +164,7 @@ class SdkHmacAuth(httpx.Auth):
         canonical, signed_names = canonical_request(
             request.method,
             request.url.path,
-            request.url.params.multi_items(),
+            params,
             signed,
             body_hash(request.content),
         )

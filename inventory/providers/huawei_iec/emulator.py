@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote
 
 from inventory.emulation import Call, EmulatedSource, traits
 from inventory.emulation.messages import Request, Response
@@ -173,7 +173,9 @@ class IecApp(GatewayApp):
         """Route, and read the paging strictly (refused before any fault)."""
         self.check(request.path.rstrip("/") == "/v1/images", "path")
         self.check(request.method == "GET", "verb")
-        params = parse_qsl(request.raw_query, keep_blank_values=True)
+        # As the gateway reads it: literally, so a '+' is a plus sign, never a space.
+        pairs = (item.partition("=") for item in request.raw_query.split("&") if item)
+        params = [(unquote(name), unquote(value)) for name, _, value in pairs]
         single = dict(params)
         offset = self.integer(single.get("offset", "0"), "not_int")
         limit = self.integer(single.get("limit", str(MAX_LIMIT)), "not_int")
