@@ -140,7 +140,7 @@ class Image(Base):
     os_name: Mapped[str | None] = mapped_column(Text)
     platform: Mapped[str | None] = mapped_column(Text)
     architecture: Mapped[str | None] = mapped_column(Text)
-    size_gb: Mapped[Decimal | None] = mapped_column(Numeric(12, 3))
+    size_gb: Mapped[Decimal | None] = mapped_column(Numeric)
     visibility: Mapped[str | None] = mapped_column(Text)
     owner: Mapped[str | None] = mapped_column(Text)
     image_type: Mapped[str | None] = mapped_column(Text)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -240,8 +240,14 @@ def drop_stage(conn: Connection) -> None:
     conn.execute(text(f"DROP TABLE IF EXISTS {STAGE}"))
 
 
-def stage_records(conn: Connection, records: Iterable[ImageRecord], first_seq: int) -> int:
-    """COPY records into the staging table; return how many were written."""
+def stage_records(
+    conn: Connection,
+    records: Iterable[ImageRecord],
+    first_seq: int,
+    raw_json: Sequence[str] | None = None,
+) -> int:
+    """COPY records into the staging table; return how many were written. ``raw_json``, when
+    given, holds each record's raw object already as JSON text (made storable)."""
     columns = ", ".join(STAGE_COLUMNS)
     driver = conn.connection.driver_connection
     assert driver is not None
@@ -266,7 +272,9 @@ def stage_records(conn: Connection, records: Iterable[ImageRecord], first_seq: i
                     record.image_type,
                     record.provider_created_at,
                     json.dumps(record.tags, ensure_ascii=False, sort_keys=True),
-                    json.dumps(record.raw, ensure_ascii=False),
+                    raw_json[count]
+                    if raw_json is not None
+                    else json.dumps(record.raw, ensure_ascii=False),
                     record.fingerprint,
                 )
             )

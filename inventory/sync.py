@@ -34,9 +34,11 @@ from inventory.errors import AlreadyRunning, InventoryError, ProviderError, RunA
 from inventory.http import RetryPolicy
 from inventory.paging import Page
 from inventory.providers import PROVIDERS, Collector
+from inventory.providers.fields import image_id_of, noting
 from inventory.records import ImageRecord, ImageStatus
 from inventory.secrets import scrub
 from inventory.source import SourceConfig
+from inventory.storable import Storable
 
 log = logging.getLogger(__name__)
 
@@ -172,18 +174,27 @@ def _collect_and_merge(
         store.create_stage(conn)
     staged = 0
     page: Page
+    checks = Storable(source.name)
     for page in collector.pages():
         records: list[ImageRecord] = []
-        for raw in page.items:
+        raw_json: list[str] = []
+        for item in page.items:
+            raw, blob = checks.raw(item, page.number)
             try:
-                record = provider.normalize(raw)
-            except ProviderError as err:
-                raise err.located(source.name, page.number) from None
+                with noting() as notes:
+                    normalized = provider.normalize(raw)
+            except (ProviderError, ValueError) as err:  # one bad image fails no run
+                checks.skip(page.number, image_id_of(raw), str(err))
+                continue
+            record = checks.record(normalized, page.number, notes)
+            if record is None:
+                continue
             if record.status is ImageStatus.UNKNOWN:
                 unknown[record.raw_status or "<empty>"] += 1
             records.append(record)
+            raw_json.append(blob)
         with conn.begin():
-            staged += store.stage_records(conn, records, staged)
+            staged += store.stage_records(conn, records, staged, raw_json)
         result.pages = page.number
         if progress is not None:
             progress(source.name, page.number, staged, page.total)
@@ -194,10 +205,12 @@ def _collect_and_merge(
 
     if cancel is not None and cancel.is_set():
         raise RunAborted("aborted: shutdown requested before the merge; nothing was applied")
-    complete = collector.complete
-    reason = collector.incomplete_reason
+    complete = collector.complete and not checks.skipped
+    reason = collector.incomplete_reason or checks.incomplete_reason()
     result.unknown_statuses = dict(unknown)
-    warnings = []
+    warnings = checks.warnings()
+    for warning in warnings:
+        log.warning("source %s: %s", source.name, warning)
     if unknown:
         listed = ", ".join(f"{value!r} ({n})" for value, n in unknown.most_common(10))
         warnings.append(

@@ -110,7 +110,7 @@ class Catalogue:
     def _changed(self) -> None:
         self._views.clear()
 
-    def edit(self, image_id: str, **fields: Any) -> None:
+    def edit(self, image_id: str, /, **fields: Any) -> None:
         """Set raw fields of one image (None stores null), as a provider-side change."""
         with self._lock:
             self._images[image_id] = {**self._images[image_id], **fields}

@@ -28,6 +28,7 @@ from inventory.errors import (
 from inventory.http import RetryPolicy, call_with_retries, make_client
 from inventory.paging import Page, PagingStrategy, drive
 from inventory.source import SourceConfig
+from inventory.storable import loads
 
 
 class PagedCollector:
@@ -121,7 +122,7 @@ class PagedCollector:
     def json_body(response: httpx.Response, what: str = "response", **kw: Any) -> Any:
         """The decoded body; MalformedResponse naming ``what`` when it is not JSON."""
         try:
-            return response.json()
+            return loads(response.content)
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise MalformedResponse(
                 f"{what} is not JSON (starts with {response.text[:80]!r})", **kw

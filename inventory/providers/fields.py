@@ -4,25 +4,55 @@ Required fields are read strictly: a missing or mistyped one raises
 :class:`~inventory.errors.MalformedResponse` naming the field and the image. Optional fields
 are read leniently: missing, null, empty or of the wrong type all become ``None`` (the raw
 payload is stored alongside, so nothing is lost). Times come out timezone-aware in UTC; a
-time written without a zone is taken as UTC, which is what every provider here means.
+time written without a zone is taken as UTC, which is what every provider here means. A
+value no column can hold (a time past year 9999 in UTC, a number that is not finite) is
+read as ``None`` and noted, so the run can warn about it naming the field (:func:`noting`).
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from inventory.errors import MalformedResponse
 
+_NOTES: ContextVar[list[str] | None] = ContextVar("field_notes", default=None)
+
+
+@contextlib.contextmanager
+def noting() -> Iterator[list[str]]:
+    """Collect, while one image is normalized, the fields read as None because their value
+    could not be stored (each note: ``field value why``)."""
+    notes: list[str] = []
+    token = _NOTES.set(notes)
+    try:
+        yield notes
+    finally:
+        _NOTES.reset(token)
+
+
+def _note(key: str, value: object, why: str) -> None:
+    notes = _NOTES.get()
+    if notes is not None:
+        text = repr(value)
+        notes.append(f"{key} {text[:60] + '...' if len(text) > 60 else text} {why}")
+
+
+def image_id_of(raw: dict[str, Any]) -> object:
+    """The image's id as the provider names it, for messages ("?" if none)."""
+    return raw.get("image_id") or raw.get("ImageId") or raw.get("id") or "?"
+
 
 def required_str(raw: dict[str, Any], key: str, what: str = "image") -> str:
     value = raw.get(key)
     if not isinstance(value, str) or not value:
-        ident = raw.get("image_id") or raw.get("ImageId") or raw.get("id") or "?"
         raise MalformedResponse(
-            f"{what} {ident!s}: required field {key!r} is missing or not a non-empty string "
-            f"(got {type(value).__name__})"
+            f"{what} {image_id_of(raw)!s}: required field {key!r} is missing or not a "
+            f"non-empty string (got {type(value).__name__})"
         )
     return value
 
@@ -47,11 +77,31 @@ def optional_decimal(raw: dict[str, Any], key: str) -> Decimal | None:
         number = Decimal(str(value))
     except InvalidOperation:
         return None
-    return number if number.is_finite() and number >= 0 else None
+    if not number.is_finite():
+        _note(key, value, "is not a finite number, stored as null")
+        return None
+    return number if number >= 0 else None
+
+
+def optional_time(raw: dict[str, Any], key: str) -> datetime | None:
+    """:func:`parse_time` of a field; a time out of range is noted and read as None."""
+    value = raw.get(key)
+    try:
+        return _parse_time(value)
+    except OverflowError:
+        _note(key, value, "is out of range, stored as null")
+        return None
 
 
 def parse_time(value: object) -> datetime | None:
     """ISO 8601 (``Z``, offset or no zone = UTC) to an aware UTC datetime, else None."""
+    try:
+        return _parse_time(value)
+    except OverflowError:  # 9999-12-31T23:59:59-05:00 is in year 10000 in UTC
+        return None
+
+
+def _parse_time(value: object) -> datetime | None:
     if not isinstance(value, str) or not value.strip():
         return None
     text = value.strip()

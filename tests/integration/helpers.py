@@ -113,7 +113,7 @@ class Emulator:
     def mutate(self, *, seed: int, **counts: int) -> dict[str, list[str]]:
         return self.catalogue.mutate(seed=seed, **counts)
 
-    def edit(self, image_id: str, **fields: Any) -> None:
+    def edit(self, image_id: str, /, **fields: Any) -> None:
         self.catalogue.edit(image_id, **fields)
 
     def restore(self, image_id: str, **fields: Any) -> None:

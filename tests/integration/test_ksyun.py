@@ -505,10 +505,13 @@ def test_unknown_status_is_stored_with_one_warning(
     assert len([r for r in caplog.records if "creating" in r.getMessage()]) == 1
 
 
-def test_record_without_required_field_fails_the_run(engine: Engine, ks: KsyunEmulator) -> None:
+def test_record_without_required_field_is_left_out(engine: Engine, ks: KsyunEmulator) -> None:
+    """One bad image fails no run: the others are stored, the listing is not whole."""
     victim = ks.catalogue.ids()[0]
     ks.catalogue.edit(victim, ImageState=None)
     result = sync(engine, ks)
-    assert result.status == "failed"
-    assert "required field 'ImageState'" in (result.error or "") and victim in (result.error or "")
-    assert fetch_all(engine, "SELECT count(*) AS n FROM images")[0].n == 0
+    assert result.status == "succeeded", result.error
+    reason = result.incomplete_reason or ""
+    assert not result.listing_complete and "required field 'ImageState'" in reason
+    assert victim in reason and "page 1" in reason
+    assert fetch_all(engine, "SELECT count(*) AS n FROM images")[0].n == 299

@@ -23,7 +23,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from inventory.providers.fields import optional_decimal, optional_str, parse_time, required_str
+from inventory.providers.fields import (
+    optional_decimal,
+    optional_str,
+    optional_time,
+    required_str,
+)
 from inventory.records import ImageRecord, ImageStatus
 
 STATUS_MAP: dict[str, ImageStatus] = {
@@ -73,7 +78,7 @@ def normalize(raw: dict[str, Any]) -> ImageRecord:
         else None,
         owner=optional_str(raw, "owner"),
         image_type=optional_str(properties, "__imagetype", lower=True),
-        provider_created_at=parse_time(raw.get("created_at")),
+        provider_created_at=optional_time(raw, "created_at"),
         raw=raw,
     )
 

@@ -41,6 +41,7 @@ from inventory.paging import Page, PagingStrategy, SinglePage
 from inventory.providers.base import PagedCollector
 from inventory.providers.ksyun.auth import SERVICE, KsyunAuth
 from inventory.source import SourceConfig
+from inventory.storable import loads
 
 DEFAULT_ENDPOINT = "https://kec.api.ksyun.com/"
 ACTION = "DescribeImages"
@@ -217,7 +218,7 @@ class KsyunCollector(PagedCollector):
 
 def _json(response: httpx.Response) -> Any:
     try:
-        return response.json()
+        return loads(response.content)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
 

@@ -24,7 +24,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from inventory.providers.fields import optional_decimal, optional_str, parse_time, required_str
+from inventory.providers.fields import (
+    optional_decimal,
+    optional_str,
+    optional_time,
+    required_str,
+)
 from inventory.records import ImageRecord, ImageStatus
 
 STATUS_MAP: dict[str, ImageStatus] = {
@@ -80,7 +85,7 @@ def normalize(raw: dict[str, Any]) -> ImageRecord:
         visibility=_visibility(raw.get("IsPublic")),
         owner=None,  # no owner or account field is returned
         image_type=optional_str(raw, "Type"),
-        provider_created_at=parse_time(raw.get("CreationDate")),
+        provider_created_at=optional_time(raw, "CreationDate"),
         tags={},  # DescribeImages returns no tags
         raw=raw,
     )

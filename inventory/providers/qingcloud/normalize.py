@@ -13,7 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from inventory.providers.fields import optional_decimal, optional_str, parse_time, required_str
+from inventory.providers.fields import (
+    optional_decimal,
+    optional_str,
+    optional_time,
+    required_str,
+)
 from inventory.records import ImageRecord, ImageStatus
 
 STATUS_MAP: dict[str, ImageStatus] = {
@@ -48,7 +53,7 @@ def normalize(raw: dict[str, Any]) -> ImageRecord:
         visibility=optional_str(raw, "visibility", lower=True),
         owner=optional_str(raw, "owner"),
         image_type=optional_str(raw, "provider", lower=True),
-        provider_created_at=parse_time(raw.get("create_time")),
+        provider_created_at=optional_time(raw, "create_time"),
         tags=_tags(raw.get("tags")),
         raw=raw,
     )

@@ -20,7 +20,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from inventory.providers.fields import optional_decimal, optional_str, parse_time, required_str
+from inventory.providers.fields import (
+    optional_decimal,
+    optional_str,
+    optional_time,
+    required_str,
+)
 from inventory.records import ImageRecord, ImageStatus
 
 STATUS_MAP: dict[str, ImageStatus] = {
@@ -72,7 +77,7 @@ def normalize(raw: dict[str, Any]) -> ImageRecord:
         # The account uin for private images; null for Tencent's own public images.
         owner=optional_str(raw, "ImageCreator"),
         image_type=optional_str(raw, "ImageSource", lower=True),
-        provider_created_at=parse_time(raw.get("CreatedTime")),
+        provider_created_at=optional_time(raw, "CreatedTime"),
         tags=_tags(raw.get("Tags")),
         raw=raw,
     )

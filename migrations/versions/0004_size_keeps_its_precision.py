@@ -1,0 +1,51 @@
+"""Store an image's size with the precision the provider gave it.
+
+``images.size_gb`` was ``numeric(12, 3)``: a size of 0.0004 GB was stored as 0.000 while
+the fingerprint kept 0.0004, and a size of a million terabytes overflowed the column and
+failed the whole run. It becomes plain ``numeric``. The report views select the column, so
+they are dropped and created again, as 0002 defines them.
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-12-01 23:00:00
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def _views() -> dict[str, str]:
+    path = Path(__file__).with_name("0002_create_report_views.py")
+    spec = importlib.util.spec_from_file_location("inventory_migration_0002", path)
+    assert spec is not None and spec.loader is not None
+    module: ModuleType = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return dict(module.VIEWS)
+
+
+def _retype(column_type: sa.types.TypeEngine[object]) -> None:
+    views = _views()
+    for name in reversed(views):
+        op.execute(f"DROP VIEW {name}")
+    op.alter_column("images", "size_gb", type_=column_type, existing_nullable=True)
+    for name, body in views.items():
+        op.execute(f"CREATE VIEW {name} AS {body}")
+
+
+def upgrade() -> None:
+    _retype(sa.Numeric())
+
+
+def downgrade() -> None:
+    _retype(sa.Numeric(12, 3))  # sizes of a billion GB or more, or finer than 0.001, fail

@@ -1,0 +1,43 @@
+"""What a provider may send and PostgreSQL may not store, made storable one value at a time."""
+
+from __future__ import annotations
+
+import json
+
+from inventory.storable import MAX_DEPTH, TOO_DEEP, Storable, _cap_depth, loads
+
+
+def _depth(value: object) -> int:
+    depth = 0
+    while isinstance(value, list | dict):
+        value = value[0] if isinstance(value, list) else next(iter(value.values()))
+        depth += 1
+    return depth
+
+
+def test_nesting_deeper_than_the_parser_follows_is_cut_not_fatal() -> None:
+    body = '{"images": [{"id": "a", "deep": ' + "[" * 5000 + "]" * 5000 + '}, {"id": "b"}]}'
+    page = loads(body)
+    assert [image["id"] for image in page["images"]] == ["a", "b"]  # the page still reads
+    assert TOO_DEEP in json.dumps(page)
+    assert _depth(page) <= MAX_DEPTH + 1
+
+
+def test_brackets_and_quotes_inside_strings_are_not_nesting() -> None:
+    deep = "[" * (MAX_DEPTH + 5) + '"]]]"' + "]" * (MAX_DEPTH + 5)
+    body = '{"s": "[[[{\\"x\\": 1}", "deep": ' + deep + ', "after": "\\\\"}'
+    page = json.loads(_cap_depth(body))
+    assert page["s"] == '[[[{"x": 1}' and page["after"] == "\\"
+    assert TOO_DEEP in json.dumps(page["deep"]) and _depth(page["deep"]) == MAX_DEPTH - 1
+
+
+def test_raw_is_cleaned_and_every_change_counted() -> None:
+    checks = Storable("src")
+    raw = {"id": "img-1", "n\x00ame": "a\x00b", "odd": "x\ud800", "size": float("nan")}
+    cleaned, blob = checks.raw(raw, page=3)
+    assert cleaned == {"id": "img-1", "n\ufffdame": "a\ufffdb", "odd": "x\ufffd", "size": None}
+    assert json.loads(blob) == cleaned and "\\u0000" not in blob
+    assert checks.counts == {"characters": 3, "numbers": 1, "deep": 0}
+    assert checks.nulled == ["page 3, image 'img-1': size not a finite number"]
+    clean = {"id": "img-2", "name": "fine"}
+    assert checks.raw(clean, page=3) == (clean, json.dumps(clean, ensure_ascii=False))
