@@ -442,6 +442,11 @@ def _result_line(result: Any) -> str:
         f"{result.changed} changed, {result.unchanged} unchanged, "
         f"{result.disappeared} disappeared, {result.reappeared} reappeared"
     )
+    if result.missing:
+        line += (
+            f"\n  {result.missing} missing from this listing: marked gone once missing from "
+            "[sync] confirm_gone_runs complete listings in a row"
+        )
     if not result.listing_complete:
         line += f"\n  listing incomplete, nothing marked gone: {result.incomplete_reason}"
     if result.warning:
@@ -595,6 +600,12 @@ def cmd_history(args: argparse.Namespace) -> int:
     )
     seen = f", last seen {_when(image['last_seen_at'])}" if image["last_seen_at"] else ""
     print(f"first seen {_when(image['first_seen_at'])}{seen}")
+    if image["missing_since"] is not None:
+        print(
+            f"missing since {_when(image['missing_since'])}: absent from the last "
+            f"{image['missing_runs']} complete listing(s); marked gone once absent from "
+            "[sync] confirm_gone_runs in a row"
+        )
     print("\nstatus timeline")
     print(render_table(found.intervals.columns, found.intervals.rows, terminal_width=width))
     print("\nevents")

@@ -41,6 +41,9 @@ class SyncSettings:
 
     max_disappearance_share: float = 0.5
     guard_min_images: int = 20
+    #: An image is marked gone once missing from this many consecutive complete listings
+    #: (1: at once); until then it is "missing" (images.missing_runs, missing_since).
+    confirm_gone_runs: int = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,13 +194,17 @@ def parse_settings(data: Mapping[str, Any], path: Path | None) -> Settings:
             database_url = SecretRef.parse(raw_url, where)
 
     sync_table = _table(data.get("sync", {}), f"{label}: [sync]")
-    _only(sync_table, {"max_disappearance_share", "guard_min_images"}, f"{label}: [sync]")
+    sync_keys = {"max_disappearance_share", "guard_min_images", "confirm_gone_runs"}
+    _only(sync_table, sync_keys, f"{label}: [sync]")
     sync = SyncSettings(
         max_disappearance_share=_number(
             sync_table, "max_disappearance_share", 0.5, 0.0, 1.0, f"{label}: [sync]"
         ),
         guard_min_images=int(
             _number(sync_table, "guard_min_images", 20, 0, 10**9, f"{label}: [sync]", integer=True)
+        ),
+        confirm_gone_runs=int(
+            _number(sync_table, "confirm_gone_runs", 2, 1, 100, f"{label}: [sync]", integer=True)
         ),
     )
 

@@ -4,6 +4,7 @@ It starts every provider's emulator in-process on free loopback ports, uses the 
 PostgreSQL (or ``$INVENTORY_DATABASE_URL`` when set), migrates, and for each provider
 syncs a source, lets the emulated provider deprecate, cease, delete, remove and add images
 (each in its own vocabulary: Tencent cannot cease, KEC only adds and removes), syncs again
+(and once more to confirm what went missing is gone, as ``[sync] confirm_gone_runs`` asks)
 and prints what was flagged.
 
 The demo tells one continuing story: each catalogue is derived from a seed plus the number
@@ -112,7 +113,12 @@ def _provider_round(
         out(_run_line("  sync 2", second))
         if not second.ok:
             return None
-        return [r for r in (first.run_id, second.run_id) if r is not None]
+        runs = [first.run_id, second.run_id]
+        if second.missing:  # gone only once missing from confirm_gone_runs listings in a row
+            third = sync_source(engine, settings, source, trigger="demo-confirm", progress=progress)
+            out(_run_line("  sync 3", third) + " (confirms what sync 2 found missing)")
+            runs.append(third.run_id)
+        return [r for r in runs if r is not None]
     finally:
         running.stop()
 
@@ -139,6 +145,7 @@ def _run_line(label: str, result: RunResult) -> str:
         f"{'page' if result.pages == 1 else 'pages'}, {result.duration_s:.1f}s"
         f" — {result.inserted} new, {result.changed} changed, {result.unchanged} unchanged, "
         f"{result.disappeared} disappeared, {result.reappeared} reappeared"
+        + (f", {result.missing} missing" if result.missing else "")
     )
 
 

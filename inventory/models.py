@@ -157,6 +157,9 @@ class Image(Base):
         BigInteger, ForeignKey("sync_runs.id", ondelete="SET NULL")
     )
     gone_at: Mapped[datetime | None] = mapped_column(TSTZ)
+    #: Consecutive complete listings the image was missing from, not yet confirmed gone.
+    missing_runs: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    missing_since: Mapped[datetime | None] = mapped_column(TSTZ)
 
 
 class ImageStatusHistory(Base):

@@ -328,7 +328,7 @@ def image_history(conn: Connection, provider_image_id: str, source: str | None) 
             """
             SELECT image_id, source, provider, location, provider_image_id, name, status,
                    raw_status, effective_status, first_seen_at, last_changed_at, gone_at,
-                   last_seen_at
+                   last_seen_at, missing_since, missing_runs
               FROM report_images
              WHERE provider_image_id = :id AND (CAST(:source AS text) IS NULL OR source = :source)
              ORDER BY source

@@ -83,6 +83,7 @@ class MergeResult:
     disappearance_candidates: int
     disappearance_blocked: bool
     active_before: int
+    missing: int = 0  # absent from this complete listing, not yet confirmed gone
 
 
 # -- sources, locks, runs -------------------------------------------------------------------
@@ -443,17 +444,31 @@ def merge(
             p,
         )
 
-    disappeared = candidates = 0
+    # Listed again, by any listing, whole or not: the image exists, so it is not missing.
+    ex(
+        text(
+            f"""
+            UPDATE images i SET missing_runs = 0, missing_since = NULL
+              FROM {STAGE} s
+             WHERE i.source_id = :sid AND i.missing_runs > 0
+               AND s.provider_image_id = i.provider_image_id
+            """
+        ),
+        p,
+    )
+
+    disappeared = candidates = missing = 0
     blocked = False
     # A repeated id means items moved between pages, so others may have been skipped; an
     # empty answer for a source with images is an API's hiccup far more often than a purge.
     empty = not seen and active_before and not allow_mass_disappearance
     if listing_complete and not duplicates and not empty:
+        # Absent from this whole listing: gone once absent from confirm_gone_runs in a row.
         ex(
             text(
                 f"""
-                CREATE TEMP TABLE inventory_gone ON COMMIT DROP AS
-                SELECT i.id, i.status, i.raw_status
+                CREATE TEMP TABLE inventory_absent ON COMMIT DROP AS
+                SELECT i.id, i.status, i.raw_status, i.missing_runs + 1 AS missing_runs
                   FROM images i
                  WHERE i.source_id = :sid AND i.gone_at IS NULL
                    AND NOT EXISTS (SELECT 1 FROM {STAGE} s
@@ -461,6 +476,16 @@ def merge(
                 """
             ),
             p,
+        )
+        ex(
+            text(
+                """
+                CREATE TEMP TABLE inventory_gone ON COMMIT DROP AS
+                SELECT id, status, raw_status FROM inventory_absent
+                 WHERE missing_runs >= :confirm
+                """
+            ),
+            {"confirm": guard.confirm_gone_runs},
         )
         candidates = int(ex(text("SELECT count(*) FROM inventory_gone")).scalar_one())
         blocked = (
@@ -474,7 +499,7 @@ def merge(
                 text(
                     """
                     UPDATE images i SET gone_at = now(), last_changed_at = now(),
-                           last_changed_run_id = :run
+                           last_changed_run_id = :run, missing_runs = 0, missing_since = NULL
                       FROM inventory_gone g WHERE i.id = g.id
                     """
                 ),
@@ -506,6 +531,17 @@ def merge(
                 p,
             )
             disappeared = candidates
+        # The others (and those the guard held back) were missing from one more listing.
+        missing = ex(
+            text(
+                """
+                UPDATE images i SET missing_runs = a.missing_runs,
+                       missing_since = coalesce(i.missing_since, now())
+                  FROM inventory_absent a WHERE i.id = a.id AND i.gone_at IS NULL
+                """
+            ),
+            p,
+        ).rowcount
 
     return MergeResult(
         images_seen=seen,
@@ -518,4 +554,5 @@ def merge(
         disappearance_candidates=candidates,
         disappearance_blocked=blocked,
         active_before=active_before,
+        missing=missing,
     )

@@ -63,6 +63,8 @@ class RunResult:
     unchanged: int = 0
     disappeared: int = 0
     reappeared: int = 0
+    #: Absent from this complete listing but not yet from confirm_gone_runs in a row.
+    missing: int = 0
     disappearance_blocked: bool = False
     disappearance_candidates: int = 0
     unknown_statuses: dict[str, int] = field(default_factory=dict)
@@ -262,6 +264,7 @@ def _collect_and_merge(
         result.unchanged = merged.unchanged
         result.reappeared = merged.reappeared
         result.disappeared = merged.disappeared
+        result.missing = merged.missing
         result.disappearance_blocked = merged.disappearance_blocked
         result.disappearance_candidates = merged.disappearance_candidates
         result.warning = "; ".join(warnings) or None
@@ -336,6 +339,7 @@ def _log_result(result: RunResult) -> None:
         "changed": result.changed,
         "unchanged": result.unchanged,
         "disappeared": result.disappeared,
+        "missing": result.missing,
         "reappeared": result.reappeared,
         "listing_complete": result.listing_complete,
         "disappearance_blocked": result.disappearance_blocked,
@@ -343,7 +347,7 @@ def _log_result(result: RunResult) -> None:
     if result.ok:
         log.info(
             "source %s: run %s %s in %.1fs: %d pages, %d images seen, %d new, %d changed, "
-            "%d unchanged, %d disappeared, %d reappeared%s",
+            "%d unchanged, %d disappeared, %d missing, %d reappeared%s",
             result.source,
             result.run_id,
             result.status,
@@ -354,6 +358,7 @@ def _log_result(result: RunResult) -> None:
             result.changed,
             result.unchanged,
             result.disappeared,
+            result.missing,
             result.reappeared,
             "" if result.listing_complete else f" (incomplete: {result.incomplete_reason})",
             extra={"fields": fields},

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Row, text
 
-from inventory.config import SecretRef, SourceConfig
+from inventory.config import SecretRef, Settings, SourceConfig, SyncSettings
 from inventory.emulation import EmulatorServer, FaultRule
 from inventory.providers.qingcloud.emulator import (
     DEFAULT_ACCESS_KEY_ID,
@@ -15,6 +15,10 @@ from inventory.providers.qingcloud.emulator import (
     QingCloudApp,
     QingCloudCatalogue,
 )
+
+#: Settings for tests of what one listing changes: a missing image is gone at once. How
+#: gone is confirmed over several complete listings has its own tests (test_sync.py).
+AT_ONCE = Settings(path=None, sync=SyncSettings(confirm_gone_runs=1))
 
 
 def fetch_all(engine: Engine, sql: str, **params: Any) -> list[Row[Any]]:

@@ -390,11 +390,14 @@ def test_failed_sync_produces_no_disappearance_alert(
     assert dispatch(engine, settings).sent == 0
     assert receiver.got("/hook") == []
 
-    # The control: once the listing completes, the same changes do alert (one digest).
+    # The control: once the listing completes, the same changes do alert: the deprecations
+    # at once, the removed images when a second complete listing confirms them gone.
     retried = sync(engine, emu, settings)
-    assert retried.ok and retried.disappeared == 30
-    [row] = outbox(engine)
-    assert (row.kind, len(row.event_ids)) == ("digest", 35)
+    assert retried.ok and (retried.disappeared, retried.missing) == (0, 30)
+    confirmed = sync(engine, emu, settings)
+    assert confirmed.ok and confirmed.disappeared == 30
+    sizes = [len(row.event_ids) for row in outbox(engine)]
+    assert sum(sizes) == 35 and sizes[-1] == 30  # the disappearances come last, together
 
 
 def test_first_sync_of_a_new_source_sends_no_per_image_alert(

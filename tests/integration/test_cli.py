@@ -122,7 +122,9 @@ def test_guard_exit_code_and_override(engine: Engine, emu: Emulator, tmp_path: P
     config = write_config(tmp_path, emu)
     assert inventory("sync", config=config).returncode == EXIT_OK
     emu.mutate(seed=1, remove=50)
-    guarded = inventory("sync", config=config)
+    missing = inventory("sync", "--verbose", config=config)  # missing once: not gone yet
+    assert missing.returncode == EXIT_OK and "50 missing" in missing.stdout
+    guarded = inventory("sync", config=config)  # the confirming listing meets the guard
     assert guarded.returncode == EXIT_GUARD
     assert "--allow-mass-disappearance" in guarded.stdout
     allowed = inventory("sync", "--verbose", "--allow-mass-disappearance", config=config)

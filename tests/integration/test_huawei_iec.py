@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from inventory.config import SecretRef, Settings, SourceConfig
+from inventory.config import SecretRef, SourceConfig
 from inventory.emulation import EmulatorServer, FaultRule
 from inventory.http import RetryPolicy
 from inventory.providers.huawei_common.emulator_iam import (
@@ -33,7 +33,7 @@ from inventory.providers.huawei_iec.emulator import (
 from inventory.secrets import Secret
 from inventory.sync import RunResult, sync_source
 
-from .helpers import fetch_all, history_of, row_versions
+from .helpers import AT_ONCE, fetch_all, history_of, row_versions
 
 FAST = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.02)
 ENV = {
@@ -298,7 +298,7 @@ def test_generation_and_mutation_are_deterministic(make_iec: Any) -> None:
 
 
 def sync(engine: Engine, source: SourceConfig) -> RunResult:
-    return sync_source(engine, Settings(path=None), source, policy=FAST)
+    return sync_source(engine, AT_ONCE, source, policy=FAST)
 
 
 @pytest.mark.parametrize("token", [False, True], ids=["aksk", "token"])

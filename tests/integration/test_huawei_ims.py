@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from inventory.config import SecretRef, Settings, SourceConfig
+from inventory.config import SecretRef, SourceConfig
 from inventory.emulation import EmulatorServer, FaultRule
 from inventory.http import RetryPolicy
 from inventory.providers.huawei_common.emulator_iam import (
@@ -24,7 +24,7 @@ from inventory.providers.huawei_common.token import TOKEN_CACHE
 from inventory.providers.huawei_ims.emulator import ImsApp, ImsCatalogue, generate_images
 from inventory.sync import RunResult, sync_source
 
-from .helpers import fetch_all, history_of, row_versions
+from .helpers import AT_ONCE, fetch_all, history_of, row_versions
 
 FAST = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.02)
 
@@ -209,7 +209,7 @@ def test_throttle_fault_and_deterministic_catalogue(make_ims: Any) -> None:
 
 
 def sync(engine: Engine, source: SourceConfig) -> RunResult:
-    return sync_source(engine, Settings(path=None), source, policy=FAST)
+    return sync_source(engine, AT_ONCE, source, policy=FAST)
 
 
 def test_full_multi_page_sync(engine: Engine, make_ims: Any) -> None:

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from inventory.config import SecretRef, Settings, SourceConfig
+from inventory.config import SecretRef, SourceConfig
 from inventory.emulation import EmulatorServer, FaultRule
 from inventory.http import RetryPolicy
 from inventory.providers.ksyun.auth import (
@@ -38,7 +38,7 @@ from inventory.providers.ksyun.emulator import (
 from inventory.secrets import Secret
 from inventory.sync import RunResult, sync_source
 
-from .helpers import fetch_all, history_of, row_versions
+from .helpers import AT_ONCE, fetch_all, history_of, row_versions
 
 FAST = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.02)
 REGION = "cn-beijing-6"
@@ -339,7 +339,7 @@ def test_control_api(ks: KsyunEmulator) -> None:
 
 
 def sync(engine: Engine, emu: KsyunEmulator, source: SourceConfig | None = None) -> RunResult:
-    return sync_source(engine, Settings(path=None), source or emu.source(), policy=FAST)
+    return sync_source(engine, AT_ONCE, source or emu.source(), policy=FAST)
 
 
 def test_large_single_response_sync(engine: Engine) -> None:

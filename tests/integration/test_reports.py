@@ -31,13 +31,12 @@ import pytest
 from sqlalchemy import Engine, text
 
 from inventory.cli import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, main
-from inventory.config import Settings
 from inventory.providers.qingcloud.emulator import DEFAULT_OWNER
 from inventory.providers.qingcloud.normalize import STATUS_MAP
 from inventory.reports import REPORT_TABLES, REPORT_VIEWS
 from inventory.sync import RunResult, sync_source
 
-from .helpers import Emulator, fetch_all
+from .helpers import AT_ONCE, Emulator, fetch_all
 from .test_sync import FAST
 
 COOKBOOK = Path(__file__).resolve().parents[2] / "docs" / "sql-cookbook.md"
@@ -80,9 +79,7 @@ class Recorder:
         self.runs: list[RunResult] = []
 
     def sync(self) -> RunResult:
-        result = sync_source(
-            self.engine, Settings(path=None), self.emu.source(self.name), policy=FAST
-        )
+        result = sync_source(self.engine, AT_ONCE, self.emu.source(self.name), policy=FAST)
         self.runs.append(result)
         if result.ok:
             now = listed(self.emu)
@@ -418,9 +415,9 @@ def test_views_agree_with_the_tables(engine: Engine, world: World) -> None:
 
 def test_as_of_before_at_and_after_a_change(engine: Engine, emulator: Emulator) -> None:
     emu = emulator.reset(images=40, page_size=20)
-    first = sync_source(engine, Settings(path=None), emu.source(), policy=FAST)
+    first = sync_source(engine, AT_ONCE, emu.source(), policy=FAST)
     changes = emu.mutate(seed=5, deprecate=1, remove=1)
-    assert sync_source(engine, Settings(path=None), emu.source(), policy=FAST).ok
+    assert sync_source(engine, AT_ONCE, emu.source(), policy=FAST).ok
     changed, removed = changes["deprecate"][0], changes["remove"][0]
     at = fetch_all(
         engine,
@@ -485,7 +482,7 @@ def test_read_only_role(
     engine: Engine, emulator: Emulator, database_url: str, reader: str, capsys: Any
 ) -> None:
     emu = emulator.reset(images=30, page_size=30)
-    assert sync_source(engine, Settings(path=None), emu.source(), policy=FAST).ok
+    assert sync_source(engine, AT_ONCE, emu.source(), policy=FAST).ok
     assert main(["grant-readonly", "--role", reader]) == EXIT_OK
     assert f"role {reader} created" in capsys.readouterr().out
     assert main(["grant-readonly", "--role", reader]) == EXIT_OK  # again: harmless

@@ -13,7 +13,7 @@ from inventory.errors import AlreadyRunning
 from inventory.http import RetryPolicy
 from inventory.sync import RunResult, sync_source
 
-from .helpers import Emulator, fetch_all, history_of, row_versions
+from .helpers import AT_ONCE, Emulator, fetch_all, history_of, row_versions
 
 FAST = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.02)
 
@@ -21,7 +21,7 @@ FAST = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.02)
 def sync(
     engine: Engine, emu: Emulator, *, settings: Settings | None = None, **kw: Any
 ) -> RunResult:
-    settings = settings or Settings(path=None)
+    settings = settings or AT_ONCE
     return sync_source(engine, settings, emu.source(), policy=FAST, **kw)
 
 
@@ -227,7 +227,9 @@ def test_unknown_status_is_stored_with_one_warning(
 
 def test_deletion_guard_refuses_mass_disappearance(engine: Engine, emulator: Emulator) -> None:
     emu = emulator.reset(images=100, page_size=100)
-    settings = Settings(path=None, sync=SyncSettings(max_disappearance_share=0.5))
+    settings = Settings(
+        path=None, sync=SyncSettings(max_disappearance_share=0.5, confirm_gone_runs=1)
+    )
     assert sync(engine, emu, settings=settings).inserted == 100
     removed = emu.mutate(seed=4, remove=60)["remove"]
 
@@ -300,3 +302,81 @@ def test_orphaned_running_run_is_marked_aborted(engine: Engine, emulator: Emulat
     rows = fetch_all(engine, "SELECT status, error FROM sync_runs WHERE pid = 4242")
     assert rows[0].status == "aborted"
     assert "pid 4242 on gone-host" in rows[0].error
+
+
+# -- gone is confirmed over complete listings -------------------------------------------------
+
+CONFIRM_TWICE = Settings(path=None)  # the default: confirm_gone_runs = 2
+
+
+def test_an_image_is_gone_only_once_missing_from_two_complete_listings(
+    engine: Engine, emulator: Emulator
+) -> None:
+    """One odd listing from an eventually consistent API never makes an image gone."""
+    emu = emulator.reset(images=80, page_size=40)
+    assert sync(engine, emu, settings=CONFIRM_TWICE).inserted == 80
+    removed = emu.mutate(seed=5, remove=3)["remove"]
+    first = sync(engine, emu, settings=CONFIRM_TWICE)
+    assert first.status == "succeeded" and first.listing_complete
+    assert (first.disappeared, first.missing) == (0, 3)
+    rows = fetch_all(
+        engine,
+        "SELECT gone_at, missing_runs, missing_since FROM images"
+        " WHERE provider_image_id = ANY(:ids)",
+        ids=removed,
+    )
+    assert all(r.gone_at is None and r.missing_runs == 1 and r.missing_since for r in rows)
+    kinds = fetch_all(engine, "SELECT kind FROM image_events WHERE kind = 'disappeared'")
+    assert kinds == []  # nothing to alert on yet
+    flagged = fetch_all(
+        engine,
+        "SELECT provider_image_id, status, missing_since FROM report_flagged_images"
+        " WHERE missing_since IS NOT NULL",
+    )
+    assert {r.provider_image_id for r in flagged} == set(removed)
+    # 'missing' unless the image was already flagged for its own status (deprecated, ...)
+    assert "missing" in {r.status for r in flagged}
+
+    second = sync(engine, emu, settings=CONFIRM_TWICE)
+    assert (second.disappeared, second.missing) == (3, 0)
+    for image_id in removed:
+        assert history_of(engine, image_id)[-1] == ("gone", False)
+    cleared = fetch_all(engine, "SELECT count(*) AS n FROM images WHERE missing_runs > 0")
+    assert cleared[0].n == 0
+
+
+def test_listed_again_is_no_longer_missing_and_partial_runs_count_nothing(
+    engine: Engine, emulator: Emulator
+) -> None:
+    emu = emulator.reset(images=80, page_size=40)
+    sync(engine, emu, settings=CONFIRM_TWICE)
+    back, away = emu.mutate(seed=6, remove=2)["remove"]
+    assert sync(engine, emu, settings=CONFIRM_TWICE).missing == 2
+    emu.restore(back)
+    emu.fail(page=2, kind="http_503")  # this listing fails: it proves nothing about 'away'
+    assert sync(engine, emu, settings=CONFIRM_TWICE).status == "failed"
+    assert emu.app is not None
+    emu.app.faults.clear()
+    again = sync(
+        engine, emu, settings=CONFIRM_TWICE
+    )  # 'back' is listed again; 'away' is missing a second time
+    assert (again.disappeared, again.missing) == (1, 0)
+    states = {
+        r.provider_image_id: (r.gone_at is not None, r.missing_runs)
+        for r in fetch_all(
+            engine,
+            "SELECT provider_image_id, gone_at, missing_runs FROM images"
+            " WHERE provider_image_id = ANY(:ids)",
+            ids=[back, away],
+        )
+    }
+    assert states == {back: (False, 0), away: (True, 0)}
+
+
+def test_confirm_gone_runs_1_marks_gone_at_once(engine: Engine, emulator: Emulator) -> None:
+    emu = emulator.reset(images=40, page_size=40)
+    at_once = Settings(path=None, sync=SyncSettings(confirm_gone_runs=1))
+    sync(engine, emu, settings=at_once)
+    emu.mutate(seed=7, remove=2)
+    result = sync(engine, emu, settings=at_once)
+    assert (result.disappeared, result.missing) == (2, 0)

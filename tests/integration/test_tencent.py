@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from inventory.config import SecretRef, Settings, SourceConfig
+from inventory.config import SecretRef, SourceConfig
 from inventory.emulation import EmulatorServer, FaultRule
 from inventory.http import RateLimiter, RetryPolicy
 from inventory.providers.tencent.auth import TencentAuth
@@ -28,7 +28,7 @@ from inventory.providers.tencent.emulator import (
 from inventory.secrets import Secret
 from inventory.sync import RunResult, sync_source
 
-from .helpers import fetch_all, history_of, row_versions
+from .helpers import AT_ONCE, fetch_all, history_of, row_versions
 
 FAST = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.02)
 ID_ENV = "INVENTORY_TEST_TC_SECRET_ID"
@@ -112,7 +112,7 @@ def tc(monkeypatch: pytest.MonkeyPatch) -> Iterator[TencentEmulator]:
 
 
 def sync(engine: Engine, emu: TencentEmulator, **kw: Any) -> RunResult:
-    return sync_source(engine, Settings(path=None), emu.source(**kw), policy=FAST)
+    return sync_source(engine, AT_ONCE, emu.source(**kw), policy=FAST)
 
 
 # -- the emulator speaks DescribeImages --------------------------------------------------
