@@ -11,6 +11,7 @@ failed call is worth repeating is decided in one place, here, by the two markers
     InventoryError
     ├── ConfigError                 bad or missing configuration (file, source, field)
     ├── DatabaseUnavailable         no usable database URL and no embedded server
+    ├── DatabaseLost                the database connection broke during a run
     ├── AlreadyRunning              another process holds the source's sync lock
     ├── RunAborted                  a run stopped on request (shutdown) before applying
     └── ProviderError               a provider call failed (source, page, cause)
@@ -46,6 +47,11 @@ class ConfigError(InventoryError):
 
 class DatabaseUnavailable(InventoryError):
     """No database could be reached or started."""
+
+
+class DatabaseLost(InventoryError):
+    """The database connection broke during a run (a restart, a failover, a killed backend);
+    the run's transaction was never committed, so nothing of it was applied."""
 
 
 class AlreadyRunning(InventoryError):

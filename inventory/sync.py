@@ -26,11 +26,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from inventory import store
 from inventory.alerts import rules as alert_rules
 from inventory.config import Settings
-from inventory.errors import AlreadyRunning, InventoryError, ProviderError, RunAborted
+from inventory.errors import (
+    AlreadyRunning,
+    DatabaseLost,
+    InventoryError,
+    ProviderError,
+    RunAborted,
+)
 from inventory.http import RetryPolicy
 from inventory.paging import Page
 from inventory.providers import PROVIDERS, Collector
@@ -142,7 +149,11 @@ def sync_source(
                     )
                 except BaseException as err:
                     result.retries = retries[0]
-                    _record_failure(conn, run_id, result, err)
+                    if _connection_lost(err):  # the run's connection is dead: use a new one
+                        err = _lost(source, result, err)
+                        _record_failure_anew(engine, run_id, result, err)
+                    else:
+                        _record_failure(conn, run_id, result, err)
                     if not isinstance(err, InventoryError):
                         raise
                 finally:
@@ -310,6 +321,43 @@ def _record_failure(conn: Connection, run_id: int, result: RunResult, err: BaseE
             )
     except Exception:  # the database itself is gone: the next run will mark it aborted
         log.exception("could not record the outcome of run %s", run_id)
+
+
+def _connection_lost(err: BaseException) -> bool:
+    """Whether ``err`` is the database connection breaking (not a query's own error)."""
+    return isinstance(err, DBAPIError) and (
+        err.connection_invalidated or isinstance(err, OperationalError)
+    )
+
+
+def _lost(source: SourceConfig, result: RunResult, err: BaseException) -> DatabaseLost:
+    cause = err.orig if isinstance(err, DBAPIError) and err.orig else err
+    after = f"after page {result.pages}" if result.pages else "before the first page was stored"
+    return DatabaseLost(
+        f"source {source.name!r}: the database connection was lost during the run ({after}): "
+        f"{scrub(str(cause)).strip()}; nothing of this run was applied, and the next run "
+        "starts over"
+    )
+
+
+def _record_failure_anew(
+    engine: Engine, run_id: int, result: RunResult, err: BaseException, wait_s: float = 10.0
+) -> None:
+    """Record the outcome on a new connection, waiting up to ``wait_s`` for a database
+    that is restarting; if it stays away, the next run marks this one aborted."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            with engine.connect() as conn:
+                _record_failure(conn, run_id, result, err)
+            return
+        except DBAPIError:
+            if time.monotonic() >= deadline:
+                log.warning(
+                    "run %s: the database is still away; its outcome is not recorded", run_id
+                )
+                return
+            time.sleep(0.5)
 
 
 def _release(conn: Connection, source_id: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import pytest
@@ -380,3 +381,37 @@ def test_confirm_gone_runs_1_marks_gone_at_once(engine: Engine, emulator: Emulat
     emu.mutate(seed=7, remove=2)
     result = sync(engine, emu, settings=at_once)
     assert (result.disappeared, result.missing) == (2, 0)
+
+
+def test_a_database_connection_lost_mid_run_is_said_and_recorded(
+    engine: Engine, emulator: Emulator
+) -> None:
+    """A restart or failover kills the run's connection: the run says so (not a config
+    hint), is recorded as failed by the same process, and applies nothing."""
+    emu = emulator.reset(images=120, page_size=40)
+    assert sync(engine, emu).ok
+    before = row_versions(engine)
+    assert emu.server is not None
+    served = emu.server.request_count
+    emu.fail(page=2, kind="latency", latency_s=1.0, times=1)
+    results: list[RunResult] = []
+    worker = threading.Thread(target=lambda: results.append(sync(engine, emu)))
+    worker.start()
+    emu.wait_for_requests(served + 2)  # page 2 asked for: page 1 is staged, nothing merged
+    with engine.begin() as conn:
+        killed = conn.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_locks"
+                " WHERE locktype = 'advisory' AND pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
+    worker.join(timeout=30)
+    assert killed == 1 and results, "the run did not end"
+    [result] = results
+    assert result.status == "failed"
+    assert "database connection was lost during the run (after page 1)" in (result.error or "")
+    assert "INVENTORY_DATABASE_URL" not in (result.error or "")
+    run = fetch_all(engine, "SELECT status, error FROM sync_runs WHERE id = :r", r=result.run_id)
+    assert run[0].status == "failed" and "connection was lost" in run[0].error
+    assert row_versions(engine) == before
+    assert sync(engine, emu).ok  # and the next run is fine
