@@ -39,6 +39,9 @@ inventory_images                            gauge   source, provider, status; im
                                                     when none
 inventory_images_gone                       gauge   source, provider; images a complete
                                                     listing no longer showed
+inventory_images_missing                    gauge   source, provider; images absent from
+                                                    the last complete listing(s), not yet
+                                                    confirmed gone
 inventory_runs_total                        counter source, provider, status; finished
                                                     runs (succeeded, failed, aborted)
 inventory_pages_fetched_total               counter source, provider; pages over finished
@@ -161,7 +164,8 @@ SELECT source_id, status, count(*) AS runs, coalesce(sum(pages), 0) AS pages,
 _IMAGE_COUNTS_SQL = """
 SELECT source_id, status,
        count(*) FILTER (WHERE gone_at IS NULL) AS active,
-       count(*) FILTER (WHERE gone_at IS NOT NULL) AS gone
+       count(*) FILTER (WHERE gone_at IS NOT NULL) AS gone,
+       count(*) FILTER (WHERE gone_at IS NULL AND missing_since IS NOT NULL) AS missing
   FROM images
  GROUP BY source_id, status
 """
@@ -231,6 +235,10 @@ class _Families:
         )
         self.gone = gauge(
             "inventory_images_gone", "Images that a complete listing no longer showed."
+        )
+        self.missing = gauge(
+            "inventory_images_missing",
+            "Images absent from the last complete listing(s), not yet confirmed gone.",
         )
         self.runs = counter(
             "inventory_runs", "Finished sync runs, by final status.", [*sp, "status"]
@@ -341,6 +349,7 @@ class InventoryCollector:
 
         active = {(sid, st): 0.0 for sid in labels for st in IMAGE_STATUSES}
         gone = dict.fromkeys(labels, 0.0)
+        missing = dict.fromkeys(labels, 0.0)
         for row in conn.execute(text(_IMAGE_COUNTS_SQL)):
             if row.source_id not in labels:
                 continue
@@ -348,10 +357,13 @@ class InventoryCollector:
                 key = (row.source_id, row.status)
                 active[key] = active.get(key, 0.0) + _num(row.active)
             gone[row.source_id] += _num(row.gone)
+            missing[row.source_id] += _num(row.missing)
         for (sid, status), count in active.items():
             fam.images.add_metric([*labels[sid], status], count)
         for sid, count in gone.items():
             fam.gone.add_metric(labels[sid], count)
+        for sid, count in missing.items():
+            fam.missing.add_metric(labels[sid], count)
 
 
 def build_registry(engine: Engine, *, process_metrics: bool = False) -> CollectorRegistry:

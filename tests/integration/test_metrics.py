@@ -16,6 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, text
 
+from inventory.config import Settings
 from inventory.db import make_engine
 from inventory.http import RetryPolicy
 from inventory.metrics import count_skipped, serve_metrics, skipped_counts, write_textfile
@@ -153,6 +154,7 @@ def check_series(samples: Samples, engine: Engine, runs: dict[str, Any]) -> None
     assert value(samples, "inventory_images_gone", **a) == 5
     # B synced after the mutation: it never saw the removed images.
     assert value(samples, "inventory_images_gone", **b) == 0
+    assert value(samples, "inventory_images_missing", **a) == 0  # AT_ONCE: gone at once
     assert value(samples, "inventory_source_info", **a, location="pek3a", account="") == 1
 
 
@@ -240,3 +242,25 @@ def test_unreachable_database_still_answers(tmp_path: Path) -> None:
         assert value(parse((tmp_path / "x.prom").read_text()), "inventory_database_up") == 0
     finally:
         dead.dispose()
+
+
+def test_missing_images_are_a_gauge_until_confirmed_gone(
+    engine: Engine, emulator: Emulator, tmp_path: Path
+) -> None:
+    emu = emulator.reset(images=60, page_size=30)
+    labels = {"source": A, "provider": "qingcloud"}
+    settings = Settings(path=None)  # the default: gone after two complete listings
+
+    def scrape() -> Samples:
+        sync_source(engine, settings, emu.source(A), policy=FAST)
+        write_textfile(engine, tmp_path / "inventory.prom")
+        return parse((tmp_path / "inventory.prom").read_text())
+
+    scrape()
+    emu.mutate(seed=2, remove=3)
+    missing = scrape()
+    assert value(missing, "inventory_images_missing", **labels) == 3
+    assert value(missing, "inventory_images_gone", **labels) == 0
+    confirmed = scrape()
+    assert value(confirmed, "inventory_images_missing", **labels) == 0
+    assert value(confirmed, "inventory_images_gone", **labels) == 3
