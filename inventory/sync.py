@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from inventory import store
 from inventory.alerts import rules as alert_rules
@@ -324,10 +324,9 @@ def _record_failure(conn: Connection, run_id: int, result: RunResult, err: BaseE
 
 
 def _connection_lost(err: BaseException) -> bool:
-    """Whether ``err`` is the database connection breaking (not a query's own error)."""
-    return isinstance(err, DBAPIError) and (
-        err.connection_invalidated or isinstance(err, OperationalError)
-    )
+    """Whether ``err`` is the database connection breaking (SQLAlchemy's disconnect
+    detection), not a query's own error such as a statement timeout."""
+    return isinstance(err, DBAPIError) and err.connection_invalidated
 
 
 def _lost(source: SourceConfig, result: RunResult, err: BaseException) -> DatabaseLost:
