@@ -6,7 +6,9 @@ them as ``inventory/_migrations``. Both are looked for, the packaged copy first.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 from alembic import command
 from alembic.config import Config
@@ -24,6 +26,18 @@ def migrations_dir() -> Path:
         if (candidate / "env.py").exists():
             return candidate
     raise InventoryError("the migrations folder is missing from this installation")
+
+
+def revision_module(filename: str) -> ModuleType:
+    """An earlier revision script (``migrations/versions/<filename>``) as a module, for a
+    later one that rebuilds what it defined (its report views, say)."""
+    path = migrations_dir() / "versions" / filename
+    spec = importlib.util.spec_from_file_location(f"inventory_revision_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise InventoryError(f"the migration {path} is missing from this installation")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def alembic_config() -> Config:

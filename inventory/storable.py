@@ -23,7 +23,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from inventory.providers.fields import image_id_of
+from inventory.providers.fields import image_id_of, shortened
 from inventory.records import ImageRecord
 
 #: Deeper levels of a raw object are replaced by :data:`TOO_DEEP`.
@@ -112,8 +112,7 @@ def _has_surrogate(value: str) -> bool:
 
 
 def _ident(record_or_raw: Any) -> str:
-    text = str(record_or_raw)
-    return repr(text[:60] + "..." if len(text) > 60 else text)
+    return repr(shortened(str(record_or_raw)))
 
 
 class Storable:

@@ -35,11 +35,15 @@ def noting() -> Iterator[list[str]]:
         _NOTES.reset(token)
 
 
+def shortened(text: str, limit: int = 60) -> str:
+    """``text`` cut to ``limit`` characters, with "..." where it was cut (for messages)."""
+    return text[:limit] + "..." if len(text) > limit else text
+
+
 def _note(key: str, value: object, why: str) -> None:
     notes = _NOTES.get()
     if notes is not None:
-        text = repr(value)
-        notes.append(f"{key} {text[:60] + '...' if len(text) > 60 else text} {why}")
+        notes.append(f"{key} {shortened(repr(value))} {why}")
 
 
 def image_id_of(raw: dict[str, Any]) -> object:

@@ -17,11 +17,10 @@ Create Date: 2026-12-01 23:30:00
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import sqlalchemy as sa
 from alembic import op
+
+from inventory.migrate import revision_module
 
 revision = "0005"
 down_revision = "0004"
@@ -30,12 +29,7 @@ depends_on = None
 
 
 def _views_0002() -> dict[str, str]:
-    path = Path(__file__).with_name("0002_create_report_views.py")
-    spec = importlib.util.spec_from_file_location("inventory_migration_0002", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return dict(module.VIEWS)
+    return dict(revision_module("0002_create_report_views.py").VIEWS)
 
 
 def _replaced(body: str, *pairs: tuple[str, str]) -> str:
