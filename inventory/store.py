@@ -73,7 +73,7 @@ COMPARED_FIELDS: tuple[str, ...] = DURABLE_FIELDS
 
 @dataclass(frozen=True, slots=True)
 class MergeResult:
-    images_seen: int  # 0 with active_before > 0: an empty listing, trusted for nothing
+    images_seen: int
     duplicates: int
     inserted: int
     changed: int
@@ -84,6 +84,8 @@ class MergeResult:
     disappearance_blocked: bool
     active_before: int
     missing: int = 0  # absent from this complete listing, not yet confirmed gone
+    #: A complete listing came back empty for a source with images: trusted for nothing.
+    empty_listing: bool = False
 
 
 # -- sources, locks, runs -------------------------------------------------------------------
@@ -242,13 +244,11 @@ def drop_stage(conn: Connection) -> None:
 
 
 def stage_records(
-    conn: Connection,
-    records: Iterable[ImageRecord],
-    first_seq: int,
-    raw_json: Sequence[str] | None = None,
+    conn: Connection, records: Iterable[ImageRecord], first_seq: int, raw_json: Sequence[str]
 ) -> int:
-    """COPY records into the staging table; return how many were written. ``raw_json``, when
-    given, holds each record's raw object already as JSON text (made storable)."""
+    """COPY records into the staging table; return how many were written. ``raw_json``
+    holds each record's raw object as JSON text, already made storable
+    (:meth:`inventory.storable.Storable.raw`), so it is not dumped twice."""
     columns = ", ".join(STAGE_COLUMNS)
     driver = conn.connection.driver_connection
     assert driver is not None
@@ -273,9 +273,7 @@ def stage_records(
                     record.image_type,
                     record.provider_created_at,
                     json.dumps(record.tags, ensure_ascii=False, sort_keys=True),
-                    raw_json[count]
-                    if raw_json is not None
-                    else json.dumps(record.raw, ensure_ascii=False),
+                    raw_json[count],
                     record.fingerprint,
                 )
             )
@@ -461,7 +459,7 @@ def merge(
     blocked = False
     # A repeated id means items moved between pages, so others may have been skipped; an
     # empty answer for a source with images is an API's hiccup far more often than a purge.
-    empty = not seen and active_before and not allow_mass_disappearance
+    empty = listing_complete and not seen and active_before > 0 and not allow_mass_disappearance
     if listing_complete and not duplicates and not empty:
         # Absent from this whole listing: gone once absent from confirm_gone_runs in a row.
         ex(
@@ -555,4 +553,5 @@ def merge(
         disappearance_blocked=blocked,
         active_before=active_before,
         missing=missing,
+        empty_listing=empty,
     )

@@ -247,12 +247,8 @@ def _collect_and_merge(
                 f"{merged.duplicates} image id(s) were listed on more than one page, so items "
                 "shifted while paging and others may have been skipped"
             )
-        elif (
-            complete
-            and merged.active_before
-            and not (merged.images_seen or allow_mass_disappearance)
-        ):
-            complete = False  # as the merge decided: an empty listing marks nothing gone
+        elif merged.empty_listing:  # the merge marked nothing gone: say why
+            complete = False
             reason = (
                 f"the listing came back empty, but {merged.active_before} images of this "
                 "source were listed before, so nothing is marked gone; if they really are "
