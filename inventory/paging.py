@@ -119,8 +119,8 @@ class SinglePage:
         if self.cap is not None and len(page.items) >= self.cap:
             self.incomplete_reason = (
                 f"the one answer holds {len(page.items)} images, the most the API answers at "
-                f"once (listing_cap {self.cap}), so it may be cut short; {self.narrow}"
-            ).rstrip("; ")
+                f"once (listing_cap {self.cap}), so it may be cut short"
+            ) + (f"; {self.narrow}" if self.narrow else "")
         else:
             self.complete, self.incomplete_reason = True, None
         return None
