@@ -32,6 +32,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Numeric,
+    SmallInteger,
     Text,
     UniqueConstraint,
     func,
@@ -140,7 +141,9 @@ class Image(Base):
     os_name: Mapped[str | None] = mapped_column(Text)
     platform: Mapped[str | None] = mapped_column(Text)
     architecture: Mapped[str | None] = mapped_column(Text)
+    word_size: Mapped[int | None] = mapped_column(SmallInteger)
     size_gb: Mapped[Decimal | None] = mapped_column(Numeric)
+    min_disk_gb: Mapped[Decimal | None] = mapped_column(Numeric)
     visibility: Mapped[str | None] = mapped_column(Text)
     owner: Mapped[str | None] = mapped_column(Text)
     image_type: Mapped[str | None] = mapped_column(Text)

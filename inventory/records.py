@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -65,7 +65,9 @@ DURABLE_FIELDS: tuple[str, ...] = (
     "os_name",
     "platform",
     "architecture",
+    "word_size",
     "size_gb",
+    "min_disk_gb",
     "visibility",
     "owner",
     "image_type",
@@ -76,7 +78,12 @@ DURABLE_FIELDS: tuple[str, ...] = (
 
 @dataclass(frozen=True, slots=True)
 class ImageRecord:
-    """One image, normalized. ``provider_image_id`` and ``status`` are always set."""
+    """One image, normalized. ``provider_image_id`` and ``status`` are always set.
+
+    ``size_gb`` is the image's own size and ``min_disk_gb`` the smallest system disk it
+    boots from, both in GB of 2**30 bytes (providers that give bytes are converted), each
+    null where the provider does not say; ``word_size`` (32 or 64) is the OS's word size,
+    which some providers give instead of, or beside, the ``architecture``."""
 
     provider_image_id: str
     status: ImageStatus
@@ -87,7 +94,9 @@ class ImageRecord:
     os_name: str | None = None
     platform: str | None = None
     architecture: str | None = None
+    word_size: int | None = None
     size_gb: Decimal | None = None
+    min_disk_gb: Decimal | None = None
     visibility: str | None = None
     owner: str | None = None
     image_type: str | None = None
@@ -118,8 +127,11 @@ def _canonical(value: Any) -> Any:
     return value
 
 
-def fingerprint(values: dict[str, Any]) -> str:
-    """Hash a mapping of durable field values canonically (sorted keys, UTC times)."""
-    canonical = {key: _canonical(values[key]) for key in DURABLE_FIELDS}
+def fingerprint(values: Mapping[str, Any], fields: Sequence[str] = DURABLE_FIELDS) -> str:
+    """Hash a mapping of durable field values canonically (sorted keys, UTC times).
+
+    ``fields`` is :data:`DURABLE_FIELDS` but for a migration, which recomputes stored
+    fingerprints with the fields as they were at its own revision."""
+    canonical = {key: _canonical(values[key]) for key in fields}
     blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()

@@ -159,6 +159,9 @@ class Storable:
         if record.size_gb is not None and record.size_gb > MAX_SIZE_GB:
             notes = [*notes, f"size {record.size_gb} GB is beyond {MAX_SIZE_GB:,} GB"]
             record = replace(record, size_gb=None)
+        if record.min_disk_gb is not None and record.min_disk_gb > MAX_SIZE_GB:
+            notes = [*notes, f"minimum disk {record.min_disk_gb} GB is beyond {MAX_SIZE_GB:,} GB"]
+            record = replace(record, min_disk_gb=None)
         self.nulled += [f"page {page}, image {_ident(image_id)}: {note}" for note in notes]
         return record
 

@@ -15,7 +15,7 @@ import contextlib
 from collections.abc import Iterator
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any
 
 from inventory.errors import MalformedResponse
@@ -85,6 +85,31 @@ def optional_decimal(raw: dict[str, Any], key: str) -> Decimal | None:
         _note(key, value, "is not a finite number, stored as null")
         return None
     return number if number >= 0 else None
+
+
+#: Bytes in the GB of every size column (GiB: Tencent's unit, and the one OpenStack means).
+BYTES_PER_GB = 1 << 30
+
+
+def optional_gb_from_bytes(raw: dict[str, Any], key: str) -> Decimal | None:
+    """A size the provider gives in bytes, in GB of 2**30 bytes, exactly: a whole number
+    of bytes has at most 30 decimals in GB, and nothing is rounded (migration 0006
+    backfills the same value in SQL)."""
+    size = optional_decimal(raw, key)
+    if size is None:
+        return None
+    with localcontext(prec=80):  # exact for any size a column would keep
+        return size / BYTES_PER_GB
+
+
+def optional_word_size(raw: dict[str, Any], key: str) -> int | None:
+    """A word size written ``64bit``, ``32bit``, ``64`` or ``32`` (any case, a number as
+    well); anything else is None."""
+    text = optional_str(raw, key, lower=True)
+    if text is None:
+        return None
+    bits = text.removesuffix("bit").removesuffix("-").strip()
+    return int(bits) if bits in ("32", "64") else None
 
 
 def optional_time(raw: dict[str, Any], key: str) -> datetime | None:

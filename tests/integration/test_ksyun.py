@@ -491,18 +491,20 @@ def test_filters_reach_the_emulator(engine: Engine, ks: KsyunEmulator) -> None:
 def test_unknown_status_is_stored_with_one_warning(
     engine: Engine, ks: KsyunEmulator, caplog: pytest.LogCaptureFixture
 ) -> None:
-    odd = ks.catalogue.ids()[:3]
+    odd, building = ks.catalogue.ids()[:3], ks.catalogue.ids()[3]
     for image_id in odd:
-        ks.catalogue.edit(image_id, ImageState="creating")  # seen in tooling, undocumented
+        ks.catalogue.edit(image_id, ImageState="error")  # in no Kingsoft source
+    ks.catalogue.edit(building, ImageState="creating")  # what Kingsoft's Packer plugin waits out
     with caplog.at_level(logging.WARNING, logger="inventory.sync"):
         result = sync(engine, ks)
     assert result.status == "succeeded"
-    assert result.unknown_statuses == {"creating": 3}
-    rows = fetch_all(
-        engine, "SELECT status, raw_status FROM images WHERE provider_image_id = ANY(:ids)", ids=odd
-    )
-    assert {(r.status, r.raw_status) for r in rows} == {("unknown", "creating")}
-    assert len([r for r in caplog.records if "creating" in r.getMessage()]) == 1
+    assert result.unknown_statuses == {"error": 3}
+    query = "SELECT status, raw_status FROM images WHERE provider_image_id = ANY(:ids)"
+    rows = fetch_all(engine, query, ids=odd)
+    assert {(r.status, r.raw_status) for r in rows} == {("unknown", "error")}
+    assert len([r for r in caplog.records if "'error'" in r.getMessage()]) == 1
+    [pending] = fetch_all(engine, query, ids=[building])
+    assert (pending.status, pending.raw_status) == ("pending", "creating")
 
 
 def test_record_without_required_field_is_left_out(engine: Engine, ks: KsyunEmulator) -> None:

@@ -8,11 +8,16 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
+from inventory.config import parse_settings
 from inventory.db import make_engine
 from inventory.errors import InventoryError
 from inventory.migrate import current_revision, downgrade, ensure_current, head_revision, upgrade
 from inventory.models import Base
+from inventory.providers import PROVIDERS
 from inventory.reports import REPORT_VIEWS
+from inventory.sync import sync_source
+
+from .helpers import fetch_all
 
 
 @pytest.fixture
@@ -147,3 +152,66 @@ def test_one_open_history_interval_enforced(engine: Engine) -> None:
             ),
             {"i": iid},
         )
+
+
+def _images(engine: Engine) -> dict[tuple[str, str], tuple[object, ...]]:
+    """Every image's normalized size, word size, architecture and fingerprint."""
+    rows = fetch_all(
+        engine,
+        """SELECT s.provider, i.provider_image_id, i.size_gb, i.min_disk_gb, i.word_size,
+                  i.architecture, i.fingerprint
+             FROM images i JOIN sources s ON s.id = i.source_id""",
+    )
+    return {(r[0], r[1]): tuple(r[2:]) for r in rows}
+
+
+def test_0006_backfills_what_the_normalizers_now_read(
+    empty_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database synced before 0006 (its meanings restored by the downgrade) gets, from
+    the upgrade's backfill, exactly what a sync with today's normalizers stores: every size
+    column, word size, architecture and fingerprint; the next sync then changes nothing."""
+    upgrade(empty_engine)
+    emulators = [PROVIDERS.emulated(p).start(images=60, seed=6, name=f"mig-{p}") for p in PROVIDERS]
+    try:
+        for running in emulators:
+            for name, value in running.env.items():
+                monkeypatch.setenv(name, value)
+        settings = parse_settings({"sources": [r.source for r in emulators]}, None)
+        for source in settings.sources:
+            assert sync_source(empty_engine, settings, source).status == "succeeded"
+        synced = _images(empty_engine)
+
+        downgrade(empty_engine, "0005")
+        old = _images_0005(empty_engine)  # size_gb, architecture as they were stored then
+        for key, (size, _, word_size, architecture, _) in synced.items():
+            provider = key[0]
+            if provider in ("ksyun", "huawei-iec", "huawei-ims-v1"):
+                assert old[key][0] == synced[key][1]  # size_gb held the minimum disk
+            if provider == "qingcloud":
+                assert old[key][1] == {64: "x86_64", 32: "i386"}[word_size]
+                assert architecture is None
+            if provider == "tencent":
+                assert old[key][:2] == (size, architecture)
+
+        upgrade(empty_engine)
+        assert _images(empty_engine) == synced
+        by_provider = {p: [v for k, v in synced.items() if k[0] == p] for p in PROVIDERS}
+        assert all(v[0] is None and v[1] is not None for v in by_provider["ksyun"])
+        assert all(v[2] in (32, 64) and v[3] is None for v in by_provider["qingcloud"])
+        assert any(v[0] is not None and v[0] % 1 for v in by_provider["huawei-ims-v1"])
+        for source in settings.sources:
+            result = sync_source(empty_engine, settings, source)
+            assert (result.status, result.inserted, result.changed) == ("succeeded", 0, 0)
+    finally:
+        for running in emulators:
+            running.stop()
+
+
+def _images_0005(engine: Engine) -> dict[tuple[str, str], tuple[object, ...]]:
+    rows = fetch_all(
+        engine,
+        """SELECT s.provider, i.provider_image_id, i.size_gb, i.architecture, i.fingerprint
+             FROM images i JOIN sources s ON s.id = i.source_id""",
+    )
+    return {(r[0], r[1]): tuple(r[2:]) for r in rows}

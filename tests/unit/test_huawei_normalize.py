@@ -121,7 +121,7 @@ def test_iec_every_field() -> None:
     assert rec.os_name == "CentOS 7.4 64bit"
     assert rec.platform == "linux"
     assert rec.architecture == "aarch64"
-    assert rec.size_gb == Decimal(40)
+    assert (rec.size_gb, rec.min_disk_gb, rec.word_size) == (None, Decimal(40), None)
     assert rec.visibility == "private"
     assert rec.owner == "2b76febbe5d34eac85d26435c1f15809"
     assert rec.image_type == "private"
@@ -135,12 +135,29 @@ def test_iec_no_arm_flag_means_x86_and_optional_fields_lenient() -> None:
     del image["__support_arm"]
     rec = iec.normalize(image)
     assert rec.architecture == "x86_64"
-    assert (rec.name, rec.size_gb, rec.provider_created_at, rec.os_family) == (
+    assert (rec.name, rec.min_disk_gb, rec.provider_created_at, rec.os_family) == (
         None,
         None,
         None,
         None,
     )
+
+
+@pytest.mark.parametrize("flag", [False, "false"])
+def test_iec_active_but_unregistered_is_not_usable_yet(flag: object) -> None:
+    rec = iec.normalize(iec_image(__isregistered=flag))
+    assert (rec.status, rec.raw_status) == (ImageStatus.PENDING, "active")
+
+
+def test_iec_registration_only_holds_back_an_active_image() -> None:
+    assert iec.normalize(iec_image(__isregistered=True)).status is ImageStatus.AVAILABLE
+    unflagged = iec_image()
+    del unflagged["__isregistered"]
+    assert iec.normalize(unflagged).status is ImageStatus.AVAILABLE
+    killed = iec.normalize(iec_image(status="killed", __isregistered=False))
+    assert killed.status is ImageStatus.FAILED
+    gone = iec.normalize(iec_image(deleted=True, __isregistered=False))
+    assert gone.status is ImageStatus.DELETED
 
 
 def test_iec_volatile_fields_do_not_change_fingerprint() -> None:
@@ -201,7 +218,10 @@ def test_ims_every_field_and_naive_time_is_utc() -> None:
     assert rec.os_name == "Ubuntu 22.04 server 64bit"
     assert rec.platform == "linux"
     assert rec.architecture == "x86_64"
-    assert rec.size_gb == Decimal(0)
+    # The seed's size is 13,167,616 bytes: 0.0123 GB, not the 0 GB of min_disk.
+    assert rec.size_gb == Decimal("0.01226329803466796875")
+    assert rec.size_gb * (1 << 30) == 13167616
+    assert (rec.min_disk_gb, rec.word_size) == (Decimal(0), None)
     assert rec.visibility == "public"
     assert rec.owner == "23f4cb75768d4febb39542ef6fe169f3"
     assert rec.image_type == "gold"
@@ -230,7 +250,6 @@ def test_ims_volatile_fields_do_not_change_fingerprint() -> None:
         ims_image(
             updated_at="2030-01-01T00:00:00.000001",
             checksum="0" * 32,
-            size=1,
             virtual_size=5,
             deleted_at=None,
         )
@@ -244,3 +263,18 @@ def test_ims_required_fields_strict(missing: str) -> None:
     del image[missing]
     with pytest.raises(MalformedResponse, match=missing):
         ims.normalize(image)
+
+
+def test_ims_sizes_word_size_and_registration() -> None:
+    props = {"__os_bit": "32", "__isregistered": "false"}
+    rec = ims.normalize(ims_image(size=None, min_disk=40, properties=props))
+    assert (rec.size_gb, rec.min_disk_gb, rec.word_size) == (None, Decimal(40), 32)
+    assert (rec.status, rec.raw_status) == (ImageStatus.PENDING, "active")
+    big = ims.normalize(ims_image(size=20 * 1024**3 + 1))
+    assert big.size_gb == Decimal("20.000000000931322574615478515625")  # 20 GB + 1 byte
+    assert ims.normalize(ims_image(properties={"__os_bit": "64"})).word_size == 64
+    assert ims.normalize(ims_image(properties={"__os_bit": "16"})).word_size is None
+
+
+def test_ims_size_is_a_durable_field() -> None:
+    assert ims.normalize(ims_image()).fingerprint != ims.normalize(ims_image(size=1)).fingerprint

@@ -64,12 +64,18 @@ def test_the_documented_state() -> None:
     assert rec.raw_status == "active"
 
 
-def test_status_table_is_exactly_the_documented_vocabulary() -> None:
-    # Only "active" is documented; everything else must stay unknown, not be guessed.
-    assert STATUS_MAP == {"active": ImageStatus.AVAILABLE}
+def test_status_table_is_exactly_the_vocabulary_kingsoft_tooling_uses() -> None:
+    # "active" is documented; "creating" is what Kingsoft's Packer plugin waits out. The
+    # rest must stay unknown, not be guessed.
+    assert STATUS_MAP == {"active": ImageStatus.AVAILABLE, "creating": ImageStatus.PENDING}
 
 
-@pytest.mark.parametrize("value", ["creating", "error", "deleting", "quarantined"])
+def test_an_image_being_built_is_pending() -> None:
+    rec = normalize(raw_image(ImageState="creating"))
+    assert (rec.status, rec.raw_status) == (ImageStatus.PENDING, "creating")
+
+
+@pytest.mark.parametrize("value", ["error", "deleting", "quarantined"])
 def test_undocumented_states_are_unknown_and_kept(value: str) -> None:
     rec = normalize(raw_image(ImageState=value))
     assert rec.status is ImageStatus.UNKNOWN
@@ -86,7 +92,7 @@ def test_every_field() -> None:
     assert rec.os_name == "centos-6.5"
     assert rec.platform == "linux"
     assert rec.architecture == "x86_64"
-    assert rec.size_gb == Decimal(20)
+    assert (rec.size_gb, rec.min_disk_gb) == (None, Decimal(20))  # SysDisk: the system disk
     assert rec.visibility == "public"
     assert rec.owner is None
     assert rec.image_type == "CommonImage"
@@ -122,7 +128,7 @@ def test_optional_fields_lenient() -> None:
     )
     assert rec.name is None and rec.os_family is None and rec.platform is None
     assert rec.os_name is None
-    assert rec.size_gb is None
+    assert rec.min_disk_gb is None
     assert rec.visibility is None  # a string "true" is not KSyun's boolean
     assert rec.provider_created_at is None
     assert rec.image_type is None

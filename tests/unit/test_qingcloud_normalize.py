@@ -80,8 +80,8 @@ def test_every_field() -> None:
     assert rec.provider_image_id == "img-abcd1234"
     assert rec.name == "CentOS 7.9 64bit"
     assert rec.description == "official image"
-    assert rec.size_gb == Decimal(20)
-    assert rec.architecture == "x86_64"
+    assert (rec.size_gb, rec.min_disk_gb) == (Decimal(20), None)
+    assert (rec.architecture, rec.word_size) == (None, 64)  # 64bit is a word size, not x86
     assert rec.platform == "linux"
     assert rec.os_family == "centos"
     assert rec.os_name == "CentOS 7.9 64bit"
@@ -93,10 +93,10 @@ def test_every_field() -> None:
     assert rec.raw["recommended_type"] == "small_b"
 
 
-def test_user_image_has_no_os_name_and_32bit_maps() -> None:
+def test_user_image_has_no_os_name_and_32bit_is_the_word_size() -> None:
     rec = normalize(raw_image(provider="self", processor_type="32bit", image_name="web-1"))
     assert rec.os_name is None
-    assert rec.architecture == "i386"
+    assert (rec.architecture, rec.word_size) == (None, 32)
     assert rec.image_type == "self"
 
 
@@ -125,3 +125,10 @@ def test_required_fields_strict(missing: str) -> None:
     del image[missing]
     with pytest.raises(MalformedResponse, match=missing):
         normalize(image)
+
+
+def test_an_arm_image_is_64bit_and_aarch64_only_where_it_says_so() -> None:
+    rec = normalize(raw_image(processor_type="64bit", architecture="arm64"))
+    assert (rec.architecture, rec.word_size) == ("aarch64", 64)
+    assert normalize(raw_image(processor_type="128bit")).word_size is None
+    assert normalize(raw_image(architecture="riscv64")).architecture == "riscv64"

@@ -5,6 +5,7 @@
   httpx.Auth with a process-wide cache, one refresh on a 401 and nothing secret in logs;
 - :mod:`.errors`: reading Huawei's several error envelopes and classifying a response as
   transient (429, ``APIGW.0308``, 5xx) or terminal;
+- :mod:`.registration`: ``__isregistered``, which makes an active image usable or not yet;
 - :mod:`.options`: validation of the non-secret ``[sources.options]`` both providers take;
 - :mod:`.emulator`: the API gateway both Huawei emulators sit behind (errors, throttling,
   token check) and their catalogue base;

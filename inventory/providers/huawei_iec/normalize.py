@@ -4,7 +4,11 @@ The status vocabulary is Glance's; the table below is the whole mapping. IEC may
 a deleted image, with ``deleted: true`` and ``deleted_at``: the ``deleted`` flag wins over
 ``status`` (the flag is set in the same database write as the deletion, while a status
 string can lag), and ``raw_status`` keeps what ``status`` said. Huawei documents no
-"deprecated" state for IEC.
+"deprecated" state for IEC. An ``active`` image with ``__isregistered: false`` is not
+usable yet, so it is ``pending`` (:mod:`inventory.providers.huawei_common.registration`).
+
+``min_disk`` (GB) is the smallest system disk, stored as ``min_disk_gb``; IEC gives no size
+of the image itself, so ``size_gb`` stays null.
 
 Left out of the fingerprint on purpose (volatile, kept in ``raw`` only): ``updated_at``
 (moves with any metadata write), ``relation_job_id`` (the id of the last job that touched
@@ -14,7 +18,6 @@ but have no ImageRecord field; they stay in ``raw`` too.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from inventory.providers.fields import (
@@ -23,6 +26,7 @@ from inventory.providers.fields import (
     optional_time,
     required_str,
 )
+from inventory.providers.huawei_common.registration import registered_status
 from inventory.records import ImageRecord, ImageStatus
 
 STATUS_MAP: dict[str, ImageStatus] = {
@@ -37,6 +41,7 @@ STATUS_MAP: dict[str, ImageStatus] = {
 def normalize(raw: dict[str, Any]) -> ImageRecord:
     raw_status = required_str(raw, "status")
     status = ImageStatus.mapped(STATUS_MAP, raw_status)
+    status = registered_status(status, raw.get("__isregistered"))
     if raw.get("deleted") is True:
         status = ImageStatus.DELETED
     return ImageRecord(
@@ -50,15 +55,10 @@ def normalize(raw: dict[str, Any]) -> ImageRecord:
         platform=optional_str(raw, "__os_type", lower=True),
         # __support_arm is present (as "true") only on ARM images; absent means x86.
         architecture="aarch64" if raw.get("__support_arm") in ("true", True) else "x86_64",
-        size_gb=_size(raw),
+        min_disk_gb=optional_decimal(raw, "min_disk"),  # IEC lists no size of its own
         visibility=optional_str(raw, "visibility", lower=True),
         owner=optional_str(raw, "owner"),
         image_type=optional_str(raw, "__imagetype", lower=True),
         provider_created_at=optional_time(raw, "created_at"),
         raw=raw,
     )
-
-
-def _size(raw: dict[str, Any]) -> Decimal | None:
-    """``min_disk``, the smallest system disk (GB): IEC lists no other size."""
-    return optional_decimal(raw, "min_disk")

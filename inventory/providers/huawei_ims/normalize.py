@@ -7,16 +7,20 @@ killed and deleted; the others are upstream Glance values a Glance-backed listin
 
 The ``deleted`` flag wins over ``status`` (Glance v1 sets it in the same row update as the
 deletion; deleted images are listed only with ``changes-since``), and ``raw_status`` keeps
-what ``status`` said.
+what ``status`` said. An ``active`` image whose ``properties.__isregistered`` is
+``"false"`` is not usable yet, so it is ``pending``.
+
+Sizes: ``size`` is the image file in bytes (null until uploaded), stored as ``size_gb`` in
+GB of 2**30 bytes; ``min_disk`` (GB) is the smallest system disk, ``min_disk_gb``.
+``properties.__os_bit`` (``"64"``/``"32"``) is the word size.
 
 Times come without a zone (``2016-05-22T06:04:20.425843``); Glance writes UTC, so a naive
 time is read as UTC. Huawei's own attributes (``__os_version``, ``__platform``,
 ``__imagetype``...) live in ``properties``, all as strings.
 
 Left out of the fingerprint on purpose (volatile, kept in ``raw`` only): ``updated_at``
-(moves with any metadata write), ``deleted_at``, ``checksum``, ``size`` and
-``virtual_size`` (they describe the stored file, which Huawei may re-store, not the
-image's identity).
+(moves with any metadata write), ``deleted_at``, ``checksum`` and ``virtual_size``
+(they describe the stored file, which Huawei may re-store, not the image's identity).
 """
 
 from __future__ import annotations
@@ -25,10 +29,13 @@ from typing import Any
 
 from inventory.providers.fields import (
     optional_decimal,
+    optional_gb_from_bytes,
     optional_str,
     optional_time,
+    optional_word_size,
     required_str,
 )
+from inventory.providers.huawei_common.registration import registered_status
 from inventory.records import ImageRecord, ImageStatus
 
 STATUS_MAP: dict[str, ImageStatus] = {
@@ -57,10 +64,11 @@ ARCHITECTURE_MAP: dict[str, str] = {
 def normalize(raw: dict[str, Any]) -> ImageRecord:
     raw_status = required_str(raw, "status")
     status = ImageStatus.mapped(STATUS_MAP, raw_status)
-    if raw.get("deleted") is True:
-        status = ImageStatus.DELETED
     props = raw.get("properties")
     properties: dict[str, Any] = props if isinstance(props, dict) else {}
+    status = registered_status(status, properties.get("__isregistered"))
+    if raw.get("deleted") is True:
+        status = ImageStatus.DELETED
     is_public = raw.get("is_public")
     return ImageRecord(
         provider_image_id=required_str(raw, "id"),
@@ -72,7 +80,9 @@ def normalize(raw: dict[str, Any]) -> ImageRecord:
         os_name=optional_str(properties, "__os_version"),
         platform=optional_str(properties, "__os_type", lower=True),
         architecture=_architecture(properties),
-        size_gb=optional_decimal(raw, "min_disk"),
+        word_size=optional_word_size(properties, "__os_bit"),
+        size_gb=optional_gb_from_bytes(raw, "size"),  # the image file, in bytes
+        min_disk_gb=optional_decimal(raw, "min_disk"),
         visibility={True: "public", False: "private"}.get(is_public)
         if isinstance(is_public, bool)
         else None,

@@ -1,9 +1,12 @@
 """KSyun KEC image dict (one ``ImagesSet`` item) -> ImageRecord.
 
-The status table below is the whole mapping. KSyun's DescribeImages page documents exactly
-one ``ImageState`` value, ``active`` (usable), so that is the only entry: every other
-value, including ones seen in KSyun tooling but not documented (``creating``, ``error``,
-``deleting``), is stored as ``unknown`` with the raw value kept, rather than guessed at.
+The status table below is the whole mapping. KSyun's DescribeImages page shows one
+``ImageState`` value, ``active`` (usable); the only other one KSyun's own tooling and its
+integrators act on is ``creating``: Kingsoft's Packer plugin waits for an image to leave it
+for ``active``, and Cloudpods' KSyun driver maps it to "saving". Both are in the table.
+Every other value (none is documented; a failed build's is not) is stored as ``unknown``
+with the raw value kept, rather than guessed at (an alert rule whose ``statuses`` include
+``unknown`` reports an image that turns to one).
 Deleted images are simply not listed by KEC, so no value maps to ``deleted``/``ceased``;
 an image that leaves a complete listing becomes ``gone`` in the store.
 
@@ -33,6 +36,7 @@ from inventory.providers.fields import (
 from inventory.records import ImageRecord, ImageStatus
 
 STATUS_MAP: dict[str, ImageStatus] = {
+    "creating": ImageStatus.PENDING,  # being built; Packer waits for it to turn active
     "active": ImageStatus.AVAILABLE,
 }
 
@@ -81,7 +85,7 @@ def normalize(raw: dict[str, Any]) -> ImageRecord:
         os_name=platform_text,
         platform=_platform(family),
         architecture=architecture.lower() if architecture else None,
-        size_gb=optional_decimal(raw, "SysDisk"),
+        min_disk_gb=optional_decimal(raw, "SysDisk"),  # the system disk; no image size
         visibility=_visibility(raw.get("IsPublic")),
         owner=None,  # no owner or account field is returned
         image_type=optional_str(raw, "Type"),

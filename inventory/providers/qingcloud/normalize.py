@@ -17,9 +17,21 @@ from inventory.providers.fields import (
     optional_decimal,
     optional_str,
     optional_time,
+    optional_word_size,
     required_str,
 )
 from inventory.records import ImageRecord, ImageStatus
+
+#: ``architecture`` is not on the DescribeImages page, but QingCloud's Go SDK models it on
+#: an image; where it is sent, these spellings map to the usual (``uname -m``) names.
+ARCHITECTURE_MAP: dict[str, str] = {
+    "x86_64": "x86_64",
+    "amd64": "x86_64",
+    "aarch64": "aarch64",
+    "arm64": "aarch64",
+    "i386": "i386",
+    "i686": "i386",
+}
 
 STATUS_MAP: dict[str, ImageStatus] = {
     "pending": ImageStatus.PENDING,
@@ -30,15 +42,10 @@ STATUS_MAP: dict[str, ImageStatus] = {
     "ceased": ImageStatus.CEASED,
 }
 
-#: ``processor_type`` names the word size, not the ISA; QingCloud's x86 images are the
-#: only ones it documents, so 64bit/32bit map to the usual architecture names.
-ARCHITECTURE_MAP: dict[str, str] = {"64bit": "x86_64", "32bit": "i386"}
-
 
 def normalize(raw: dict[str, Any]) -> ImageRecord:
     raw_status = required_str(raw, "status")
     status = ImageStatus.mapped(STATUS_MAP, raw_status)
-    processor = optional_str(raw, "processor_type")
     return ImageRecord(
         provider_image_id=required_str(raw, "image_id"),
         status=status,
@@ -48,7 +55,10 @@ def normalize(raw: dict[str, Any]) -> ImageRecord:
         os_family=optional_str(raw, "os_family", lower=True),
         os_name=optional_str(raw, "image_name") if raw.get("provider") == "system" else None,
         platform=optional_str(raw, "platform", lower=True),
-        architecture=ARCHITECTURE_MAP.get(processor, processor) if processor else None,
+        # processor_type (64bit/32bit) is the word size, not the instruction set: an ARM
+        # image is "64bit" too, so the architecture is only what the image itself says.
+        architecture=_architecture(raw),
+        word_size=optional_word_size(raw, "processor_type"),
         size_gb=optional_decimal(raw, "size"),
         visibility=optional_str(raw, "visibility", lower=True),
         owner=optional_str(raw, "owner"),
@@ -57,6 +67,11 @@ def normalize(raw: dict[str, Any]) -> ImageRecord:
         tags=_tags(raw.get("tags")),
         raw=raw,
     )
+
+
+def _architecture(raw: dict[str, Any]) -> str | None:
+    arch = optional_str(raw, "architecture", lower=True)
+    return ARCHITECTURE_MAP.get(arch, arch) if arch else None
 
 
 def _tags(value: object) -> dict[str, str]:
