@@ -63,6 +63,7 @@ class OffsetPaging:
         self.max_pages = max_pages
         self.seen = 0
         self.totals: list[int] = []
+        self.moved_at: int | None = None  # the page whose total first differed
         self.complete = False
         self.incomplete_reason: str | None = "the listing did not finish"
 
@@ -72,6 +73,8 @@ class OffsetPaging:
     def next(self, page: Page) -> dict[str, Any] | None:
         if page.total is None:
             raise PagingError("the response has no total count, so paging cannot tell the end")
+        if self.moved_at is None and self.totals and page.total != self.totals[0]:
+            self.moved_at = page.number
         self.totals.append(page.total)
         self.seen += len(page.items)
         if not page.items or self.seen >= page.total:
@@ -85,14 +88,19 @@ class OffsetPaging:
 
     def _finish(self, page: Page) -> None:
         first, last = self.totals[0], self.totals[-1]
-        if any(t != first for t in self.totals):
+        if self.moved_at is not None:
             self.incomplete_reason = (
-                f"the total changed from {first} to {last} while paging, so items may have "
-                "shifted between pages"
+                f"the total changed from {first} to {last} at page {self.moved_at} while "
+                "paging, so items may have shifted between pages"
+            )
+        elif not page.items:
+            self.incomplete_reason = (
+                f"page {page.number} came back empty after {self.seen} of the {last} items "
+                "the total counts, so the listing was cut short"
             )
         elif self.seen != last:
-            self.incomplete_reason = f"saw {self.seen} items but the total says {last}" + (
-                " (the listing ended at an empty page)" if not page.items else ""
+            self.incomplete_reason = (
+                f"saw {self.seen} items by page {page.number} but the total says {last}"
             )
         else:
             self.complete = True

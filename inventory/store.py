@@ -88,6 +88,8 @@ class MergeResult:
     missing: int = 0  # absent from this complete listing, not yet confirmed gone
     #: A complete listing came back empty for a source with images: trusted for nothing.
     empty_listing: bool = False
+    #: The staging ``seq`` of the first item that repeated an earlier one, if any did.
+    first_repeat: int | None = None
 
 
 # -- sources, locks, runs -------------------------------------------------------------------
@@ -315,14 +317,18 @@ def merge(
 
     # A listing can repeat an item (offset paging while the catalogue moves): keep the last.
     ex(text(f"CREATE INDEX ON {STAGE} (provider_image_id, seq)"))
-    duplicates = ex(
+    duplicates, first_repeat = ex(
         text(
             f"""
-            DELETE FROM {STAGE} s USING {STAGE} t
-             WHERE s.provider_image_id = t.provider_image_id AND s.seq < t.seq
+            WITH repeats AS (
+                DELETE FROM {STAGE} s USING {STAGE} t
+                 WHERE s.provider_image_id = t.provider_image_id AND s.seq < t.seq
+                RETURNING t.seq
+            )
+            SELECT count(*), min(seq) FROM repeats
             """
         )
-    ).rowcount
+    ).one()
     ex(text(f"ANALYZE {STAGE}"))  # temp tables are never auto-analyzed
     seen = int(ex(text(f"SELECT count(*) FROM {STAGE}")).scalar_one())
     active_before = int(
@@ -549,6 +555,7 @@ def merge(
     return MergeResult(
         images_seen=seen,
         duplicates=duplicates,
+        first_repeat=first_repeat,
         inserted=inserted,
         changed=changed,
         unchanged=seen - inserted - changed - reappeared,

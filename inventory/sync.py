@@ -18,7 +18,9 @@ records the run as ``aborted`` the same way.
 
 from __future__ import annotations
 
+import bisect
 import logging
+import sys
 import threading
 import time
 from collections import Counter
@@ -188,7 +190,9 @@ def _collect_and_merge(
     staged = 0
     page: Page
     checks = Storable(source.name)
+    starts: list[tuple[int, int]] = []  # (staging seq of its first item, page number)
     for page in collector.pages():
+        starts.append((staged, page.number))
         records: list[ImageRecord] = []
         raw_json: list[str] = []
         for item in page.items:
@@ -243,14 +247,18 @@ def _collect_and_merge(
         )
         if merged.duplicates:
             complete = False
+            at = bisect.bisect_right(starts, (merged.first_repeat or 0, sys.maxsize)) - 1
+            first = starts[max(at, 0)][1]
             reason = (
-                f"{merged.duplicates} image id(s) were listed on more than one page, so items "
-                "shifted while paging and others may have been skipped"
+                f"{merged.duplicates} image id(s) were listed on more than one page (the first "
+                f"repeat on page {first}), so items shifted while paging and others may have "
+                "been skipped"
             )
         elif merged.empty_listing:  # the merge marked nothing gone: say why
             complete = False
             reason = (
-                f"the listing came back empty, but {merged.active_before} images of this "
+                f"the listing came back empty (page 1 held no image), but "
+                f"{merged.active_before} images of this "
                 "source were listed before, so nothing is marked gone; if they really are "
                 "all gone, run again with --allow-mass-disappearance"
             )

@@ -456,7 +456,9 @@ def test_an_empty_answer_for_a_source_with_images_marks_nothing_gone(
     result = sync(engine, ks)
     assert result.status == "succeeded", result.error
     assert not result.listing_complete and result.disappeared == 0
-    assert "came back empty, but 300 images" in (result.incomplete_reason or "")
+    assert "came back empty (page 1 held no image), but 300 images" in (
+        result.incomplete_reason or ""
+    )
     assert row_versions(engine) == before
     assert sync(engine, ks).listing_complete  # the next answer is whole again
 

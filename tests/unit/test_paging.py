@@ -44,7 +44,7 @@ def test_offset_total_moving_is_incomplete() -> None:
 def test_offset_empty_page_before_total_is_incomplete() -> None:
     strategy, _ = offset_pages([250, 250], [100, 0])
     assert not strategy.complete
-    assert "empty page" in (strategy.incomplete_reason or "")
+    assert "page 2 came back empty" in (strategy.incomplete_reason or "")
 
 
 def test_offset_without_total_raises() -> None:
