@@ -12,6 +12,7 @@ failed call is worth repeating is decided in one place, here, by the two markers
     ├── ConfigError                 bad or missing configuration (file, source, field)
     ├── DatabaseUnavailable         no usable database URL and no embedded server
     ├── DatabaseLost                the database connection broke during a run
+    ├── DatabaseRefused             the database refused a run's statement (page or merge)
     ├── AlreadyRunning              another process holds the source's sync lock
     ├── RunAborted                  a run stopped on request (shutdown) before applying
     └── ProviderError               a provider call failed (source, page, cause)
@@ -52,6 +53,12 @@ class DatabaseUnavailable(InventoryError):
 class DatabaseLost(InventoryError):
     """The database connection broke during a run (a restart, a failover, a killed backend);
     the run's transaction was never committed, so nothing of it was applied."""
+
+
+class DatabaseRefused(InventoryError):
+    """The database answered a run's statement with an error (a full disk, a permission, a
+    timeout, a value it will not take) while staging a page or merging; the run's
+    transaction rolled back, so nothing of it was applied."""
 
 
 class AlreadyRunning(InventoryError):

@@ -36,6 +36,7 @@ from inventory.config import Settings
 from inventory.errors import (
     AlreadyRunning,
     DatabaseLost,
+    DatabaseRefused,
     InventoryError,
     ProviderError,
     RunAborted,
@@ -210,8 +211,13 @@ def _collect_and_merge(
                 unknown[record.raw_status or "<empty>"] += 1
             records.append(record)
             raw_json.append(blob)
-        with conn.begin():
-            staged += store.stage_records(conn, records, staged, raw_json)
+        try:
+            with conn.begin():
+                staged += store.stage_records(conn, records, staged, raw_json)
+        except DBAPIError as err:
+            if err.connection_invalidated:  # a lost connection: said by _lost
+                raise
+            raise _refused(source, f"page {page.number}", err) from err
         result.pages = page.number
         if progress is not None:
             progress(source.name, page.number, staged, page.total)
@@ -236,73 +242,81 @@ def _collect_and_merge(
         )
         log.warning("source %s: %s", source.name, warnings[-1])
 
-    with conn.begin():
-        merged = store.merge(
-            conn,
-            source_id=source_id,
-            run_id=run_id,
-            listing_complete=complete,
-            guard=settings.sync,
-            allow_mass_disappearance=allow_mass_disappearance,
-        )
-        if merged.duplicates:
-            complete = False
-            at = bisect.bisect_right(starts, (merged.first_repeat or 0, sys.maxsize)) - 1
-            first = starts[max(at, 0)][1]
-            reason = (
-                f"{merged.duplicates} image id(s) were listed on more than one page (the first "
-                f"repeat on page {first}), so items shifted while paging and others may have "
-                "been skipped"
+    try:
+        with conn.begin():
+            merged = store.merge(
+                conn,
+                source_id=source_id,
+                run_id=run_id,
+                listing_complete=complete,
+                guard=settings.sync,
+                allow_mass_disappearance=allow_mass_disappearance,
             )
-        elif merged.empty_listing:  # the merge marked nothing gone: say why
-            complete = False
-            reason = (
-                f"the listing came back empty (page 1 held no image), but "
-                f"{merged.active_before} images of this "
-                "source were listed before, so nothing is marked gone; if they really are "
-                "all gone, run again with --allow-mass-disappearance"
+            if merged.duplicates:
+                complete = False
+                at = bisect.bisect_right(starts, (merged.first_repeat or 0, sys.maxsize)) - 1
+                first = starts[max(at, 0)][1]
+                reason = (
+                    f"{merged.duplicates} image id(s) were listed on more than one page (the first "
+                    f"repeat on page {first}), so items shifted while paging and others may have "
+                    "been skipped"
+                )
+            elif merged.empty_listing:  # the merge marked nothing gone: say why
+                complete = False
+                reason = (
+                    f"the listing came back empty (page 1 held no image), but "
+                    f"{merged.active_before} images of this "
+                    "source were listed before, so nothing is marked gone; if they really are "
+                    "all gone, run again with --allow-mass-disappearance"
+                )
+            if merged.disappearance_blocked:
+                share = merged.disappearance_candidates / max(merged.active_before, 1)
+                warnings.append(
+                    f"refused to mark {merged.disappearance_candidates} of "
+                    f"{merged.active_before} images ({share:.0%}) as gone at once; the limit is "
+                    f"{settings.sync.max_disappearance_share:.0%}. If the images really are "
+                    "gone, run again with --allow-mass-disappearance"
+                )
+            result.status = "succeeded"
+            result.listing_complete = complete
+            result.incomplete_reason = reason
+            result.images_seen = merged.images_seen
+            result.inserted = merged.inserted
+            result.changed = merged.changed
+            result.unchanged = merged.unchanged
+            result.reappeared = merged.reappeared
+            result.disappeared = merged.disappeared
+            result.missing = merged.missing
+            result.disappearance_blocked = merged.disappearance_blocked
+            result.disappearance_candidates = merged.disappearance_candidates
+            result.warning = "; ".join(warnings) or None
+            store.finish_run(
+                conn,
+                run_id,
+                "succeeded",
+                listing_complete=complete,
+                incomplete_reason=reason,
+                pages=result.pages,
+                retries=retries[0],
+                images_seen=merged.images_seen,
+                inserted=merged.inserted,
+                changed=merged.changed,
+                unchanged=merged.unchanged,
+                disappeared=merged.disappeared,
+                reappeared=merged.reappeared,
+                unknown_statuses=sum(unknown.values()),
+                disappearance_blocked=merged.disappearance_blocked,
+                warning=result.warning,
             )
-        if merged.disappearance_blocked:
-            share = merged.disappearance_candidates / max(merged.active_before, 1)
-            warnings.append(
-                f"refused to mark {merged.disappearance_candidates} of "
-                f"{merged.active_before} images ({share:.0%}) as gone at once; the limit is "
-                f"{settings.sync.max_disappearance_share:.0%}. If the images really are "
-                "gone, run again with --allow-mass-disappearance"
+            # Same transaction as the events: an alert exists exactly when its events do.
+            alert_rules.enqueue_run_alerts(
+                conn, settings.alerts, source_id=source_id, run_id=run_id
             )
-        result.status = "succeeded"
-        result.listing_complete = complete
-        result.incomplete_reason = reason
-        result.images_seen = merged.images_seen
-        result.inserted = merged.inserted
-        result.changed = merged.changed
-        result.unchanged = merged.unchanged
-        result.reappeared = merged.reappeared
-        result.disappeared = merged.disappeared
-        result.missing = merged.missing
-        result.disappearance_blocked = merged.disappearance_blocked
-        result.disappearance_candidates = merged.disappearance_candidates
-        result.warning = "; ".join(warnings) or None
-        store.finish_run(
-            conn,
-            run_id,
-            "succeeded",
-            listing_complete=complete,
-            incomplete_reason=reason,
-            pages=result.pages,
-            retries=retries[0],
-            images_seen=merged.images_seen,
-            inserted=merged.inserted,
-            changed=merged.changed,
-            unchanged=merged.unchanged,
-            disappeared=merged.disappeared,
-            reappeared=merged.reappeared,
-            unknown_statuses=sum(unknown.values()),
-            disappearance_blocked=merged.disappearance_blocked,
-            warning=result.warning,
-        )
-        # Same transaction as the events: an alert exists exactly when its events do.
-        alert_rules.enqueue_run_alerts(conn, settings.alerts, source_id=source_id, run_id=run_id)
+
+    except DBAPIError as err:
+        if err.connection_invalidated:  # a lost connection: said by _lost
+            raise
+        raise _refused(source, f"the merge (after page {result.pages})", err) from err
 
 
 def _record_failure(conn: Connection, run_id: int, result: RunResult, err: BaseException) -> None:
@@ -340,6 +354,20 @@ def _lost(source: SourceConfig, result: RunResult, err: BaseException) -> Databa
         f"source {source.name!r}: the database connection was lost during the run ({after}): "
         f"{scrub(str(cause)).strip()}; nothing of this run was applied, and the next run "
         "starts over"
+    )
+
+
+def _refused(source: SourceConfig, where: str, err: DBAPIError) -> DatabaseRefused:
+    """A statement the database refused, as an error naming the source and where the run
+    was (a broken connection is :func:`_lost` instead)."""
+    cause = err.orig
+    diag = getattr(cause, "diag", None)
+    said = (getattr(diag, "message_primary", None) or str(cause or err)).strip()
+    code = getattr(cause, "sqlstate", None)
+    return DatabaseRefused(
+        f"source {source.name!r}, {where}: the database refused the run's statement: "
+        f"{scrub(said)}" + (f" (SQLSTATE {code})" if code else "") + "; nothing of this run "
+        "was applied, and the next run starts over"
     )
 
 

@@ -402,7 +402,8 @@ def test_a_database_connection_lost_mid_run_is_said_and_recorded(
         killed = conn.execute(
             text(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_locks"
-                " WHERE locktype = 'advisory' AND pid <> pg_backend_pid()"
+                " WHERE locktype = 'advisory' AND pid <> pg_backend_pid() AND database ="
+                " (SELECT oid FROM pg_database WHERE datname = current_database())"
             )
         ).scalar_one()
     worker.join(timeout=30)
@@ -415,3 +416,42 @@ def test_a_database_connection_lost_mid_run_is_said_and_recorded(
     assert run[0].status == "failed" and "connection was lost" in run[0].error
     assert row_versions(engine) == before
     assert sync(engine, emu).ok  # and the next run is fine
+
+
+def test_a_statement_the_database_refuses_names_the_source_and_place(
+    engine: Engine, emulator: Emulator
+) -> None:
+    """A full disk (here raised by a trigger, as PostgreSQL raises it) fails the run with
+    one line naming the source, where the run was and PostgreSQL's own words, not an
+    internal error with a traceback; nothing is applied and the next run is fine."""
+    emu = emulator.reset(images=120, page_size=40)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE FUNCTION inventory_test_full() RETURNS trigger LANGUAGE plpgsql AS $$"
+                " BEGIN RAISE EXCEPTION 'could not extend file: No space left on device'"
+                " USING ERRCODE = '53100'; END $$"
+            )
+        )
+        conn.execute(
+            text(
+                "CREATE TRIGGER inventory_test_full BEFORE INSERT ON images"
+                " FOR EACH ROW EXECUTE FUNCTION inventory_test_full()"
+            )
+        )
+    try:
+        result = sync(engine, emu)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DROP TRIGGER inventory_test_full ON images"))
+            conn.execute(text("DROP FUNCTION inventory_test_full()"))
+    assert result.status == "failed"
+    assert result.error == (
+        "source 'qy-test', the merge (after page 3): the database refused the run's "
+        "statement: could not extend file: No space left on device (SQLSTATE 53100); "
+        "nothing of this run was applied, and the next run starts over"
+    )
+    assert fetch_all(engine, "SELECT count(*) FROM images")[0][0] == 0
+    run = fetch_all(engine, "SELECT status, error FROM sync_runs WHERE id = :r", r=result.run_id)
+    assert (run[0].status, run[0].error) == ("failed", result.error)
+    assert sync(engine, emu).inserted == 120
