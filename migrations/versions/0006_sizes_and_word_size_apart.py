@@ -11,7 +11,8 @@ for ARM images. From this revision:
 - ``min_disk_gb`` (new): the smallest system disk (Kingsoft ``SysDisk``, IEC and IMS
   ``min_disk``);
 - ``word_size`` (new, 32 or 64): QingCloud ``processor_type``, IMS ``properties.__os_bit``;
-  QingCloud's ``architecture`` becomes null, since its listing names no instruction set.
+  QingCloud's ``architecture`` comes only from an ``architecture`` field where one is sent
+  (the DescribeImages page has none), never from ``processor_type``.
 
 Stored rows are backfilled from ``images.raw`` the way the normalizers now read it, and
 their fingerprints recomputed over the new fields, so the first sync after the upgrade sees
@@ -73,6 +74,18 @@ def _word_size(json: str) -> str:
     return (
         f"(CASE WHEN jsonb_typeof({json}) IN ('string', 'number')"
         f" AND {bits} IN ('32', '64') THEN {bits}::smallint END)"
+    )
+
+
+def _qingcloud_arch() -> str:
+    """SQL: QingCloud's architecture as its normalizer reads it: only an ``architecture``
+    field (spellings mapped), never ``processor_type``."""
+    arch = "lower(btrim(i.raw ->> 'architecture'))"
+    return (
+        "(CASE WHEN jsonb_typeof(i.raw -> 'architecture') NOT IN ('string', 'number')"
+        f" THEN NULL WHEN {arch} IN ('amd64') THEN 'x86_64'"
+        f" WHEN {arch} IN ('arm64') THEN 'aarch64' WHEN {arch} = 'i686' THEN 'i386'"
+        f" ELSE nullif({arch}, '') END)"
     )
 
 
@@ -140,7 +153,7 @@ def upgrade() -> None:
         f"min_disk_gb = {min_disk}, size_gb = {size_gb}, word_size = {os_bit}", "huawei-ims-v1"
     )
     processor = _word_size("i.raw -> 'processor_type'")
-    _by_provider(f"word_size = {processor}, architecture = NULL", "qingcloud")
+    _by_provider(f"word_size = {processor}, architecture = {_qingcloud_arch()}", "qingcloud")
     _refingerprint(FIELDS_0006)
     op.execute(f"CREATE OR REPLACE VIEW report_images AS {_report_images()}")
 
