@@ -33,6 +33,8 @@ from inventory.source import SourceConfig as SourceConfig
 
 DEFAULT_PATH = Path("inventory.toml")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+#: The most requests one source may have in flight (``concurrency``).
+MAX_CONCURRENCY = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -455,6 +457,7 @@ _SOURCE_KEYS = {
     "credentials",
     "options",
     "page_size",
+    "concurrency",
     "timeout_s",
     "max_attempts",
 }
@@ -533,6 +536,10 @@ def _parse_source(raw: object, index: int, label: str) -> SourceConfig:
     if "page_size" in table:
         page_size = int(_number(table, "page_size", 0, 1, spec.max_page_size, where, integer=True))
 
+    concurrency = None
+    if "concurrency" in table:
+        concurrency = int(_number(table, "concurrency", 0, 1, MAX_CONCURRENCY, where, integer=True))
+
     return SourceConfig(
         name=name,
         provider=provider_name,
@@ -545,6 +552,7 @@ def _parse_source(raw: object, index: int, label: str) -> SourceConfig:
         credentials=MappingProxyType(credentials),
         options=MappingProxyType(options),
         page_size=page_size,
+        concurrency=concurrency,
         timeout_s=_number(table, "timeout_s", 30.0, 0.1, 600.0, where),
         max_attempts=int(_number(table, "max_attempts", 5, 1, 20, where, integer=True)),
     )

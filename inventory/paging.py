@@ -11,7 +11,9 @@ Strategies raise :class:`~inventory.errors.PagingError` rather than loop or skip
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections import deque
+from collections.abc import Callable, Generator, Iterator, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -85,6 +87,20 @@ class OffsetPaging:
         # Continue from what was actually returned: a server that caps the page size below
         # the asked limit answers short pages before the end, and that is not the end.
         return {self.offset_param: self.seen, self.limit_param: self.limit}
+
+    def ahead(self, first: Page) -> list[dict[str, Any]]:
+        """After the first page, the parameters of every later page its total already
+        fixes, so they can be asked for with several requests in flight (:func:`drive`).
+        The stride is what the first page held: a server that clamps ``limit`` answers its
+        own page size. Only a hint: :meth:`next`, fed the pages in order, stays the judge,
+        and a page that does not end where the plan expects ends the plan."""
+        if first.total is None or not first.items:
+            return []
+        stride = len(first.items)
+        offsets = range(stride, first.total, stride)
+        if len(offsets) >= self.max_pages:
+            return []  # next() refuses at max_pages; let it, one page at a time
+        return [{self.offset_param: o, self.limit_param: self.limit} for o in offsets]
 
     def _finish(self, page: Page) -> None:
         first, last = self.totals[0], self.totals[-1]
@@ -219,22 +235,81 @@ class MarkerPaging:
         return None
 
 
-def drive(strategy: PagingStrategy, fetch: Callable[[dict[str, Any], int], Page]) -> Iterator[Page]:
+Fetch = Callable[[dict[str, Any], int], Page]
+#: Runs ``fetch(params, number)`` elsewhere (a thread pool's ``submit``).
+Submit = Callable[[Fetch, dict[str, Any], int], "Future[Page]"]
+
+
+def drive(
+    strategy: PagingStrategy, fetch: Fetch, *, submit: Submit | None = None, in_flight: int = 1
+) -> Iterator[Page]:
     """Fetch pages until the strategy says the listing has ended.
 
     ``fetch(params, page_number)`` raises on any failure; this loop never swallows one, so
     an error can never look like the end of a listing. A page a strategy asks for while
     ``probing`` (to confirm the end) is given to the strategy but not yielded.
+
+    With ``submit`` and ``in_flight`` > 1, the pages a strategy can plan after the first
+    (:meth:`OffsetPaging.ahead`) are fetched with up to ``in_flight`` requests at once, and
+    still given to the strategy, and yielded, in order: every completeness check sees the
+    same pages in the same order as one request at a time would, whatever order the answers
+    arrive in. When a page does not end where the plan expects (a short page, a moved
+    listing), the planned pages not yet yielded are dropped and paging goes on one page at
+    a time from where the strategy says, exactly as without a plan.
     """
     params: dict[str, Any] | None = strategy.first()
     number = 1
+    plan_ahead = getattr(strategy, "ahead", None)
     while params is not None:
         probe = getattr(strategy, "probing", False)  # a check of the end, not a listing page
         page = fetch(params, number)
         if not probe:
             yield page
-        try:
-            params = strategy.next(page)
-        except PagingError as err:
-            raise err.located(None, number) from None
+        params = _next(strategy, page, number)
         number += 1
+        if number == 2 and params is not None and submit and in_flight > 1 and plan_ahead:
+            planned = plan_ahead(page)
+            if planned:
+                params, number = yield from _planned(strategy, fetch, submit, in_flight, planned)
+
+
+def _next(strategy: PagingStrategy, page: Page, number: int) -> dict[str, Any] | None:
+    try:
+        return strategy.next(page)
+    except PagingError as err:
+        raise err.located(None, number) from None
+
+
+def _planned(
+    strategy: PagingStrategy,
+    fetch: Fetch,
+    submit: Submit,
+    in_flight: int,
+    planned: list[dict[str, Any]],
+) -> Generator[Page, None, tuple[dict[str, Any] | None, int]]:
+    """Pages 2.. of ``planned``, ``in_flight`` at a time; returns where paging goes on."""
+    waiting: deque[tuple[int, dict[str, Any], Future[Page]]] = deque()
+    upcoming = iter(enumerate(planned, start=2))
+
+    def top_up() -> None:
+        while len(waiting) < in_flight and (nxt := next(upcoming, None)) is not None:
+            waiting.append((nxt[0], nxt[1], submit(fetch, nxt[1], nxt[0])))
+
+    params: dict[str, Any] | None = planned[0]
+    number = 2
+    try:
+        top_up()
+        while waiting and params is not None:
+            number, asked, future = waiting[0]
+            if asked != params:  # the listing did not go as planned: go on from params
+                break
+            waiting.popleft()
+            top_up()
+            page = future.result()  # a page's failure, in page order
+            yield page
+            params = _next(strategy, page, number)
+            number += 1
+    finally:
+        for _, _, future in waiting:
+            future.cancel()
+    return params, number

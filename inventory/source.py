@@ -82,6 +82,9 @@ class SourceConfig:
     credentials: Mapping[str, SecretRef] = field(default_factory=lambda: MappingProxyType({}))
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     page_size: int | None = None
+    #: Requests in flight at once for listings whose total is known after the first page
+    #: (None: the provider's default); marker and one-answer listings page one at a time.
+    concurrency: int | None = None
     timeout_s: float = 30.0
     max_attempts: int = 5
 

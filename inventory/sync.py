@@ -107,9 +107,11 @@ def sync_source(
     policy = policy or RetryPolicy(max_attempts=source.max_attempts)
     started = time.monotonic()
     retries = [0]  # a cell the collector's retry hook and the run recorder share
+    counting = threading.Lock()  # pages in flight retry from several threads
 
     def count_retry() -> None:
-        retries[0] += 1
+        with counting:
+            retries[0] += 1
 
     # Credentials are resolved here, before a run row exists: a missing secret is a
     # configuration error, not a failed run.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, ClassVar
 
 import httpx
@@ -26,7 +27,7 @@ from inventory.errors import (
     ProviderTransientError,
 )
 from inventory.http import RetryPolicy, call_with_retries, make_client
-from inventory.paging import Page, PagingStrategy, drive
+from inventory.paging import Fetch, Page, PagingStrategy, drive
 from inventory.source import SourceConfig
 from inventory.storable import loads
 
@@ -39,6 +40,8 @@ class PagedCollector:
 
     #: The page size when the source sets none.
     default_page_size: ClassVar[int] = 1
+    #: Requests in flight when the source sets no ``concurrency`` (offset listings only).
+    default_concurrency: ClassVar[int] = 1
 
     def __init__(
         self,
@@ -51,6 +54,8 @@ class PagedCollector:
         self.policy = policy
         self.on_retry = on_retry
         self.page_size = source.page_size or self.default_page_size
+        self.in_flight = source.concurrency or self.default_concurrency
+        self._pool: ThreadPoolExecutor | None = None
         self._prepare(source)
         # A test may hand in its own client; otherwise one signed with the source's keys.
         self._client = client or make_client(self._auth(source), source.timeout_s)
@@ -75,12 +80,20 @@ class PagedCollector:
         return self._strategy.incomplete_reason
 
     def pages(self) -> Iterator[Page]:
+        submit = self._submit if self.in_flight > 1 else None
         try:
-            yield from drive(self._strategy, self._fetch)
+            yield from drive(self._strategy, self._fetch, submit=submit, in_flight=self.in_flight)
         except PagingError as err:  # the strategy's refusal: name the source too
             raise err.located(self.source.name, None) from None
 
+    def _submit(self, fetch: Fetch, params: dict[str, Any], number: int) -> Future[Page]:
+        if self._pool is None:  # the client is thread-safe: the threads share its pool
+            self._pool = ThreadPoolExecutor(self.in_flight, f"fetch-{self.source.name}")
+        return self._pool.submit(fetch, params, number)
+
     def close(self) -> None:
+        if self._pool is not None:  # requests still in flight end before the client closes
+            self._pool.shutdown(wait=True, cancel_futures=True)
         self._client.close()
 
     def _request(self, paging: dict[str, Any], number: int) -> Page:

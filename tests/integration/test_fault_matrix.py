@@ -17,6 +17,9 @@ What every trial must show (docs/operations.md, "What a run guarantees"):
 
 Trials that end complete had the fault retried away or harmless (latency, a clamped page
 size that paging follows, an image inserted after its page was read).
+
+Offset listings run with 8 pages in flight (``concurrency = 8``), so every fault also meets
+pages answered out of order; marker and one-answer listings page one at a time.
 """
 
 from __future__ import annotations
@@ -94,6 +97,7 @@ class Trial:
         table = dict(self.running.source)
         if not self.single:
             table["page_size"] = PAGE_SIZE
+            table["concurrency"] = 8  # offset listings: pages in flight, past every fault
         return parse_settings({"sources": [table]}, None).sources[0]
 
     def listed_now(self) -> set[str]:

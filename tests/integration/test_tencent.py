@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -391,7 +392,8 @@ def test_throttling_that_never_ends_fails_the_page(engine: Engine, tc: TencentEm
     # A clock that stands still: the window never empties, so after four calls every
     # further call is throttled until the retries run out.
     emu = tc.reset(images=100, page_size=20, rate_limit_per_s=4, clock=lambda: frozen)
-    result = sync(engine, emu)
+    one_at_a_time = replace(emu.source(), concurrency=1)  # so page 5 is the fifth call
+    result = sync_source(engine, AT_ONCE, one_at_a_time, policy=FAST)
     assert result.status == "failed"
     assert "RequestLimitExceeded.UinLimitExceeded" in (result.error or "")
     assert "page 5" in (result.error or "")

@@ -40,6 +40,9 @@ def test_good_config(tmp_path: Path) -> None:
     source = settings.source("qy-pek3a")
     assert source.location == "pek3a"
     assert source.page_size == 50
+    assert source.concurrency is None  # the provider's default
+    eight = load_settings(write(tmp_path, GOOD.replace("page_size = 50", "concurrency = 8")))
+    assert eight.sources[0].concurrency == 8
     assert dict(source.filters) == {"status": ["available", "deprecated"], "provider": "self"}
     assert settings.sync.max_disappearance_share == 0.3
     assert "QY_ACCESS_KEY_ID" in repr(source.credentials["access_key_id"])
@@ -76,6 +79,8 @@ def test_missing_env_var_names_source_field_and_variable(
         ('zone = "pek3a"', 'zone = ""', 'source "qy-pek3a": field zone: required'),
         ('provider = "qingcloud"', 'provider = "aws"', "field provider: 'aws' is not one of"),
         ("page_size = 50", "page_size = 500", "field page_size: must be an integer from 1 to 100"),
+        ("page_size = 50", "concurrency = 0", "field concurrency: must be an integer from 1 to 32"),
+        ("page_size = 50", 'concurrency = "8"', "field concurrency: must be an integer"),
         ('schedule = "*/15 * * * *"', 'schedule = "every hour"', "field schedule"),
         ('schedule = "*/15 * * * *"', 'schedule = "0 0 30 2 *"', "schedule: '0 0 30 2 *' never"),
         ('schedule = "*/15 * * * *"', 'schedule = "0 0 0 31 4 *"', "never fires"),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -124,3 +127,63 @@ def test_incomplete_until_finished() -> None:
     strategy = OffsetPaging(10)
     assert not strategy.complete
     assert strategy.incomplete_reason
+
+
+# -- pages in flight --------------------------------------------------------------------------
+
+
+class Listing:
+    """A catalogue of ``total`` ids behind offset paging, answered from a thread pool with
+    answers deliberately out of order (later pages first) and optional per-page quirks."""
+
+    def __init__(self, total: int, *, short: int | None = None, fail: int | None = None) -> None:
+        self.ids = [f"img-{n:04d}" for n in range(total)]
+        self.short, self.fail = short, fail
+        self.asked: list[tuple[int, int]] = []
+        self.lock = threading.Lock()
+
+    def fetch(self, params: dict[str, Any], number: int) -> Page:
+        time.sleep(0.002 * max(0, 10 - number))  # early pages answer last
+        with self.lock:
+            self.asked.append((number, params["offset"]))
+        if number == self.fail:
+            raise PagingError(f"page {number} broke")
+        items = self.ids[params["offset"] : params["offset"] + params["limit"]]
+        if number == self.short:
+            items = items[: len(items) // 2]
+        return Page(number=number, items=[{"id": i} for i in items], total=len(self.ids))
+
+    def run(self, in_flight: int) -> tuple[OffsetPaging, list[str], list[int]]:
+        strategy = OffsetPaging(10)
+        with ThreadPoolExecutor(in_flight) as pool:
+            pages = list(drive(strategy, self.fetch, submit=pool.submit, in_flight=in_flight))
+        return strategy, [i["id"] for p in pages for i in p.items], [p.number for p in pages]
+
+
+def test_pages_in_flight_are_given_in_order_whatever_order_they_arrive() -> None:
+    listing = Listing(95)
+    strategy, ids, numbers = listing.run(in_flight=8)
+    assert strategy.complete and ids == listing.ids
+    assert numbers == list(range(1, 11))
+    asked = [number for number, _ in listing.asked]
+    assert asked != sorted(asked)  # they really were in flight together
+
+
+def test_a_short_page_in_flight_drops_the_plan_and_goes_on_as_one_at_a_time() -> None:
+    sequential = Listing(95, short=4).run(in_flight=1)
+    strategy, ids, _ = Listing(95, short=4).run(in_flight=8)
+    assert (strategy.complete, ids) == (sequential[0].complete, sequential[1])
+    assert strategy.complete and sorted(set(ids)) == Listing(95).ids
+
+
+def test_a_failed_page_in_flight_raises_in_page_order() -> None:
+    listing = Listing(95, fail=3)
+    with pytest.raises(PagingError, match="page 3 broke"):
+        listing.run(in_flight=8)
+
+
+def test_a_server_that_clamps_the_page_plans_with_its_page_size() -> None:
+    strategy = OffsetPaging(100)
+    first = Page(number=1, items=[{}] * 20, total=65)
+    assert [p["offset"] for p in strategy.ahead(first)] == [20, 40, 60]
+    assert strategy.ahead(Page(number=1, items=[], total=65)) == []

@@ -31,6 +31,8 @@ DEFAULT_ENDPOINT = "https://iecs.myhuaweicloud.com"
 PATH = "/v1/images"
 DEFAULT_PAGE_SIZE = 500
 MAX_PAGE_SIZE = 500
+#: Requests in flight: pages of 500, far below the gateway's 200 calls/s per API.
+DEFAULT_CONCURRENCY = 4
 
 STATUSES = ("queued", "saving", "active", "killed", "deleted")
 #: Filters with a closed set of values (the API compares exactly, case included).
@@ -101,6 +103,7 @@ class IecCollector(PagedCollector):
     action = "ListImages"
 
     default_page_size = DEFAULT_PAGE_SIZE
+    default_concurrency = DEFAULT_CONCURRENCY
 
     def _prepare(self, source: SourceConfig) -> None:
         self.url = (source.endpoint or DEFAULT_ENDPOINT).rstrip("/") + PATH

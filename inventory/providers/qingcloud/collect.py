@@ -27,6 +27,8 @@ from inventory.source import SourceConfig
 DEFAULT_ENDPOINT = "https://api.qingcloud.com/iaas/"
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 100
+#: Requests in flight: QingCloud publishes no rate limit for DescribeImages, so a modest 4.
+DEFAULT_CONCURRENCY = 4
 
 TRANSIENT_CODES = {2500: "rate or quota limit", 5000: "internal error", 5100: "server busy"}
 TERMINAL_HINTS = {
@@ -86,6 +88,7 @@ class QingCloudCollector(PagedCollector):
 
     action = "DescribeImages"
     default_page_size = DEFAULT_PAGE_SIZE
+    default_concurrency = DEFAULT_CONCURRENCY
 
     def _prepare(self, source: SourceConfig) -> None:
         self.endpoint = source.endpoint or DEFAULT_ENDPOINT

@@ -41,6 +41,8 @@ from inventory.source import SourceConfig
 DEFAULT_ENDPOINT = "https://cvm.tencentcloudapi.com/"
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 100
+#: Requests in flight: with ~100 ms a page, 8 keep the 40 calls/s the limiter allows busy.
+DEFAULT_CONCURRENCY = 8
 DEFAULT_RATE_LIMIT_PER_S = 40.0
 MAX_RATE_LIMIT_PER_S = 1000.0
 
@@ -189,6 +191,7 @@ class TencentCollector(PagedCollector):
     action = ACTION
 
     default_page_size = DEFAULT_PAGE_SIZE
+    default_concurrency = DEFAULT_CONCURRENCY
 
     def __init__(self, *args: Any, limiter: RateLimiter | None = None, **kwargs: Any) -> None:
         self._limiter = limiter
