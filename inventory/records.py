@@ -17,6 +17,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+import orjson
+
 
 class ImageStatus(StrEnum):
     """The normalized status vocabulary shared by all providers (docs/normalization.md)."""
@@ -133,5 +135,11 @@ def fingerprint(values: Mapping[str, Any], fields: Sequence[str] = DURABLE_FIELD
     ``fields`` is :data:`DURABLE_FIELDS` but for a migration, which recomputes stored
     fingerprints with the fields as they were at its own revision."""
     canonical = {key: _canonical(values[key]) for key in fields}
-    blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def canonical_json(canonical: Mapping[str, Any]) -> bytes:
+    """The hashed text as the fingerprint was first defined (stdlib ``json``, compact,
+    sorted keys, UTF-8): orjson's output is the same bytes, which a test keeps so."""
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.encode()

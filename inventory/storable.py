@@ -23,6 +23,8 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from inventory.providers.fields import image_id_of, shortened
 from inventory.records import ImageRecord
 
@@ -39,7 +41,16 @@ SHOWN = 5
 
 
 def loads(body: str | bytes) -> Any:
-    """``json.loads``, except that nesting too deep for the parser is cut (see module)."""
+    """``json.loads``, except that nesting too deep for the parser is cut (see module).
+
+    orjson parses first (several times faster, and it holds the interpreter lock for less
+    time while other pages are in flight); what it refuses (``NaN``, ``1e400``, a lone
+    surrogate escape, nesting past its limit, invalid JSON) goes to the standard parser,
+    whose answer, or error, is as before."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
     try:
         return json.loads(body)
     except RecursionError:

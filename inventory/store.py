@@ -24,13 +24,15 @@ clock, so history intervals of one source never run backwards.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+from psycopg import Copy
+from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import Connection, text
 
 from inventory.config import SyncSettings
@@ -248,43 +250,87 @@ def drop_stage(conn: Connection) -> None:
     conn.execute(text(f"DROP TABLE IF EXISTS {STAGE}"))
 
 
+class Stager:
+    """The staging table's one COPY, open while a listing is read.
+
+    Rows go to the server page by page as they are staged, sent by psycopg's writer thread,
+    so PostgreSQL stores a page while the next one is fetched and normalized, and the whole
+    listing costs one round trip at its end rather than one per page. Use it inside the
+    transaction that ends the collection: an error, or leaving it by an exception, aborts
+    the COPY and nothing is staged."""
+
+    def __init__(self, conn: Connection) -> None:
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        self._cursor = driver.cursor()
+        self._copy_context = self._cursor.copy(
+            f"COPY {STAGE} ({', '.join(STAGE_COLUMNS)}) FROM STDIN",
+            writer=QueuedLibpqWriter(self._cursor),
+        )
+        self._copy: Copy | None = None
+        self.count = 0
+
+    def __enter__(self) -> Stager:
+        self._copy = self._copy_context.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            self._copy_context.__exit__(*exc)
+        finally:
+            self._cursor.close()
+
+    def write(self, records: Iterable[ImageRecord], raw_json: Sequence[str]) -> int:
+        """Stage records; return how many. ``raw_json`` holds each record's raw object as
+        JSON text, already made storable (:meth:`inventory.storable.Storable.raw`)."""
+        assert self._copy is not None, "use the Stager as a context manager"
+        written = _write_rows(self._copy, records, self.count, raw_json)
+        self.count += written
+        return written
+
+
 def stage_records(
     conn: Connection, records: Iterable[ImageRecord], first_seq: int, raw_json: Sequence[str]
 ) -> int:
-    """COPY records into the staging table; return how many were written. ``raw_json``
-    holds each record's raw object as JSON text, already made storable
-    (:meth:`inventory.storable.Storable.raw`), so it is not dumped twice."""
+    """COPY records into the staging table in one statement; return how many were written
+    (for one batch; a listing read page by page uses :class:`Stager`)."""
     columns = ", ".join(STAGE_COLUMNS)
     driver = conn.connection.driver_connection
     assert driver is not None
-    count = 0
     with driver.cursor() as cursor, cursor.copy(f"COPY {STAGE} ({columns}) FROM STDIN") as copy:
-        for seq, record in enumerate(records, start=first_seq):
-            copy.write_row(
-                (
-                    seq,
-                    record.provider_image_id,
-                    record.name,
-                    record.description,
-                    record.status.value,
-                    record.raw_status,
-                    record.os_family,
-                    record.os_name,
-                    record.platform,
-                    record.architecture,
-                    record.word_size,
-                    record.size_gb,
-                    record.min_disk_gb,
-                    record.visibility,
-                    record.owner,
-                    record.image_type,
-                    record.provider_created_at,
-                    json.dumps(record.tags, ensure_ascii=False, sort_keys=True),
-                    raw_json[count],
-                    record.fingerprint,
-                )
+        return _write_rows(copy, records, first_seq, raw_json)
+
+
+def _write_rows(
+    copy: Copy, records: Iterable[ImageRecord], first_seq: int, raw_json: Sequence[str]
+) -> int:
+    count = 0
+    for seq, record in enumerate(records, start=first_seq):
+        copy.write_row(
+            (
+                seq,
+                record.provider_image_id,
+                record.name,
+                record.description,
+                record.status.value,
+                record.raw_status,
+                record.os_family,
+                record.os_name,
+                record.platform,
+                record.architecture,
+                record.word_size,
+                record.size_gb,
+                record.min_disk_gb,
+                record.visibility,
+                record.owner,
+                record.image_type,
+                record.provider_created_at,
+                orjson.dumps(record.tags, option=orjson.OPT_SORT_KEYS).decode(),
+                raw_json[count],
+                record.fingerprint,
             )
-            count += 1
+        )
+        count += 1
     return count
 
 

@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import psycopg
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -43,7 +44,7 @@ from inventory.errors import (
 )
 from inventory.http import RetryPolicy
 from inventory.paging import Page
-from inventory.providers import PROVIDERS, Collector
+from inventory.providers import PROVIDERS, Collector, Provider
 from inventory.providers.fields import image_id_of, noting
 from inventory.records import ImageRecord, ImageStatus
 from inventory.secrets import scrub
@@ -194,39 +195,23 @@ def _collect_and_merge(
     page: Page
     checks = Storable(source.name)
     starts: list[tuple[int, int]] = []  # (staging seq of its first item, page number)
-    for page in collector.pages():
-        starts.append((staged, page.number))
-        records: list[ImageRecord] = []
-        raw_json: list[str] = []
-        for item in page.items:
-            raw, blob = checks.raw(item, page.number)
-            try:
-                with noting() as notes:
-                    normalized = provider.normalize(raw)
-            except (ProviderError, ValueError) as err:  # one bad image fails no run
-                checks.skip(page.number, image_id_of(raw), str(err))
-                continue
-            record = checks.record(normalized, page.number, notes)
-            if record is None:
-                continue
-            if record.status is ImageStatus.UNKNOWN:
-                unknown[record.raw_status or "<empty>"] += 1
-            records.append(record)
-            raw_json.append(blob)
-        try:
-            with conn.begin():
-                staged += store.stage_records(conn, records, staged, raw_json)
-        except DBAPIError as err:
-            if err.connection_invalidated:  # a lost connection: said by _lost
-                raise
-            raise _refused(source, f"page {page.number}", err) from err
-        result.pages = page.number
-        if progress is not None:
-            progress(source.name, page.number, staged, page.total)
-        if cancel is not None and cancel.is_set():
-            raise RunAborted(
-                f"aborted: shutdown requested after page {page.number}; nothing was applied"
-            )
+    try:  # one COPY for the whole listing (store.Stager), applied only by the merge below
+        with conn.begin(), store.Stager(conn) as stager:
+            for page in collector.pages():
+                starts.append((staged, page.number))
+                records, raw_json = _normalized(provider, page, checks, unknown)
+                staged += stager.write(records, raw_json)
+                result.pages = page.number
+                if progress is not None:
+                    progress(source.name, page.number, staged, page.total)
+                if cancel is not None and cancel.is_set():
+                    raise RunAborted(
+                        f"aborted: shutdown requested after page {page.number}; nothing was applied"
+                    )
+    except (DBAPIError, psycopg.Error) as err:
+        if _connection_lost(err):  # said by _lost
+            raise
+        raise _refused(source, f"staging pages 1 to {result.pages + 1}", err) from err
 
     if cancel is not None and cancel.is_set():
         raise RunAborted("aborted: shutdown requested before the merge; nothing was applied")
@@ -321,6 +306,31 @@ def _collect_and_merge(
         raise _refused(source, f"the merge (after page {result.pages})", err) from err
 
 
+def _normalized(
+    provider: Provider, page: Page, checks: Storable, unknown: Counter[str]
+) -> tuple[list[ImageRecord], list[str]]:
+    """One page's items as storable records and their raw JSON; the bad ones are left out
+    and noted in ``checks`` (one bad image fails no run)."""
+    records: list[ImageRecord] = []
+    raw_json: list[str] = []
+    for item in page.items:
+        raw, blob = checks.raw(item, page.number)
+        try:
+            with noting() as notes:
+                normalized = provider.normalize(raw)
+        except (ProviderError, ValueError) as err:
+            checks.skip(page.number, image_id_of(raw), str(err))
+            continue
+        record = checks.record(normalized, page.number, notes)
+        if record is None:
+            continue
+        if record.status is ImageStatus.UNKNOWN:
+            unknown[record.raw_status or "<empty>"] += 1
+        records.append(record)
+        raw_json.append(blob)
+    return records, raw_json
+
+
 def _record_failure(conn: Connection, run_id: int, result: RunResult, err: BaseException) -> None:
     if isinstance(err, RunAborted):
         status, message = "aborted", str(err)
@@ -345,8 +355,14 @@ def _record_failure(conn: Connection, run_id: int, result: RunResult, err: BaseE
 
 def _connection_lost(err: BaseException) -> bool:
     """Whether ``err`` is the database connection breaking (SQLAlchemy's disconnect
-    detection), not a query's own error such as a statement timeout."""
-    return isinstance(err, DBAPIError) and err.connection_invalidated
+    detection, or psycopg's own during the staging COPY), not a query's own error such as
+    a statement timeout."""
+    if isinstance(err, DBAPIError):
+        return err.connection_invalidated
+    if isinstance(err, psycopg.OperationalError):
+        pgconn = err.pgconn
+        return pgconn is None or pgconn.status == psycopg.pq.ConnStatus.BAD
+    return False
 
 
 def _lost(source: SourceConfig, result: RunResult, err: BaseException) -> DatabaseLost:
@@ -359,10 +375,10 @@ def _lost(source: SourceConfig, result: RunResult, err: BaseException) -> Databa
     )
 
 
-def _refused(source: SourceConfig, where: str, err: DBAPIError) -> DatabaseRefused:
+def _refused(source: SourceConfig, where: str, err: BaseException) -> DatabaseRefused:
     """A statement the database refused, as an error naming the source and where the run
     was (a broken connection is :func:`_lost` instead)."""
-    cause = err.orig
+    cause = err.orig if isinstance(err, DBAPIError) else err
     diag = getattr(cause, "diag", None)
     said = (getattr(diag, "message_primary", None) or str(cause or err)).strip()
     code = getattr(cause, "sqlstate", None)

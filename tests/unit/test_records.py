@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from inventory.records import ImageRecord, ImageStatus
+from inventory.records import ImageRecord, ImageStatus, canonical_json
 
 
 def record(**overrides: object) -> ImageRecord:
@@ -23,6 +26,14 @@ def record(**overrides: object) -> ImageRecord:
     }
     base.update(overrides)
     return ImageRecord(**base)  # type: ignore[arg-type]
+
+
+def test_fingerprint_is_stable_across_versions() -> None:
+    """The hex of a known record, as the stdlib-json implementation computed it before
+    orjson (and as every stored row holds it): a change here rewrites every image."""
+    assert record().fingerprint == (
+        "6d40e2db332ad5fb5e5c47a8dc0195e683e5942f8f577159f67d08f7fb077b4d"
+    )
 
 
 def test_fingerprint_ignores_raw_payload() -> None:
@@ -67,3 +78,18 @@ def test_staleness_against_the_schedule() -> None:
     every_10s = "*/10 * * * * *"
     assert stale_since(now - timedelta(seconds=29), every_10s, "UTC", 3, now) is None
     assert stale_since(now - timedelta(seconds=31), every_10s, "UTC", 3, now) is not None
+
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+_VALUE = st.one_of(st.none(), _TEXT, st.integers(-(2**62), 2**62))
+_CANONICAL = st.dictionaries(
+    _TEXT, st.one_of(_VALUE, st.dictionaries(_TEXT, _TEXT, max_size=4)), max_size=8
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_CANONICAL)
+def test_fingerprint_text_is_the_first_definitions_bytes(canonical: dict[str, object]) -> None:
+    """Stored fingerprints stay valid: orjson hashes exactly the bytes the standard
+    library's compact, key-sorted, UTF-8 JSON gave when the fingerprint was defined."""
+    assert orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS) == canonical_json(canonical)
