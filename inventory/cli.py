@@ -15,9 +15,10 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.exc import OperationalError
 
@@ -26,6 +27,13 @@ from inventory.errors import AlreadyRunning, ConfigError, InventoryError
 from inventory.providers import PROVIDERS
 from inventory.report_render import FORMATS
 from inventory.secrets import scrub
+
+if TYPE_CHECKING:
+    from inventory.source import SourceConfig
+    from inventory.sync import RunResult
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 log = logging.getLogger("inventory")
 
@@ -94,6 +102,13 @@ def _parser() -> argparse.ArgumentParser:
         help="let a complete listing mark more than the configured share of images gone",
     )
     p.add_argument("--json", action="store_true", help="print one JSON summary per source")
+    p.add_argument(
+        "--jobs",
+        "-j",
+        type=_jobs,
+        metavar="N",
+        help="sync up to N sources at once (default: [sync] jobs, 4)",
+    )
     p.add_argument(
         "--verbose",
         "-v",
@@ -210,13 +225,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _open(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+def _open(args: argparse.Namespace, extra_connections: int = 0) -> tuple[Any, Any, Any]:
     from inventory.config import load_settings
     from inventory.db import engine_for
 
     settings = load_settings(args.config)
-    engine, target = engine_for(settings)
+    jobs = getattr(args, "jobs", None) or settings.sync.jobs
+    engine, target = engine_for(settings, jobs + extra_connections)
     return settings, engine, target
+
+
+def _jobs(text: str) -> int:
+    from inventory.config import MAX_JOBS
+
+    if not text.isdigit() or not 1 <= int(text) <= MAX_JOBS:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_JOBS}")
+    return int(text)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -240,17 +264,24 @@ def cmd_sync(args: argparse.Namespace) -> int:
     sources = [settings.source(name) for name in names]
     ensure_current(engine)
 
+    jobs = min(args.jobs or settings.sync.jobs, len(sources))
+    # One progress line can follow one source; several at once report only when done.
+    progress = _progress if sys.stderr.isatty() and not args.json and jobs == 1 else None
+
+    def one(source: SourceConfig) -> RunResult:
+        return sync_source(
+            engine,
+            settings,
+            source,
+            trigger="cli",
+            allow_mass_disappearance=args.allow_mass_disappearance,
+            progress=progress,
+        )
+
     codes = []
-    for source in sources:
+    for source, outcome in _each_done(one, sources, jobs):
         try:
-            result = sync_source(
-                engine,
-                settings,
-                source,
-                trigger="cli",
-                allow_mass_disappearance=args.allow_mass_disappearance,
-                progress=_progress if sys.stderr.isatty() and not args.json else None,
-            )
+            result = outcome()
         except AlreadyRunning as err:
             log.info("%s", err, extra={"fields": {"event": "sync_skipped", "source": source.name}})
             _count_skipped(source.name)
@@ -285,6 +316,25 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _each_done(
+    work: Callable[[T], R], items: Sequence[T], jobs: int
+) -> Iterator[tuple[T, Callable[[], R]]]:
+    """``work`` on each item, up to ``jobs`` at once: (item, outcome) as each is done
+    (in order when one at a time); ``outcome()`` returns its result or raises its error."""
+    if jobs <= 1:
+        for item in items:
+            yield item, _deferred(work, item)
+        return
+    with ThreadPoolExecutor(jobs, thread_name_prefix="sync") as pool:
+        futures = {pool.submit(work, item): item for item in items}
+        for future in as_completed(futures):
+            yield futures[future], future.result
+
+
+def _deferred(work: Callable[[T], R], item: T) -> Callable[[], R]:
+    return lambda: work(item)
+
+
 def _count_skipped(source: str) -> None:
     from inventory.metrics import count_skipped
 
@@ -297,7 +347,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     from inventory.migrate import ensure_current
     from inventory.scheduler import InventoryScheduler
 
-    settings, engine, target = _open(args)
+    settings, engine, target = _open(args, extra_connections=3)  # lock, /metrics, housekeeping
     ensure_current(engine)
     if not any(s.schedule for s in settings.sources):
         where = settings.path or "the configuration"

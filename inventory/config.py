@@ -35,6 +35,8 @@ DEFAULT_PATH = Path("inventory.toml")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 #: The most requests one source may have in flight (``concurrency``).
 MAX_CONCURRENCY = 32
+#: The most sources synced at once (``[sync] jobs``, ``--jobs``).
+MAX_JOBS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,9 @@ class SyncSettings:
     #: An image is marked gone once missing from this many consecutive complete listings
     #: (1: at once); until then it is "missing" (images.missing_runs, missing_since).
     confirm_gone_runs: int = 2
+    #: Sources synced at once by `inventory sync` and the scheduler (each on its own
+    #: database connection: the pool holds jobs + 2).
+    jobs: int = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +201,7 @@ def parse_settings(data: Mapping[str, Any], path: Path | None) -> Settings:
             database_url = SecretRef.parse(raw_url, where)
 
     sync_table = _table(data.get("sync", {}), f"{label}: [sync]")
-    sync_keys = {"max_disappearance_share", "guard_min_images", "confirm_gone_runs"}
+    sync_keys = {"max_disappearance_share", "guard_min_images", "confirm_gone_runs", "jobs"}
     _only(sync_table, sync_keys, f"{label}: [sync]")
     sync = SyncSettings(
         max_disappearance_share=_number(
@@ -208,6 +213,7 @@ def parse_settings(data: Mapping[str, Any], path: Path | None) -> Settings:
         confirm_gone_runs=int(
             _number(sync_table, "confirm_gone_runs", 2, 1, 100, f"{label}: [sync]", integer=True)
         ),
+        jobs=int(_number(sync_table, "jobs", 4, 1, MAX_JOBS, f"{label}: [sync]", integer=True)),
     )
 
     sched_table = _table(data.get("scheduler", {}), f"{label}: [scheduler]")

@@ -142,15 +142,21 @@ def _ensure_database(admin_uri: str, name: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def make_engine(url: str, *, pool_size: int = 5) -> Engine:
+def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> Engine:
     return create_engine(
         url,
         pool_size=pool_size,
+        max_overflow=max_overflow,
         pool_pre_ping=True,
         connect_args={"application_name": "inventory", "connect_timeout": 10},
     )
 
 
-def engine_for(settings: Settings) -> tuple[Engine, DatabaseTarget]:
+def engine_for(settings: Settings, jobs: int | None = None) -> tuple[Engine, DatabaseTarget]:
+    """The engine for the configured database; its pool holds a connection for each of
+    ``jobs`` sources synced at once (default ``[sync] jobs``), plus two: one a run may
+    need to record a failure on, one for the command itself. It never opens more: a job
+    waits for a connection rather than crowd the server."""
     target = resolve_target(settings)
-    return make_engine(target.url), target
+    size = (jobs or settings.sync.jobs) + 2
+    return make_engine(target.url, pool_size=size, max_overflow=0), target

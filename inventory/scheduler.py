@@ -222,7 +222,13 @@ class InventoryScheduler:
         sources = [s for s in self.settings.sources if s.schedule]
         aps = BackgroundScheduler(
             timezone=UTC,
-            executors={"default": ThreadPoolExecutor(max_workers=max(2, len(sources)))},
+            # [sync] jobs sources at once (the rest wait for a worker), plus housekeeping.
+            executors={
+                "default": ThreadPoolExecutor(
+                    max_workers=max(1, min(self.settings.sync.jobs, len(sources)))
+                    + len(self.housekeeping)
+                )
+            },
             job_defaults={
                 "coalesce": True,
                 "max_instances": 1,

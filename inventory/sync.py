@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from inventory import store
 from inventory.alerts import rules as alert_rules
@@ -400,7 +400,7 @@ def _record_failure_anew(
             with engine.connect() as conn:
                 _record_failure(conn, run_id, result, err)
             return
-        except DBAPIError:
+        except SQLAlchemyError:  # the server still away, or every pooled connection busy
             if time.monotonic() >= deadline:
                 log.warning(
                     "run %s: the database is still away; its outcome is not recorded", run_id

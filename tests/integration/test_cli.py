@@ -293,3 +293,34 @@ def test_sync_writes_the_metrics_textfile(engine: Engine, emu: Emulator, tmp_pat
     unwritable = inventory("sync", "--metrics-textfile", "/nonexistent/dir/x.prom", config=config)
     assert unwritable.returncode == EXIT_OK  # metrics never hide the sync's outcome
     assert "could not write metrics" in unwritable.stderr
+
+
+def test_jobs_sync_several_sources_at_once_and_never_more(
+    engine: Engine, emu: Emulator, tmp_path: Path
+) -> None:
+    """`--jobs 3` over six sources: every source syncs once, its own run and lock, with
+    runs overlapping but never more than three at once; the output has one JSON line per
+    source however they interleave."""
+    emu.fail(page=None, kind="latency", latency_s=0.05)  # so runs last long enough to overlap
+    blocks = "\n".join(
+        write_config(tmp_path, emu).read_text().replace('name = "qy-cli"', f'name = "qy-{n}"')
+        for n in range(6)
+    )
+    config = tmp_path / "jobs.toml"
+    config.write_text(blocks)
+    done = inventory("sync", "--jobs", "3", "--json", config=config)
+    assert done.returncode == EXIT_OK, done.stderr
+    summaries = [json.loads(line) for line in done.stdout.splitlines()]
+    assert sorted(s["source"] for s in summaries) == [f"qy-{n}" for n in range(6)]
+    assert {(s["status"], s["inserted"]) for s in summaries} == {("succeeded", 80)}
+    runs = fetch_all(engine, "SELECT started_at, finished_at FROM sync_runs")
+    moments = sorted([(r.started_at, 1) for r in runs] + [(r.finished_at, -1) for r in runs])
+    at_once = peak = 0
+    for _, step in moments:  # ends sort before starts at the same instant
+        at_once += step
+        peak = max(peak, at_once)
+    assert 1 < peak <= 3
+
+    bad = inventory("sync", "--jobs", "0", config=config)
+    assert bad.returncode == EXIT_CONFIG
+    assert "argument --jobs/-j: must be a whole number from 1 to 64" in bad.stderr
