@@ -102,6 +102,23 @@ class RateLimiter:
         return wait
 
 
+_shared: dict[tuple[str, ...], RateLimiter] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_limiter(key: tuple[str, ...], rate: float) -> RateLimiter:
+    """The one limiter of ``key`` (provider, account key id, region...) in this process, so
+    every source of one account and region, synced at once (``--jobs``), shares one budget.
+    A source that asks for a lower rate lowers it for all: the strictest setting holds."""
+    with _shared_lock:
+        limiter = _shared.get(key)
+        if limiter is None:
+            limiter = _shared[key] = RateLimiter(rate)
+        elif rate < limiter.rate:
+            limiter.rate = rate
+        return limiter
+
+
 def redact(url: str | httpx.URL) -> str:
     """The URL with credential-bearing query values replaced by ``***``."""
     parts = urlsplit(str(url))

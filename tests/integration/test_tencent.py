@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -535,3 +536,30 @@ def test_standalone_emulator_prints_one_banner_and_serves() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_sources_of_one_account_share_its_rate_limit(engine: Engine, tc: TencentEmulator) -> None:
+    """Two sources of one account and region synced at once (as `--jobs` does) share the
+    account's budget: the emulator, allowing 10 calls in any second, never has to throttle
+    the two of them pacing at 4/s together (unshared, they would send 8/s with bursts of 8)."""
+    emu = tc.reset(images=240, page_size=10, rate_limit_per_s=10)
+    sources = [
+        replace(emu.source(name, options={"rate_limit_per_s": 4}), concurrency=4)
+        for name in ("tc-a", "tc-b")
+    ]
+    results: list[RunResult] = []
+    threads = [
+        threading.Thread(
+            target=lambda s=s: results.append(sync_source(engine, AT_ONCE, s, policy=FAST))
+        )
+        for s in sources
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert sorted((r.source, r.status, r.inserted) for r in results) == [
+        ("tc-a", "succeeded", 240),
+        ("tc-b", "succeeded", 240),
+    ]
+    assert [r.retries for r in results] == [0, 0]  # never throttled

@@ -32,7 +32,7 @@ from inventory.errors import (
     ProviderTerminalError,
     ProviderTransientError,
 )
-from inventory.http import RateLimiter
+from inventory.http import RateLimiter, shared_limiter
 from inventory.paging import OffsetPaging, Page, PagingStrategy
 from inventory.providers.base import PagedCollector
 from inventory.providers.tencent.auth import ACTION, CONTENT_TYPE, TencentAuth
@@ -200,7 +200,14 @@ class TencentCollector(PagedCollector):
     def _prepare(self, source: SourceConfig) -> None:
         self.endpoint = source.endpoint or DEFAULT_ENDPOINT
         rate = float(source.options.get("rate_limit_per_s", DEFAULT_RATE_LIMIT_PER_S))
-        self.limiter = self._limiter or RateLimiter(rate)
+        # The limit is the account's in a region: its sources share one budget.
+        account = (
+            "tencent",
+            self.endpoint,
+            source.credential("secret_id").reveal(),
+            source.location,
+        )
+        self.limiter = self._limiter or shared_limiter(account, rate)
         self._base = request_parameters(source.filters)
 
     def _auth(self, source: SourceConfig) -> httpx.Auth:
