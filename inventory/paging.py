@@ -270,7 +270,9 @@ def drive(
         if number == 2 and params is not None and submit and in_flight > 1 and plan_ahead:
             planned = plan_ahead(page)
             if planned:
-                params, number = yield from _planned(strategy, fetch, submit, in_flight, planned)
+                params, number = yield from _planned(
+                    strategy, fetch, submit, in_flight, planned, params
+                )
 
 
 def _next(strategy: PagingStrategy, page: Page, number: int) -> dict[str, Any] | None:
@@ -286,8 +288,10 @@ def _planned(
     submit: Submit,
     in_flight: int,
     planned: list[dict[str, Any]],
+    params: dict[str, Any] | None,
 ) -> Generator[Page, None, tuple[dict[str, Any] | None, int]]:
-    """Pages 2.. of ``planned``, ``in_flight`` at a time; returns where paging goes on."""
+    """Pages 2.. of ``planned``, ``in_flight`` at a time, from page 2's ``params`` (what
+    the strategy asked for after page 1); returns where paging goes on."""
     waiting: deque[tuple[int, dict[str, Any], Future[Page]]] = deque()
     upcoming = iter(enumerate(planned, start=2))
 
@@ -295,7 +299,6 @@ def _planned(
         while len(waiting) < in_flight and (nxt := next(upcoming, None)) is not None:
             waiting.append((nxt[0], nxt[1], submit(fetch, nxt[1], nxt[0])))
 
-    params: dict[str, Any] | None = planned[0]
     number = 2
     try:
         top_up()
