@@ -44,28 +44,10 @@ from inventory.source import SourceConfig
 LOCK_NAMESPACE = 0x1A6E_0002
 STAGE = "inventory_stage"
 
-STAGE_COLUMNS: tuple[str, ...] = (
-    "seq",
-    "provider_image_id",
-    "name",
-    "description",
-    "status",
-    "raw_status",
-    "os_family",
-    "os_name",
-    "platform",
-    "architecture",
-    "word_size",
-    "size_gb",
-    "min_disk_gb",
-    "visibility",
-    "owner",
-    "image_type",
-    "provider_created_at",
-    "tags",
-    "raw",
-    "fingerprint",
-)
+#: The staged row: its position in the listing, the id, every fingerprinted field (in
+#: :data:`~inventory.records.DURABLE_FIELDS` order, as :func:`_write_rows` writes them),
+#: the raw record and the fingerprint.
+STAGE_COLUMNS: tuple[str, ...] = ("seq", "provider_image_id", *DURABLE_FIELDS, "raw", "fingerprint")
 
 #: Columns copied from the staging row into ``images`` on insert and update.
 IMAGE_DATA_COLUMNS: tuple[str, ...] = STAGE_COLUMNS[1:]
