@@ -9,7 +9,6 @@ makes the image look changed; the store writes a row only when the fingerprint d
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -136,10 +135,3 @@ def fingerprint(values: Mapping[str, Any], fields: Sequence[str] = DURABLE_FIELD
     fingerprints with the fields as they were at its own revision."""
     canonical = {key: _canonical(values[key]) for key in fields}
     return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
-
-
-def canonical_json(canonical: Mapping[str, Any]) -> bytes:
-    """The hashed text as the fingerprint was first defined (stdlib ``json``, compact,
-    sorted keys, UTF-8): orjson's output is the same bytes, which a test keeps so."""
-    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return text.encode()

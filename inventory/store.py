@@ -4,7 +4,7 @@ Functions here take a SQLAlchemy ``Connection`` and never commit; :mod:`inventor
 owns the transactions. The flow for one run:
 
 1. :func:`create_stage` makes a session-local TEMP table (no WAL, invisible to others);
-2. :func:`stage_records` streams each page into it with COPY, so memory stays flat;
+2. a :class:`Stager` streams each page into it with one COPY, so memory stays flat;
 3. :func:`merge`, inside ONE transaction, classifies staged rows against ``images`` by a
    join on (source, provider id) and the fingerprint, and writes only what differs:
 
@@ -45,7 +45,7 @@ LOCK_NAMESPACE = 0x1A6E_0002
 STAGE = "inventory_stage"
 
 #: The staged row: its position in the listing, the id, every fingerprinted field (in
-#: :data:`~inventory.records.DURABLE_FIELDS` order, as :func:`_write_rows` writes them),
+#: :data:`~inventory.records.DURABLE_FIELDS` order, as :meth:`Stager.write` writes them),
 #: the raw record and the fingerprint.
 STAGE_COLUMNS: tuple[str, ...] = ("seq", "provider_image_id", *DURABLE_FIELDS, "raw", "fingerprint")
 
@@ -264,56 +264,39 @@ class Stager:
 
     def write(self, records: Iterable[ImageRecord], raw_json: Sequence[str]) -> int:
         """Stage records; return how many. ``raw_json`` holds each record's raw object as
-        JSON text, already made storable (:meth:`inventory.storable.Storable.raw`)."""
-        assert self._copy is not None, "use the Stager as a context manager"
-        written = _write_rows(self._copy, records, self.count, raw_json)
+        JSON text, already made storable (:meth:`inventory.storable.Storable.raw`). The
+        row's columns are :data:`STAGE_COLUMNS`, in that order."""
+        copy = self._copy
+        assert copy is not None, "use the Stager as a context manager"
+        written = 0
+        for record, raw in zip(records, raw_json, strict=True):
+            copy.write_row(
+                (
+                    self.count + written,
+                    record.provider_image_id,
+                    record.name,
+                    record.description,
+                    record.status.value,
+                    record.raw_status,
+                    record.os_family,
+                    record.os_name,
+                    record.platform,
+                    record.architecture,
+                    record.word_size,
+                    record.size_gb,
+                    record.min_disk_gb,
+                    record.visibility,
+                    record.owner,
+                    record.image_type,
+                    record.provider_created_at,
+                    orjson.dumps(record.tags, option=orjson.OPT_SORT_KEYS).decode(),
+                    raw,
+                    record.fingerprint,
+                )
+            )
+            written += 1
         self.count += written
         return written
-
-
-def stage_records(
-    conn: Connection, records: Iterable[ImageRecord], first_seq: int, raw_json: Sequence[str]
-) -> int:
-    """COPY records into the staging table in one statement; return how many were written
-    (for one batch; a listing read page by page uses :class:`Stager`)."""
-    columns = ", ".join(STAGE_COLUMNS)
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    with driver.cursor() as cursor, cursor.copy(f"COPY {STAGE} ({columns}) FROM STDIN") as copy:
-        return _write_rows(copy, records, first_seq, raw_json)
-
-
-def _write_rows(
-    copy: Copy, records: Iterable[ImageRecord], first_seq: int, raw_json: Sequence[str]
-) -> int:
-    count = 0
-    for seq, record in enumerate(records, start=first_seq):
-        copy.write_row(
-            (
-                seq,
-                record.provider_image_id,
-                record.name,
-                record.description,
-                record.status.value,
-                record.raw_status,
-                record.os_family,
-                record.os_name,
-                record.platform,
-                record.architecture,
-                record.word_size,
-                record.size_gb,
-                record.min_disk_gb,
-                record.visibility,
-                record.owner,
-                record.image_type,
-                record.provider_created_at,
-                orjson.dumps(record.tags, option=orjson.OPT_SORT_KEYS).decode(),
-                raw_json[count],
-                record.fingerprint,
-            )
-        )
-        count += 1
-    return count
 
 
 # -- merge ----------------------------------------------------------------------------------

@@ -80,7 +80,8 @@ def _images(draw: st.DrawFn, base: list[dict[str, Any]]) -> dict[str, Any]:
 def _stored(engine: Engine, records: list[Any], blobs: list[str]) -> list[Any]:
     with engine.connect() as conn, conn.begin():
         store.create_stage(conn)
-        store.stage_records(conn, records, 0, blobs)
+        with store.Stager(conn) as stager:  # as a run stages its pages
+            stager.write(records, blobs)
         rows = conn.execute(text(f"SELECT * FROM {store.STAGE} ORDER BY seq")).all()
         store.drop_stage(conn)
     return list(rows)

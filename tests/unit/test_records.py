@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -10,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inventory.records import ImageRecord, ImageStatus, canonical_json
+from inventory.records import ImageRecord, ImageStatus
 
 
 def record(**overrides: object) -> ImageRecord:
@@ -92,4 +93,5 @@ _CANONICAL = st.dictionaries(
 def test_fingerprint_text_is_the_first_definitions_bytes(canonical: dict[str, object]) -> None:
     """Stored fingerprints stay valid: orjson hashes exactly the bytes the standard
     library's compact, key-sorted, UTF-8 JSON gave when the fingerprint was defined."""
-    assert orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS) == canonical_json(canonical)
+    first = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS) == first.encode()
