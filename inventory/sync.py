@@ -192,7 +192,6 @@ def _collect_and_merge(
     with conn.begin():
         store.create_stage(conn)
     staged = 0
-    page: Page
     checks = Storable(source.name)
     starts: list[tuple[int, int]] = []  # (staging seq of its first item, page number)
     try:  # one COPY for the whole listing (store.Stager), applied only by the merge below
@@ -301,7 +300,7 @@ def _collect_and_merge(
             )
 
     except DBAPIError as err:
-        if err.connection_invalidated:  # a lost connection: said by _lost
+        if _connection_lost(err):  # said by _lost
             raise
         raise _refused(source, f"the merge (after page {result.pages})", err) from err
 
