@@ -201,18 +201,13 @@ class TencentCollector(PagedCollector):
         self.endpoint = source.endpoint or DEFAULT_ENDPOINT
         rate = float(source.options.get("rate_limit_per_s", DEFAULT_RATE_LIMIT_PER_S))
         # The limit is the account's in a region: its sources share one budget.
-        account = (
-            "tencent",
-            self.endpoint,
-            source.credential("secret_id").reveal(),
-            source.location,
-        )
+        self._secret_id = source.credential("secret_id").reveal()  # an id, not the key
+        account = ("tencent", self.endpoint, self._secret_id, source.location)
         self.limiter = self._limiter or shared_limiter(account, rate)
         self._base = request_parameters(source.filters)
 
     def _auth(self, source: SourceConfig) -> httpx.Auth:
-        secret_id = source.credential("secret_id").reveal()
-        return TencentAuth(secret_id, source.credential("secret_key"), region=source.location)
+        return TencentAuth(self._secret_id, source.credential("secret_key"), region=source.location)
 
     def _paging(self) -> PagingStrategy:
         return OffsetPaging(self.page_size, offset_param="Offset", limit_param="Limit")
