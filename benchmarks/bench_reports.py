@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from inventory.db import make_engine, sqlalchemy_url, start_embedded, stop_embedded  # noqa: E402
-from inventory.migrate import upgrade  # noqa: E402
+from inventory.migrate import revision_module, upgrade  # noqa: E402
 
 SOURCES = 12
 DAYS = 60
@@ -118,6 +118,8 @@ LOAD = [
             ON prev.image_id = h.image_id AND prev.valid_to = h.valid_from
         """,
     ),
+    # What the merge keeps on each image as it opens the intervals (migration 0007).
+    ("images.flagged_since", revision_module("0007_flagged_since_stored.py").BACKFILL),
 ]
 
 QUERIES: list[tuple[str, str]] = [

@@ -160,6 +160,12 @@ class Image(Base):
         BigInteger, ForeignKey("sync_runs.id", ondelete="SET NULL")
     )
     gone_at: Mapped[datetime | None] = mapped_column(TSTZ)
+    #: Since when the image's current run of flagged statuses (gone included) lasts, and
+    #: the run that opened it; null while its status is not a flagged one (0007).
+    flagged_since: Mapped[datetime | None] = mapped_column(TSTZ)
+    flagged_run_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("sync_runs.id", ondelete="SET NULL")
+    )
     #: Consecutive complete listings the image was missing from, not yet confirmed gone.
     missing_runs: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     missing_since: Mapped[datetime | None] = mapped_column(TSTZ)

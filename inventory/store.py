@@ -37,7 +37,7 @@ from sqlalchemy import Connection, text
 
 from inventory.config import SyncSettings
 from inventory.errors import ConfigError
-from inventory.records import DURABLE_FIELDS, GONE, ImageRecord
+from inventory.records import DURABLE_FIELDS, FLAGGED_STATUSES, GONE, ImageRecord
 from inventory.source import SourceConfig
 
 #: Namespace of the per-source advisory locks (the other key is the source id).
@@ -312,6 +312,18 @@ _STATUS_MOVED = (
 )
 _OTHER_FIELDS = "array_remove(array_remove(d.changed_fields, 'status'), 'raw_status')"
 
+#: The statuses of a flagged streak (``images.flagged_since``), gone included, as SQL.
+_FLAGGED_SQL = "(" + ", ".join(f"'{s}'" for s in sorted([*FLAGGED_STATUSES, GONE])) + ")"
+#: ``images.flagged_since`` and ``flagged_run_id`` for an image whose new history interval
+#: has status ``{status}``: a flagged one goes on with the streak it is in (or opens one
+#: now); any other status ends it.
+_STREAK = (
+    "flagged_since = CASE WHEN {status} IN " + _FLAGGED_SQL
+    + " THEN coalesce(i.flagged_since, now()) END,"
+    " flagged_run_id = CASE WHEN {status} IN " + _FLAGGED_SQL
+    + " THEN CASE WHEN i.flagged_since IS NULL THEN :run ELSE i.flagged_run_id END END"
+)  # fmt: skip
+
 
 def merge(
     conn: Connection,
@@ -383,8 +395,11 @@ def merge(
                 f"""
                 WITH ins AS (
                     INSERT INTO images (source_id, {data_cols}, first_seen_at,
-                                        first_seen_run_id, last_changed_at, last_changed_run_id)
-                    SELECT :sid, {data_cols}, now(), :run, now(), :run
+                                        first_seen_run_id, last_changed_at, last_changed_run_id,
+                                        flagged_since, flagged_run_id)
+                    SELECT :sid, {data_cols}, now(), :run, now(), :run,
+                           CASE WHEN status IN {_FLAGGED_SQL} THEN now() END,
+                           CASE WHEN status IN {_FLAGGED_SQL} THEN :run END
                       FROM inventory_diff WHERE outcome = 'new' ORDER BY seq
                     RETURNING id, status, raw_status
                 ), hist AS (
@@ -456,7 +471,8 @@ def merge(
                 f"""
                 UPDATE images i
                    SET {assignments}, gone_at = NULL,
-                       last_changed_at = now(), last_changed_run_id = :run
+                       last_changed_at = now(), last_changed_run_id = :run,
+                       {_STREAK.format(status="d.status")}
                   FROM inventory_diff d
                  WHERE i.id = d.image_id AND d.outcome IN ('changed', 'reappeared')
                 """
@@ -517,9 +533,10 @@ def merge(
         if candidates and not blocked:
             ex(
                 text(
-                    """
+                    f"""
                     UPDATE images i SET gone_at = now(), last_changed_at = now(),
-                           last_changed_run_id = :run, missing_runs = 0, missing_since = NULL
+                           last_changed_run_id = :run, missing_runs = 0, missing_since = NULL,
+                           {_STREAK.format(status=repr(GONE))}
                       FROM inventory_gone g WHERE i.id = g.id
                     """
                 ),

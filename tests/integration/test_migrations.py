@@ -218,3 +218,80 @@ def _images_0005(engine: Engine) -> dict[tuple[str, str], tuple[object, ...]]:
              FROM images i JOIN sources s ON s.id = i.source_id""",
     )
     return {(r[0], r[1]): tuple(r[2:]) for r in rows}
+
+
+#: The flagged streak as the view of 0005 worked it out from the history, per image.
+_STREAK_FROM_HISTORY = """
+SELECT i.provider_image_id, fs.valid_from, fs.opened_by_run_id
+  FROM images i
+  LEFT JOIN LATERAL (
+        SELECT f.valid_from, f.opened_by_run_id FROM image_status_history f
+         WHERE f.image_id = i.id
+           AND f.valid_from > coalesce(
+                 (SELECT max(n.valid_from) FROM image_status_history n
+                   WHERE n.image_id = i.id AND n.status NOT IN
+                         ('deprecated', 'suspended', 'deleted', 'ceased', 'failed', 'gone')),
+                 '-infinity')
+         ORDER BY f.valid_from, f.id LIMIT 1) fs ON true
+"""
+
+
+def _streaks(engine: Engine) -> tuple[dict[str, tuple[object, ...]], dict[str, tuple[object, ...]]]:
+    """(stored, derived from the history): image -> (flagged_since, flagged_run_id)."""
+    stored = fetch_all(
+        engine, "SELECT provider_image_id, flagged_since, flagged_run_id FROM images"
+    )
+    derived = fetch_all(engine, _STREAK_FROM_HISTORY)
+    return {r[0]: tuple(r[1:]) for r in stored}, {r[0]: tuple(r[1:]) for r in derived}
+
+
+def test_0007_flagged_streak_kept_by_the_merge_and_backfilled(
+    empty_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through deprecations, ceasings, removals, reappearances (as flagged and as available)
+    and a return to available, every image's stored flagged_since and flagged_run_id equal
+    what the history says; a database downgraded to 0006 gets the same back from 0007's
+    backfill."""
+    upgrade(empty_engine)
+    running = PROVIDERS.emulated("qingcloud").start(
+        images=80, seed=7, name="mig-streak", system_share=0.0
+    )
+    try:
+        for name, value in running.env.items():
+            monkeypatch.setenv(name, value)
+        settings = parse_settings(
+            {"sources": [running.source], "sync": {"confirm_gone_runs": 1}}, None
+        )
+        source = settings.sources[0]
+        catalogue = running.catalogue
+
+        def synced() -> dict[str, tuple[object, ...]]:
+            assert sync_source(empty_engine, settings, source).status == "succeeded"
+            stored, derived = _streaks(empty_engine)
+            assert stored == derived
+            return stored
+
+        first = synced()
+        assert any(v[0] is not None for v in first.values())  # some start flagged
+        changed = catalogue.mutate(11, deprecate=8, cease=3, delete=2, remove=6)
+        second = synced()
+        for iid in changed["deprecate"]:
+            assert second[iid][0] is not None and second[iid][1] is not None
+        deprecated = changed["deprecate"]
+        catalogue.edit(deprecated[0], status="available")  # the streak ends
+        catalogue.edit(deprecated[1], status="ceased")  # goes on, since deprecated
+        catalogue.restore(changed["remove"][0], status="deprecated")  # gone -> deprecated
+        catalogue.restore(changed["remove"][1], status="available")  # gone -> available
+        third = synced()
+        assert third[deprecated[0]] == (None, None)
+        assert third[deprecated[1]] == second[deprecated[1]]
+        assert third[changed["remove"][0]] == second[changed["remove"][0]]
+        assert third[changed["remove"][1]] == (None, None)
+        catalogue.mutate(12, deprecate=5, remove=3)
+        final = synced()
+
+        downgrade(empty_engine, "0006")
+        upgrade(empty_engine)
+        assert _streaks(empty_engine)[0] == final
+    finally:
+        running.stop()

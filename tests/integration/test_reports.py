@@ -117,7 +117,9 @@ def shift_source(engine: Engine, name: str, by: timedelta) -> None:
             "UPDATE sync_runs SET started_at = started_at - :d, "
             "finished_at = finished_at - :d WHERE source_id = :s",
             "UPDATE images SET first_seen_at = first_seen_at - :d, "
-            "last_changed_at = last_changed_at - :d, gone_at = gone_at - :d WHERE source_id = :s",
+            "last_changed_at = last_changed_at - :d, gone_at = gone_at - :d, "
+            "flagged_since = flagged_since - :d, missing_since = missing_since - :d "
+            "WHERE source_id = :s",
             "UPDATE image_status_history h SET valid_from = valid_from - :d, "
             "valid_to = valid_to - :d FROM images i WHERE i.id = h.image_id AND i.source_id = :s",
             "UPDATE image_events SET occurred_at = occurred_at - :d WHERE source_id = :s",
