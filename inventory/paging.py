@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, Protocol
 
 from inventory.errors import PagingError
@@ -22,13 +23,41 @@ from inventory.errors import PagingError
 
 @dataclass(slots=True)
 class Page:
-    """One response's worth of raw image dicts. ``number`` is 1-based."""
+    """One response's worth of raw image dicts. ``number`` is 1-based.
+
+    An answer too large to hold (one KSyun listing) comes as a ``stream`` instead, its items
+    parsed as they are read (:class:`inventory.jsonstream.ItemStream`); ``items`` is then
+    empty. Read a page's items through :meth:`batches`, and its size through :attr:`size`
+    once they have been read."""
 
     number: int
     items: list[dict[str, Any]]
     total: int | None = None
     next_marker: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    stream: Stream | None = None
+
+    @property
+    def size(self) -> int:
+        """How many items the page holds (of a stream: how many were read)."""
+        return self.stream.count if self.stream is not None else len(self.items)
+
+    def batches(self, size: int) -> Iterator[list[dict[str, Any]]]:
+        """The items, the whole list at once, or a stream ``size`` at a time."""
+        if self.stream is None:
+            yield self.items
+            return
+        items = iter(self.stream)
+        while batch := list(islice(items, size)):
+            yield batch
+
+
+class Stream(Protocol):
+    """Items read once, as they are parsed; ``count``: how many so far."""
+
+    count: int
+
+    def __iter__(self) -> Iterator[dict[str, Any]]: ...
 
 
 class PagingStrategy(Protocol):
@@ -140,9 +169,9 @@ class SinglePage:
         return {}
 
     def next(self, page: Page) -> dict[str, Any] | None:
-        if self.cap is not None and len(page.items) >= self.cap:
+        if self.cap is not None and page.size >= self.cap:
             self.incomplete_reason = (
-                f"the one answer holds {len(page.items)} images, the most the API answers at "
+                f"the one answer holds {page.size} images, the most the API answers at "
                 f"once (listing_cap {self.cap}), so it may be cut short"
             ) + (f"; {self.narrow}" if self.narrow else "")
         else:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -38,6 +39,8 @@ MAX_SIZE_GB = Decimal(1_000_000)
 REPLACEMENT = "\ufffd"
 #: How many problems a run's warning lists before "and N more".
 SHOWN = 5
+#: 19 digits in a row: maybe an integer orjson cannot hold (see :func:`loads`).
+_LONG_BYTES, _LONG_TEXT = re.compile(rb"\d{19}"), re.compile(r"\d{19}")
 
 
 def loads(body: str | bytes) -> Any:
@@ -46,11 +49,14 @@ def loads(body: str | bytes) -> Any:
     orjson parses first (several times faster, and it holds the interpreter lock for less
     time while other pages are in flight); what it refuses (``NaN``, ``1e400``, a lone
     surrogate escape, nesting past its limit, invalid JSON) goes to the standard parser,
-    whose answer, or error, is as before."""
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        pass
+    whose answer, or error, is as before. So does a body with a run of 19 digits: orjson
+    reads an integer past 64 bits as a float, which would lose its value."""
+    long_number = _LONG_BYTES if isinstance(body, bytes) else _LONG_TEXT
+    if long_number.search(body) is None:  # type: ignore[arg-type]
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
     try:
         return json.loads(body)
     except RecursionError:

@@ -26,6 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 from sqlalchemy import Connection, Engine
@@ -43,7 +44,6 @@ from inventory.errors import (
     RunAborted,
 )
 from inventory.http import RetryPolicy
-from inventory.paging import Page
 from inventory.providers import PROVIDERS, Collector, Provider
 from inventory.providers.fields import image_id_of, noting
 from inventory.records import ImageRecord, ImageStatus
@@ -52,6 +52,10 @@ from inventory.source import SourceConfig
 from inventory.storable import Storable
 
 log = logging.getLogger(__name__)
+
+#: Items of a streamed answer (one KSyun listing) normalized and staged at a time, so its
+#: size never sets the sync's memory.
+STREAM_BATCH = 2000
 
 #: progress(source_name, pages_done, images_done, total_or_None)
 Progress = Callable[[str, int, int, int | None], None]
@@ -198,11 +202,12 @@ def _collect_and_merge(
         with conn.begin(), store.Stager(conn) as stager:
             for page in collector.pages():
                 starts.append((staged, page.number))
-                records, raw_json = _normalized(provider, page, checks, unknown)
-                staged += stager.write(records, raw_json)
                 result.pages = page.number
-                if progress is not None:
-                    progress(source.name, page.number, staged, page.total)
+                for batch in page.batches(STREAM_BATCH):
+                    records, raw_json = _normalized(provider, page.number, batch, checks, unknown)
+                    staged += stager.write(records, raw_json)
+                    if progress is not None:
+                        progress(source.name, page.number, staged, page.total)
                 if cancel is not None and cancel.is_set():
                     raise RunAborted(
                         f"aborted: shutdown requested after page {page.number}; nothing was applied"
@@ -306,21 +311,25 @@ def _collect_and_merge(
 
 
 def _normalized(
-    provider: Provider, page: Page, checks: Storable, unknown: Counter[str]
+    provider: Provider,
+    number: int,
+    items: list[dict[str, Any]],
+    checks: Storable,
+    unknown: Counter[str],
 ) -> tuple[list[ImageRecord], list[str]]:
-    """One page's items as storable records and their raw JSON; the bad ones are left out
-    and noted in ``checks`` (one bad image fails no run)."""
+    """Items of page ``number`` as storable records and their raw JSON; the bad ones are
+    left out and noted in ``checks`` (one bad image fails no run)."""
     records: list[ImageRecord] = []
     raw_json: list[str] = []
-    for item in page.items:
-        raw, blob = checks.raw(item, page.number)
+    for item in items:
+        raw, blob = checks.raw(item, number)
         try:
             with noting() as notes:
                 normalized = provider.normalize(raw)
         except (ProviderError, ValueError) as err:
-            checks.skip(page.number, image_id_of(raw), str(err))
+            checks.skip(number, image_id_of(raw), str(err))
             continue
-        record = checks.record(normalized, page.number, notes)
+        record = checks.record(normalized, number, notes)
         if record is None:
             continue
         if record.status is ImageStatus.UNKNOWN:

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
+from inventory import jsonstream
 from inventory.config import SecretRef, SourceConfig
 from inventory.emulation import EmulatorServer, FaultRule
 from inventory.http import RetryPolicy
@@ -397,8 +398,41 @@ def test_throttling_in_ksyun_form_is_retried(engine: Engine, ks: KsyunEmulator) 
     assert result.inserted == 300 and result.listing_complete
 
 
+def test_a_streamed_answer_stores_what_a_whole_one_does(engine: Engine, ks: KsyunEmulator) -> None:
+    """The same listing read whole (source a) and as a stream (source b) stores the same
+    rows, and a streamed re-sync writes nothing when nothing changed and sees each change."""
+    assert sync(engine, ks, ks.source("ks-a")).inserted == 300
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(jsonstream, "SPOOL_ABOVE", 1024)
+        first = sync(engine, ks, ks.source("ks-b"))
+        assert (first.status, first.inserted, first.pages) == ("succeeded", 300, 1), first.error
+        assert first.listing_complete
+        rows = fetch_all(
+            engine,
+            """SELECT s.name, i.provider_image_id, i.fingerprint, i.raw, i.status, i.tags
+                 FROM images i JOIN sources s ON s.id = i.source_id""",
+        )
+        by_source = {
+            name: {r.provider_image_id: tuple(r)[2:] for r in rows if r.name == name}
+            for name in ("ks-a", "ks-b")
+        }
+        assert len(by_source["ks-a"]) == 300 and by_source["ks-a"] == by_source["ks-b"]
+
+        before = row_versions(engine)
+        assert sync(engine, ks, ks.source("ks-b")).unchanged == 300
+        assert row_versions(engine) == before
+        ks.catalogue.mutate(3, remove=4, add=6, rename=3)
+        again = sync(engine, ks, ks.source("ks-b"))
+        assert (again.inserted, again.disappeared, again.changed) == (6, 4, 3), again.error
+
+
 @pytest.mark.parametrize("kind", ["throttle", "http_503", "malformed", "reset"])
-def test_failed_listing_marks_nothing_gone(engine: Engine, ks: KsyunEmulator, kind: str) -> None:
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_failed_listing_marks_nothing_gone(
+    engine: Engine, ks: KsyunEmulator, kind: str, stream: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if stream:  # a broken body is found while the items are being staged
+        monkeypatch.setattr(jsonstream, "SPOOL_ABOVE", 1024)
     assert sync(engine, ks).status == "succeeded"
     before = row_versions(engine)
     ks.catalogue.mutate(4, remove=40, rename=5)  # would flag 40 images if the run completed

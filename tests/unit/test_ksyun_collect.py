@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import httpx
 import pytest
 
 from inventory.config import ConfigError, SecretRef, SourceConfig, load_settings, parse_settings
@@ -135,7 +134,7 @@ def test_bad_region_is_a_config_error() -> None:
 def _parse(status: int, body: bytes) -> object:
     collector = KsyunCollector(_source(), RetryPolicy())
     try:
-        return collector._parse(httpx.Response(status, content=body), 1)
+        return collector._parse(status, body, 1)
     finally:
         collector.close()
 

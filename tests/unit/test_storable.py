@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from inventory.storable import MAX_DEPTH, TOO_DEEP, Storable, _cap_depth, loads
 
 
@@ -13,6 +15,13 @@ def _depth(value: object) -> int:
         value = value[0] if isinstance(value, list) else next(iter(value.values()))
         depth += 1
     return depth
+
+
+@pytest.mark.parametrize("number", [2**63, 2**64, -(2**63) - 1, 10**30, -(10**40)])
+def test_integers_past_64_bits_keep_their_value(number: int) -> None:
+    body = f'{{"Id": "a", "Size": {number}, "Ok": 12}}'
+    assert loads(body) == loads(body.encode()) == {"Id": "a", "Size": number, "Ok": 12}
+    assert type(loads(body)["Size"]) is int
 
 
 def test_nesting_deeper_than_the_parser_follows_is_cut_not_fatal() -> None:

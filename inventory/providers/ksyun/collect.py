@@ -5,7 +5,8 @@ call returns the whole ``ImagesSet``, with no total count. The collector therefo
 request, driven by :class:`~inventory.paging.SinglePage`. The answer may still be cut by the
 backend (see :data:`DEFAULT_LISTING_CAP`): one that reaches the cap is incomplete. A
 ``page_size`` in the config cannot change anything; the spec caps it at 1 (see
-:data:`MAX_PAGE_SIZE`) and the collector never sends it.
+:data:`MAX_PAGE_SIZE`) and the collector never sends it. An answer too large to hold is
+spooled to a file and its items parsed as the sync reads them (:mod:`inventory.jsonstream`).
 
 Errors come with HTTP 4xx/5xx and ``{"RequestId": ..., "Error": {"Code", "Message"}}``.
 KSyun's business errors use HTTP 400 even for server-side trouble, so the class of an error
@@ -37,6 +38,8 @@ from inventory.errors import (
     ProviderTerminalError,
     ProviderTransientError,
 )
+from inventory import jsonstream
+from inventory.jsonstream import ItemStream, read_head, spool
 from inventory.paging import Page, PagingStrategy, SinglePage
 from inventory.providers.base import PagedCollector
 from inventory.providers.ksyun.auth import SERVICE, KsyunAuth
@@ -189,18 +192,38 @@ class KsyunCollector(PagedCollector):
     def _request(self, paging: dict[str, Any], number: int) -> Page:
         # SinglePage asks for no paging parameters; anything else would be a bug here.
         assert not paging, paging
-        return self._parse(self._client.get(self.endpoint, params=self._params), number)
+        with self._client.stream("GET", self.endpoint, params=self._params) as response:
+            length = response.headers.get("Content-Length", "")
+            if response.status_code != 200 or (length.isdigit() and int(length) <= jsonstream.SPOOL_ABOVE):
+                return self._parse(response.status_code, response.read(), number)
+            body = spool(response.iter_bytes())
+        if isinstance(body, bytes):
+            return self._parse(200, body, number)
+        # Too large to hold: the items are parsed from the spooled file as the sync reads
+        # them (inventory.jsonstream); only an answer that is not a plain listing is read
+        # whole, to say what it is.
+        head = read_head(body, "ImagesSet")
+        if not head.found or "Error" in head.keys:
+            with body:
+                return self._parse(200, body.read(), number)
+        request_id = head.scalars.get("RequestId")
+        return Page(
+            number=number,
+            items=[],
+            meta={"request_id": request_id} if request_id else {},
+            stream=ItemStream(body, "ImagesSet", lambda err: err.located(self.source.name, number)),
+        )
 
-    def _parse(self, response: httpx.Response, number: int) -> Page:
-        body = _json(response)
-        if response.status_code != 200 or (isinstance(body, dict) and "Error" in body):
+    def _parse(self, status: int, content: bytes, number: int) -> Page:
+        body = _json(content)
+        if status != 200 or (isinstance(body, dict) and "Error" in body):
             code, message = _error_of(body)
             if code is None and not message:
-                message = f"{response.text[:120]!r}"  # a gateway page, not KSyun's envelope
-            raise classify(response.status_code, code, message)
+                message = f"{_text(content, 120)!r}"  # a gateway page, not KSyun's envelope
+            raise classify(status, code, message)
         if body is None:
             raise MalformedResponse(
-                f"response is not JSON (starts with {response.text[:80]!r})", code="200"
+                f"response is not JSON (starts with {_text(content, 80)!r})", code="200"
             )
         if not isinstance(body, dict):
             raise MalformedResponse("response is not a JSON object")
@@ -216,11 +239,15 @@ class KsyunCollector(PagedCollector):
         )
 
 
-def _json(response: httpx.Response) -> Any:
+def _json(content: bytes) -> Any:
     try:
-        return loads(response.content)
+        return loads(content)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
+
+
+def _text(content: bytes, length: int) -> str:
+    return content[: length * 4].decode("utf-8", errors="replace")[:length]
 
 
 def _error_of(body: Any) -> tuple[str | None, str]:
