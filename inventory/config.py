@@ -33,6 +33,8 @@ from inventory.source import SourceConfig as SourceConfig
 
 DEFAULT_PATH = Path("inventory.toml")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+#: The highest ``rate_limit_per_s`` a source may set (requests per second).
+MAX_RATE_LIMIT_PER_S = 1000.0
 #: The most requests one source may have in flight (``concurrency``).
 MAX_CONCURRENCY = 32
 #: The most sources synced at once (``[sync] jobs``, ``--jobs``).
@@ -464,6 +466,7 @@ _SOURCE_KEYS = {
     "options",
     "page_size",
     "concurrency",
+    "rate_limit_per_s",
     "timeout_s",
     "max_attempts",
 }
@@ -546,6 +549,10 @@ def _parse_source(raw: object, index: int, label: str) -> SourceConfig:
     if "concurrency" in table:
         concurrency = int(_number(table, "concurrency", 0, 1, MAX_CONCURRENCY, where, integer=True))
 
+    rate_limit = None
+    if "rate_limit_per_s" in table:
+        rate_limit = _number(table, "rate_limit_per_s", 0, 0.01, MAX_RATE_LIMIT_PER_S, where)
+
     return SourceConfig(
         name=name,
         provider=provider_name,
@@ -559,6 +566,7 @@ def _parse_source(raw: object, index: int, label: str) -> SourceConfig:
         options=MappingProxyType(options),
         page_size=page_size,
         concurrency=concurrency,
+        rate_limit_per_s=rate_limit,
         timeout_s=_number(table, "timeout_s", 30.0, 0.1, 600.0, where),
         max_attempts=int(_number(table, "max_attempts", 5, 1, 20, where, integer=True)),
     )

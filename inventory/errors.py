@@ -109,7 +109,17 @@ class ProviderError(InventoryError):
 
 
 class ProviderTransientError(ProviderError, Transient):
-    """A failure that is worth retrying: 5xx, throttling, a dropped connection."""
+    """A failure that is worth retrying: 5xx, throttling, a dropped connection.
+
+    ``retry_after_s``: how long the provider asked to be left alone (``Retry-After``), if
+    it said; the retry waits at least that long."""
+
+    retry_after_s: float | None = None
+
+
+class Throttled(ProviderTransientError):
+    """The provider refused the call as over its rate limit (HTTP 429, a throttling code):
+    retried, and the account's request rate is lowered (:class:`inventory.http.RateLimiter`)."""
 
 
 class ProviderTerminalError(ProviderError, Terminal):

@@ -13,12 +13,14 @@
 
 from __future__ import annotations
 
+import email.utils
 import logging
 import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -69,7 +71,16 @@ class RateLimiter:
     A token bucket shared by every thread that uses it. :meth:`acquire` blocks until a call
     may go out. Providers with a documented per-API limit (Tencent: 40 requests/s for
     DescribeImages) pace themselves below it rather than lean on throttling errors.
+
+    It also listens to the provider (additive increase, multiplicative decrease): a
+    throttled answer (:meth:`throttled`) halves the rate, down to :data:`FLOOR_SHARE` of
+    the configured one, and a ``Retry-After`` holds every call back until then; each
+    answered call (:meth:`answered`) gives back a twentieth of the configured rate, so
+    after a burst of throttling it is back at full pace within a few dozen calls.
     """
+
+    #: The lowest share of the configured rate that throttling brings it down to.
+    FLOOR_SHARE = 1 / 16
 
     def __init__(
         self,
@@ -81,9 +92,11 @@ class RateLimiter:
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
-        self.rate = rate
+        self.rate = self.ceiling = rate
         self.capacity = float(burst if burst is not None else max(1, int(rate)))
         self._tokens = self.capacity
+        self._resume_at = 0.0
+        self.throttled_calls = 0
         self._clock = clock
         self._sleep = sleep
         self._last = clock()
@@ -97,9 +110,33 @@ class RateLimiter:
             self._last = now
             self._tokens -= 1
             wait = 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+            wait = max(wait, self._resume_at - now)
         if wait:
             self._sleep(wait)
         return wait
+
+    def throttled(self, retry_after_s: float | None = None) -> None:
+        """The provider said "too many calls": halve the rate, drop any saved-up burst, and
+        hold every call back for ``retry_after_s`` when it said how long."""
+        with self._lock:
+            self.throttled_calls += 1
+            self.rate = max(self.ceiling * self.FLOOR_SHARE, self.rate / 2)
+            self._tokens = min(self._tokens, 0.0)
+            if retry_after_s:
+                self._resume_at = max(self._resume_at, self._clock() + retry_after_s)
+
+    def answered(self) -> None:
+        """A call went through: step the rate back up towards the configured one."""
+        if self.rate < self.ceiling:
+            with self._lock:
+                self.rate = min(self.ceiling, self.rate + self.ceiling / 20)
+
+    def limit(self, rate: float) -> None:
+        """Lower the configured rate (a stricter source sharing this limiter)."""
+        with self._lock:
+            if rate < self.ceiling:
+                self.ceiling = rate
+                self.rate = min(self.rate, rate)
 
 
 _shared: dict[tuple[str, ...], RateLimiter] = {}
@@ -114,9 +151,39 @@ def shared_limiter(key: tuple[str, ...], rate: float) -> RateLimiter:
         limiter = _shared.get(key)
         if limiter is None:
             limiter = _shared[key] = RateLimiter(rate)
-        elif rate < limiter.rate:
-            limiter.rate = rate
+        else:
+            limiter.limit(rate)
         return limiter
+
+
+#: The longest ``Retry-After`` obeyed: a longer one waits this long, then tries again.
+MAX_RETRY_AFTER_S = 300.0
+_answers = threading.local()
+
+
+def _note_retry_after(response: httpx.Response) -> None:
+    _answers.retry_after = response.headers.get("Retry-After")
+
+
+def retry_after_s() -> float | None:
+    """The ``Retry-After`` of the last answer this thread's clients received, in seconds
+    (a number of seconds or an HTTP date), capped at :data:`MAX_RETRY_AFTER_S`; None when
+    it had none or it could not be read."""
+    value = getattr(_answers, "retry_after", None)
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S) or None
 
 
 def redact(url: str | httpx.URL) -> str:
@@ -140,6 +207,7 @@ def make_client(auth: httpx.Auth | None, timeout_s: float) -> httpx.Client:
         headers={"User-Agent": USER_AGENT},
         follow_redirects=False,
         trust_env=False,
+        event_hooks={"response": [_note_retry_after]},  # see retry_after_s()
     )
 
 
@@ -174,7 +242,9 @@ def call_with_retries(
                 f"{what}: gave up after {attempt} attempts; last error: {_message(failure)}",
                 code=code,
             ) from failure
-        pause = policy.delay(attempt)
+        # A provider that said how long to wait is waited for at least that long.
+        asked = getattr(failure, "retry_after_s", None)
+        pause = max(policy.delay(attempt), asked or 0.0)
         log.warning(
             "%s failed (attempt %d of %d), retrying in %.1fs: %s",
             what,

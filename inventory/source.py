@@ -85,6 +85,9 @@ class SourceConfig:
     #: Requests in flight at once for listings whose total is known after the first page
     #: (None: the provider's default); marker and one-answer listings page one at a time.
     concurrency: int | None = None
+    #: Requests per second to this account's API in this region, shared by every source of
+    #: the same account and region in one process (None: the provider's default).
+    rate_limit_per_s: float | None = None
     timeout_s: float = 30.0
     max_attempts: int = 5
 

@@ -25,11 +25,22 @@ from inventory.errors import (
     ProviderError,
     ProviderTerminalError,
     ProviderTransientError,
+    Throttled,
 )
-from inventory.http import RetryPolicy, call_with_retries, make_client
+from inventory.http import (
+    RateLimiter,
+    RetryPolicy,
+    call_with_retries,
+    make_client,
+    retry_after_s,
+    shared_limiter,
+)
 from inventory.paging import Fetch, Page, PagingStrategy, drive
 from inventory.source import SourceConfig
 from inventory.storable import loads
+
+#: Credentials that name an account (ids, not secrets), in the providers' spellings.
+ACCOUNT_IDS = ("access_key_id", "secret_id", "access_key", "username")
 
 
 class PagedCollector:
@@ -42,6 +53,10 @@ class PagedCollector:
     default_page_size: ClassVar[int] = 1
     #: Requests in flight when the source sets no ``concurrency`` (offset listings only).
     default_concurrency: ClassVar[int] = 1
+    #: Requests per second when the source sets no ``rate_limit_per_s``: the provider's
+    #: documented limit, or a conservative one where it publishes none
+    #: (docs/operations.md, "Rate limits").
+    default_rate_limit_per_s: ClassVar[float] = 20.0
 
     def __init__(
         self,
@@ -49,6 +64,7 @@ class PagedCollector:
         policy: RetryPolicy,
         on_retry: Callable[[], None] | None = None,
         client: httpx.Client | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.source = source
         self.policy = policy
@@ -57,6 +73,9 @@ class PagedCollector:
         self.in_flight = source.concurrency or self.default_concurrency
         self._pool: ThreadPoolExecutor | None = None
         self._prepare(source)
+        # One budget per account and region in this process, whichever sources use it.
+        rate = source.rate_limit_per_s or self.default_rate_limit_per_s
+        self.limiter = limiter or shared_limiter(self._account_key(source), float(rate))
         # A test may hand in its own client; otherwise one signed with the source's keys.
         self._client = client or make_client(self._auth(source), source.timeout_s)
         self._strategy = self._paging()
@@ -67,6 +86,18 @@ class PagedCollector:
     def _auth(self, source: SourceConfig) -> httpx.Auth:
         """The request signing (or token) for this source's credentials."""
         raise NotImplementedError
+
+    @staticmethod
+    def _account_key(source: SourceConfig) -> tuple[str, ...]:
+        """Whose rate limit a source's calls count against: the provider, the endpoint, the
+        account (its key id or user name, never a secret) and the region or zone. Kept in
+        this process only, as the key of :func:`inventory.http.shared_limiter`."""
+        account = next(
+            (source.credential(c).reveal() for c in ACCOUNT_IDS if source.has_credential(c)),
+            source.account or "",
+        )
+        endpoint = source.endpoint or ""
+        return (source.provider, endpoint, account, source.location)
 
     def _paging(self) -> PagingStrategy:
         raise NotImplementedError
@@ -109,13 +140,27 @@ class PagedCollector:
 
         try:
             return call_with_retries(
-                lambda: self._request(paging, number),
+                lambda: self._attempt(paging, number),
                 self.policy,
                 what=f"{self.action} page {number}",
                 on_retry=retried,
             )
         except ProviderError as err:
             raise err.located(self.source.name, number) from err.__cause__
+
+    def _attempt(self, paging: dict[str, Any], number: int) -> Page:
+        """One request, paced by the account's limiter, which hears how it went: every
+        attempt, retries included, counts against the limit."""
+        self.limiter.acquire()
+        try:
+            page = self._request(paging, number)
+        except ProviderTransientError as err:
+            err.retry_after_s = err.retry_after_s or retry_after_s()
+            if isinstance(err, Throttled):
+                self.limiter.throttled(err.retry_after_s)
+            raise
+        self.limiter.answered()
+        return page
 
     # -- reading a response: the same checks for every provider -----------------------------
 
@@ -124,7 +169,9 @@ class PagedCollector:
         """For APIs whose errors travel in an HTTP 200 body: any other status is a gateway's
         (5xx and 429 transient, the rest terminal)."""
         status = response.status_code
-        if status >= 500 or status == 429:
+        if status == 429:
+            raise Throttled(f"HTTP 429 from {endpoint}", code="429")
+        if status >= 500:
             raise ProviderTransientError(f"HTTP {status} from {endpoint}", code=str(status))
         if status != 200:
             raise ProviderTerminalError(

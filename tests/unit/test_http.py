@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import email.utils
+from datetime import UTC, datetime, timedelta
+
 import httpx
 import pytest
 
+from inventory import http
 from inventory.errors import (
     ProviderTerminalError,
     ProviderTransientError,
@@ -85,3 +89,70 @@ def test_gives_up_with_the_last_error() -> None:
     with pytest.raises(RetriesExhausted, match=r"gave up after 3 attempts.*HTTP 503") as info:
         call_with_retries(call, RetryPolicy(max_attempts=3), what="page 2", sleep=lambda _s: None)
     assert info.value.code == "503"
+
+
+def test_a_throttled_answer_halves_the_rate_and_answers_bring_it_back() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(40, burst=1, clock=clock, sleep=clock.sleep)
+    limiter.throttled()
+    assert limiter.rate == 20
+    for _ in range(10):
+        limiter.throttled()
+    assert limiter.rate == 40 / 16  # never below the floor
+    for _ in range(5):
+        limiter.answered()
+    assert limiter.rate == pytest.approx(40 / 16 + 5 * 2)
+    for _ in range(40):
+        limiter.answered()
+    assert limiter.rate == 40  # never above what was configured
+    assert limiter.throttled_calls == 11
+
+
+def test_retry_after_holds_every_call_back() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(100, burst=10, clock=clock, sleep=clock.sleep)
+    limiter.acquire()
+    limiter.throttled(retry_after_s=3.0)
+    assert limiter.acquire() == pytest.approx(3.0)  # the saved-up burst is gone too
+    assert clock.now == pytest.approx(3.0)
+
+
+def test_a_stricter_source_lowers_a_shared_limit() -> None:
+    limiter = RateLimiter(40)
+    limiter.limit(10)
+    limiter.limit(30)
+    assert (limiter.ceiling, limiter.rate) == (10, 10)
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [("7", 7.0), ("0", None), ("", None), ("soon", None), ("100000", 300.0)],
+)
+def test_retry_after_header_is_read_in_seconds(header: str, seconds: float | None) -> None:
+    http._note_retry_after(httpx.Response(429, headers={"Retry-After": header}))
+    assert http.retry_after_s() == seconds
+
+
+def test_retry_after_as_an_http_date() -> None:
+    when = email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    http._note_retry_after(httpx.Response(503, headers={"Retry-After": when}))
+    assert 25 < (http.retry_after_s() or 0) <= 30
+    http._note_retry_after(httpx.Response(200))
+    assert http.retry_after_s() is None
+
+
+def test_the_retry_waits_at_least_what_the_provider_asked() -> None:
+    clock = FakeClock()
+    busy = ProviderTransientError("busy")
+    busy.retry_after_s = 12.0
+    calls = iter([busy, "ok"])
+
+    def call() -> str:
+        item = next(calls)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    policy = RetryPolicy(max_attempts=3, base_delay_s=0.1, max_delay_s=0.2)
+    assert call_with_retries(call, policy, what="x", sleep=clock.sleep) == "ok"
+    assert clock.slept == [12.0]

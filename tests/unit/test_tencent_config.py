@@ -18,6 +18,7 @@ from inventory.errors import (
     ProviderError,
     ProviderTerminalError,
     ProviderTransientError,
+    Throttled,
 )
 from inventory.http import RetryPolicy
 from inventory.providers import PROVIDERS
@@ -53,7 +54,7 @@ def test_documented_example_loads(tmp_path: Path) -> None:
         "image-type": ["PRIVATE_IMAGE", "SHARED_IMAGE"],
         "tag:team": ["platform"],
     }
-    assert dict(gz.options) == {"rate_limit_per_s": 20.0}
+    assert gz.rate_limit_per_s == 20.0 and dict(gz.options) == {}
     assert gz.credentials["secret_id"].target == "TC_SECRET_ID"
     sh = settings.source("tencent-shanghai-golden")
     assert dict(sh.filters) == {"image_ids": ["img-9qabwvbn", "img-gvbnzy6f"]}
@@ -172,10 +173,10 @@ def error_response(code: str, message: str = "msg") -> httpx.Response:
 @pytest.mark.parametrize(
     ("code", "error_class"),
     [
-        ("RequestLimitExceeded", ProviderTransientError),
-        ("RequestLimitExceeded.UinLimitExceeded", ProviderTransientError),
-        ("RequestLimitExceeded.GlobalRegionUinLimitExceeded", ProviderTransientError),
-        ("RequestLimitExceeded.IPLimitExceeded", ProviderTransientError),
+        ("RequestLimitExceeded", Throttled),
+        ("RequestLimitExceeded.UinLimitExceeded", Throttled),
+        ("RequestLimitExceeded.GlobalRegionUinLimitExceeded", Throttled),
+        ("RequestLimitExceeded.IPLimitExceeded", Throttled),
         ("InternalError", ProviderTransientError),
         ("ServiceUnavailable", ProviderTransientError),
         ("RequestSizeLimitExceeded", ProviderTerminalError),

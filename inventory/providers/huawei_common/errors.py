@@ -26,7 +26,12 @@ from typing import Any
 
 import httpx
 
-from inventory.errors import AuthenticationError, ProviderTerminalError, ProviderTransientError
+from inventory.errors import (
+    AuthenticationError,
+    ProviderTerminalError,
+    ProviderTransientError,
+    Throttled,
+)
 
 THROTTLE_CODES = frozenset({"APIGW.0308"})
 _PAIRS = (("error_code", "error_msg"), ("errorCode", "errorMsg"), ("code", "message"))
@@ -106,7 +111,7 @@ def raise_for_response(
     head = f"{what}: HTTP {status} {shown}{suffix}"
     err_code = code or str(status)
     if status == 429 or (code or "") in THROTTLE_CODES:
-        raise ProviderTransientError(f"{head} — throttled by the API gateway", code=err_code)
+        raise Throttled(f"{head} — throttled by the API gateway", code=err_code)
     if status >= 500:
         raise ProviderTransientError(head, code=err_code)
     if status == 401:

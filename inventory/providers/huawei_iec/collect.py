@@ -33,6 +33,8 @@ DEFAULT_PAGE_SIZE = 500
 MAX_PAGE_SIZE = 500
 #: Requests in flight: pages of 500, far below the gateway's 200 calls/s per API.
 DEFAULT_CONCURRENCY = 4
+#: Requests per second: the API gateway's published default for a cloud-service API.
+DEFAULT_RATE_LIMIT_PER_S = 200.0
 
 STATUSES = ("queued", "saving", "active", "killed", "deleted")
 #: Filters with a closed set of values (the API compares exactly, case included).
@@ -104,6 +106,7 @@ class IecCollector(PagedCollector):
 
     default_page_size = DEFAULT_PAGE_SIZE
     default_concurrency = DEFAULT_CONCURRENCY
+    default_rate_limit_per_s = DEFAULT_RATE_LIMIT_PER_S
 
     def _prepare(self, source: SourceConfig) -> None:
         self.url = (source.endpoint or DEFAULT_ENDPOINT).rstrip("/") + PATH

@@ -106,6 +106,8 @@ class ImsCollector(PagedCollector):
     action = "images/detail"
 
     default_page_size = DEFAULT_PAGE_SIZE
+    #: The API gateway's published default for a cloud-service API (requests per second).
+    default_rate_limit_per_s = 200.0
 
     def _prepare(self, source: SourceConfig) -> None:
         base = source.endpoint or DEFAULT_ENDPOINT.format(region=source.location)

@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 
+from inventory import jsonstream
 from inventory.errors import (
     AuthenticationError,
     ConfigError,
@@ -37,8 +38,8 @@ from inventory.errors import (
     ProviderError,
     ProviderTerminalError,
     ProviderTransientError,
+    Throttled,
 )
-from inventory import jsonstream
 from inventory.jsonstream import ItemStream, read_head, spool
 from inventory.paging import Page, PagingStrategy, SinglePage
 from inventory.providers.base import PagedCollector
@@ -69,6 +70,9 @@ TRANSIENT_CODES: dict[str, str] = {
     "InternalError": "internal error on KSyun's side",
     "ServiceUnavailable": "KSyun's backend is unavailable",
 }
+#: Answers that mean "too many calls": retried, and the account's rate is lowered.
+THROTTLE_CODES = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded"})
+THROTTLE_STATUSES = frozenset({429, 509})
 _CREDENTIALS = "credentials.access_key_id and credentials.secret_access_key"
 AUTH_HINTS: dict[str, str] = {
     "SignatureDoesNotMatch": (
@@ -154,6 +158,8 @@ def classify(status: int, code: str | None, message: str) -> ProviderError:
     """The error for a non-200 answer: transient, authentication or terminal."""
     label = f"HTTP {status}" + (f" {code}" if code else "")
     text = f"{label}: {message}" if message else label
+    if code in THROTTLE_CODES or (code is None and status in THROTTLE_STATUSES):
+        return Throttled(f"{text} (request rate limited)", code=code or str(status))
     if code in TRANSIENT_CODES:
         return ProviderTransientError(f"{text} ({TRANSIENT_CODES[code]})", code=code)
     if code in AUTH_HINTS:
@@ -168,6 +174,9 @@ class KsyunCollector(PagedCollector):
     """Lists KEC DescribeImages for one source in one request."""
 
     action = "DescribeImages"
+    #: KSyun publishes no limit; one listing is one request, so sources of one account share
+    #: a modest 20 per second, slowed down further by its throttling answers.
+    default_rate_limit_per_s = 20.0
 
     def _prepare(self, source: SourceConfig) -> None:
         if not REGION_PATTERN.match(source.location):
@@ -194,7 +203,9 @@ class KsyunCollector(PagedCollector):
         assert not paging, paging
         with self._client.stream("GET", self.endpoint, params=self._params) as response:
             length = response.headers.get("Content-Length", "")
-            if response.status_code != 200 or (length.isdigit() and int(length) <= jsonstream.SPOOL_ABOVE):
+            if response.status_code != 200 or (
+                length.isdigit() and int(length) <= jsonstream.SPOOL_ABOVE
+            ):
                 return self._parse(response.status_code, response.read(), number)
             body = spool(response.iter_bytes())
         if isinstance(body, bytes):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -31,8 +32,8 @@ from inventory.errors import (
     ProviderError,
     ProviderTerminalError,
     ProviderTransientError,
+    Throttled,
 )
-from inventory.http import RateLimiter, shared_limiter
 from inventory.paging import OffsetPaging, Page, PagingStrategy
 from inventory.providers.base import PagedCollector
 from inventory.providers.tencent.auth import ACTION, CONTENT_TYPE, TencentAuth
@@ -177,6 +178,8 @@ def request_parameters(filters: Mapping[str, Any]) -> dict[str, Any]:
 
 def _error_class_and_hint(code: str) -> tuple[type[ProviderError], str]:
     family = code.split(".", 1)[0]
+    if family == "RequestLimitExceeded":
+        return Throttled, TRANSIENT_CODES[family]
     if family in TRANSIENT_CODES:
         return ProviderTransientError, TRANSIENT_CODES[family]
     if family == "AuthFailure":
@@ -193,17 +196,17 @@ class TencentCollector(PagedCollector):
     default_page_size = DEFAULT_PAGE_SIZE
     default_concurrency = DEFAULT_CONCURRENCY
 
-    def __init__(self, *args: Any, limiter: RateLimiter | None = None, **kwargs: Any) -> None:
-        self._limiter = limiter
-        super().__init__(*args, **kwargs)
+    default_rate_limit_per_s = DEFAULT_RATE_LIMIT_PER_S
+
+    def __init__(self, source: SourceConfig, *args: Any, **kwargs: Any) -> None:
+        if "rate_limit_per_s" in source.options and source.rate_limit_per_s is None:
+            # The older spelling, options.rate_limit_per_s, still sets the source's limit.
+            source = replace(source, rate_limit_per_s=float(source.options["rate_limit_per_s"]))
+        super().__init__(source, *args, **kwargs)
 
     def _prepare(self, source: SourceConfig) -> None:
         self.endpoint = source.endpoint or DEFAULT_ENDPOINT
-        rate = float(source.options.get("rate_limit_per_s", DEFAULT_RATE_LIMIT_PER_S))
-        # The limit is the account's in a region: its sources share one budget.
         self._secret_id = source.credential("secret_id").reveal()  # an id, not the key
-        account = ("tencent", self.endpoint, self._secret_id, source.location)
-        self.limiter = self._limiter or shared_limiter(account, rate)
         self._base = request_parameters(source.filters)
 
     def _auth(self, source: SourceConfig) -> httpx.Auth:
@@ -215,8 +218,6 @@ class TencentCollector(PagedCollector):
     def _request(self, paging: dict[str, Any], number: int) -> Page:
         # Offset/Limit are body parameters on Tencent (the query string stays empty).
         body = json.dumps({**self._base, **paging}, separators=(",", ":")).encode()
-        # Every attempt, retries included, counts against the per-second limit.
-        self.limiter.acquire()
         response = self._client.post(
             self.endpoint, content=body, headers={"Content-Type": CONTENT_TYPE}
         )
