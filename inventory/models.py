@@ -152,20 +152,16 @@ class Image(Base):
     raw: Mapped[dict[str, Any]] = mapped_column(JSONB)
     fingerprint: Mapped[str] = mapped_column(Text)
     first_seen_at: Mapped[datetime] = mapped_column(TSTZ)
-    first_seen_run_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("sync_runs.id", ondelete="SET NULL")
-    )
+    # The runs that saw the image first, changed it last and flagged it: provenance with
+    # no foreign key (a trigger per written row); deleting a run nulls them (0008).
+    first_seen_run_id: Mapped[int | None] = mapped_column(BigInteger)
     last_changed_at: Mapped[datetime] = mapped_column(TSTZ)
-    last_changed_run_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("sync_runs.id", ondelete="SET NULL")
-    )
+    last_changed_run_id: Mapped[int | None] = mapped_column(BigInteger)
     gone_at: Mapped[datetime | None] = mapped_column(TSTZ)
     #: Since when the image's current run of flagged statuses (gone included) lasts, and
     #: the run that opened it; null while its status is not a flagged one (0007).
     flagged_since: Mapped[datetime | None] = mapped_column(TSTZ)
-    flagged_run_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("sync_runs.id", ondelete="SET NULL")
-    )
+    flagged_run_id: Mapped[int | None] = mapped_column(BigInteger)
     #: Consecutive complete listings the image was missing from, not yet confirmed gone.
     missing_runs: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     missing_since: Mapped[datetime | None] = mapped_column(TSTZ)
@@ -191,12 +187,9 @@ class ImageStatusHistory(Base):
     raw_status: Mapped[str | None] = mapped_column(Text)
     valid_from: Mapped[datetime] = mapped_column(TSTZ)
     valid_to: Mapped[datetime | None] = mapped_column(TSTZ)
-    opened_by_run_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("sync_runs.id", ondelete="SET NULL")
-    )
-    closed_by_run_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("sync_runs.id", ondelete="SET NULL")
-    )
+    # Provenance with no foreign key, as on images (migration 0008).
+    opened_by_run_id: Mapped[int | None] = mapped_column(BigInteger)
+    closed_by_run_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ImageEvent(Base):
@@ -212,8 +205,9 @@ class ImageEvent(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     image_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("images.id", ondelete="CASCADE"))
-    source_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("sources.id", ondelete="CASCADE"))
-    run_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("sync_runs.id", ondelete="CASCADE"))
+    # The image's source and the run that saw it: no foreign key, see migration 0008.
+    source_id: Mapped[int] = mapped_column(BigInteger)
+    run_id: Mapped[int] = mapped_column(BigInteger)
     occurred_at: Mapped[datetime] = mapped_column(TSTZ)
     kind: Mapped[str] = mapped_column(Text)
     old_status: Mapped[str | None] = mapped_column(Text)

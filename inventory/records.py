@@ -113,8 +113,27 @@ class ImageRecord:
 
     @property
     def fingerprint(self) -> str:
-        """Hex SHA-256 over the durable fields, stable across processes and versions."""
-        return fingerprint({name: getattr(self, name) for name in DURABLE_FIELDS})
+        """Hex SHA-256 over the durable fields, stable across processes and versions:
+        exactly :func:`fingerprint` of them, with the canonical forms written out for the
+        four fields that need one instead of tried on every field (it runs per image)."""
+        created = self.provider_created_at
+        canonical = {name: getattr(self, name) for name in _PLAIN_FIELDS}
+        canonical["status"] = self.status.value
+        canonical["size_gb"] = _decimal(self.size_gb)
+        canonical["min_disk_gb"] = _decimal(self.min_disk_gb)
+        canonical["provider_created_at"] = (
+            created.astimezone(UTC).isoformat() if created is not None else None
+        )
+        return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+#: The durable fields whose value is hashed as it is (text, an int, the tags, or null).
+_TYPED_FIELDS = frozenset({"status", "size_gb", "min_disk_gb", "provider_created_at"})
+_PLAIN_FIELDS = tuple(f for f in DURABLE_FIELDS if f not in _TYPED_FIELDS)
+
+
+def _decimal(value: Decimal | None) -> str | None:
+    return None if value is None else format(value.normalize(), "f")
 
 
 def _canonical(value: Any) -> Any:

@@ -58,10 +58,21 @@ def loads(body: str | bytes) -> Any:
         except orjson.JSONDecodeError:
             pass
     try:
-        return json.loads(body)
+        return json.loads(body, parse_float=_float, parse_constant=NonFinite)
     except RecursionError:
         text = body.decode("utf-8") if isinstance(body, bytes) else body
-        return json.loads(_cap_depth(text))
+        return json.loads(_cap_depth(text), parse_float=_float, parse_constant=NonFinite)
+
+
+class NonFinite(float):
+    """``NaN``, ``Infinity`` or a number too large for a float, as the standard parser read
+    it: marked, so that :meth:`Storable.raw` (whose fast path, orjson, refuses the mark)
+    counts it and stores it as null."""
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    return value if math.isfinite(value) else NonFinite(value)
 
 
 def _cap_depth(text: str) -> str:
@@ -142,11 +153,15 @@ class Storable:
         self.skipped: list[str] = []  # "page 3: image ... left out: why"
 
     def raw(self, raw: dict[str, Any], page: int) -> tuple[dict[str, Any], str]:
-        """The raw object as it can be stored, and its JSON text (for staging)."""
+        """The raw object as it can be stored, and its JSON text (for staging). ``raw`` is
+        as :func:`loads` (or the stream parser) read it: a non-finite number is marked.
+
+        orjson writes the clean majority; it refuses what needs cleaning (a lone surrogate,
+        a :class:`NonFinite` number, an integer past 64 bits, nesting past 254 levels), and
+        NUL comes out escaped, so those go the careful way."""
         try:
-            blob = json.dumps(raw, ensure_ascii=False, allow_nan=False)
-            blob.encode("utf-8")
-        except (ValueError, UnicodeEncodeError, RecursionError):
+            blob = orjson.dumps(raw).decode()
+        except TypeError:  # orjson.JSONEncodeError is one
             blob = ""
         if blob and "\\u0000" not in blob and TOO_DEEP not in blob:
             return raw, blob

@@ -36,7 +36,7 @@ from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import Connection, text
 
 from inventory.config import SyncSettings
-from inventory.errors import ConfigError
+from inventory.errors import ConfigError, InventoryError
 from inventory.records import DURABLE_FIELDS, FLAGGED_STATUSES, GONE, ImageRecord
 from inventory.source import SourceConfig
 
@@ -338,21 +338,33 @@ def merge(
     p = {"sid": source_id, "run": run_id}
     ex = conn.execute
 
+    # Every row written below names this run, which no foreign key checks row by row
+    # (migration 0008): its row is locked once instead, so it exists until this commits.
+    if ex(text("SELECT FROM sync_runs WHERE id = :run FOR KEY SHARE"), p).first() is None:
+        raise InventoryError(f"run {run_id} was deleted while it ran; nothing was applied")
+
     # A listing can repeat an item (offset paging while the catalogue moves): keep the last.
+    # Rare, so it is looked for first (one hash aggregate) and only then deleted.
     ex(text(f"CREATE INDEX ON {STAGE} (provider_image_id, seq)"))
-    duplicates, first_repeat = ex(
-        text(
-            f"""
-            WITH repeats AS (
-                DELETE FROM {STAGE} s USING {STAGE} t
-                 WHERE s.provider_image_id = t.provider_image_id AND s.seq < t.seq
-                RETURNING t.seq
+    duplicates, first_repeat = 0, None
+    repeated = ex(
+        text(f"SELECT EXISTS (SELECT FROM {STAGE} GROUP BY provider_image_id HAVING count(*) > 1)")
+    ).scalar_one()
+    if repeated:
+        duplicates, first_repeat = ex(
+            text(
+                f"""
+                WITH repeats AS (
+                    DELETE FROM {STAGE} s USING {STAGE} t
+                     WHERE s.provider_image_id = t.provider_image_id AND s.seq < t.seq
+                    RETURNING t.seq
+                )
+                SELECT count(*), min(seq) FROM repeats
+                """
             )
-            SELECT count(*), min(seq) FROM repeats
-            """
-        )
-    ).one()
-    ex(text(f"ANALYZE {STAGE}"))  # temp tables are never auto-analyzed
+        ).one()
+    # Temp tables are never auto-analyzed; the joins below need only these columns' stats.
+    ex(text(f"ANALYZE {STAGE} (provider_image_id, fingerprint)"))
     seen = int(ex(text(f"SELECT count(*) FROM {STAGE}")).scalar_one())
     active_before = int(
         ex(

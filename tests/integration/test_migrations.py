@@ -295,3 +295,56 @@ def test_0007_flagged_streak_kept_by_the_merge_and_backfilled(
         assert _streaks(empty_engine)[0] == final
     finally:
         running.stop()
+
+
+def test_0008_deleting_runs_and_sources_does_what_the_dropped_keys_did(
+    empty_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run columns have no foreign key (no trigger per written row); deleting runs
+    still nulls them and deletes the runs' events, set-based, and deleting a source still
+    takes everything of it and nothing of another."""
+    upgrade(empty_engine)
+    emulators = [
+        PROVIDERS.emulated("qingcloud").start(images=60, seed=s, name=f"del-{s}", system_share=0.0)
+        for s in (1, 2)
+    ]
+    try:
+        for running in emulators:
+            for name, value in running.env.items():
+                monkeypatch.setenv(name, value)
+        settings = parse_settings({"sources": [r.source for r in emulators]}, None)
+        keep, drop = settings.sources
+        for source in settings.sources:
+            assert sync_source(empty_engine, settings, source).status == "succeeded"
+        emulators[1].catalogue.mutate(3, deprecate=10)
+        churn = sync_source(empty_engine, settings, drop)
+        assert churn.changed == 10
+
+        def count(sql: str, **params: object) -> int:
+            return int(fetch_all(empty_engine, sql, **params)[0][0])
+
+        with empty_engine.begin() as conn:
+            conn.execute(text("DELETE FROM sync_runs WHERE id = :r"), {"r": churn.run_id})
+        assert count("SELECT count(*) FROM image_events WHERE run_id = :r", r=churn.run_id) == 0
+        for table, column in (
+            ("images", "last_changed_run_id"),
+            ("images", "flagged_run_id"),
+            ("image_status_history", "opened_by_run_id"),
+            ("image_status_history", "closed_by_run_id"),
+        ):
+            sql = f"SELECT count(*) FROM {table} WHERE {column} = :r"
+            assert count(sql, r=churn.run_id) == 0, column
+        assert count("SELECT count(*) FROM images WHERE flagged_since IS NOT NULL") >= 10
+
+        kept = count("SELECT count(*) FROM image_events")
+        with empty_engine.begin() as conn:
+            conn.execute(text("DELETE FROM sources WHERE name = :n"), {"n": drop.name})
+        for table in ("images", "sync_runs", "image_events"):
+            assert count(f"SELECT count(*) FROM {table} WHERE source_id <> 1") == 0, table
+        assert count("SELECT count(*) FROM image_status_history") == 60
+        assert 0 < count("SELECT count(*) FROM image_events") < kept
+        assert count("SELECT count(*) FROM images WHERE source_id = 1") == 60
+        assert sync_source(empty_engine, settings, keep).unchanged == 60
+    finally:
+        for running in emulators:
+            running.stop()

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inventory.records import ImageRecord, ImageStatus
+from inventory.records import DURABLE_FIELDS, ImageRecord, ImageStatus, fingerprint
 
 
 def record(**overrides: object) -> ImageRecord:
@@ -95,3 +95,26 @@ def test_fingerprint_text_is_the_first_definitions_bytes(canonical: dict[str, ob
     library's compact, key-sorted, UTF-8 JSON gave when the fingerprint was defined."""
     first = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS) == first.encode()
+
+
+_RECORDS = st.builds(
+    ImageRecord,
+    provider_image_id=_TEXT.filter(bool),
+    status=st.sampled_from(list(ImageStatus)),
+    raw_status=st.none() | _TEXT,
+    name=st.none() | _TEXT,
+    os_family=st.none() | _TEXT,
+    word_size=st.none() | st.sampled_from([32, 64]),
+    size_gb=st.none() | st.decimals(0, 10**6, allow_nan=False, places=3),
+    min_disk_gb=st.none() | st.decimals(0, 10**4, allow_nan=False, places=0),
+    provider_created_at=st.none()
+    | st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=8))])),
+    tags=st.dictionaries(_TEXT, _TEXT, max_size=4),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_RECORDS)
+def test_a_records_fingerprint_is_the_generic_one(rec: ImageRecord) -> None:
+    """The per-image fast path hashes what fingerprint() of the durable fields does."""
+    assert rec.fingerprint == fingerprint({f: getattr(rec, f) for f in DURABLE_FIELDS})

@@ -42,11 +42,21 @@ def test_brackets_and_quotes_inside_strings_are_not_nesting() -> None:
 
 def test_raw_is_cleaned_and_every_change_counted() -> None:
     checks = Storable("src")
-    raw = {"id": "img-1", "n\x00ame": "a\x00b", "odd": "x\ud800", "size": float("nan")}
+    # As loads reads a body: the standard parser marks NaN (orjson refuses it).
+    raw = {"id": "img-1", "n\x00ame": "a\x00b", "odd": "x\ud800", **loads('{"size": NaN}')}
     cleaned, blob = checks.raw(raw, page=3)
     assert cleaned == {"id": "img-1", "n\ufffdame": "a\ufffdb", "odd": "x\ufffd", "size": None}
     assert json.loads(blob) == cleaned and "\\u0000" not in blob
     assert checks.counts == {"characters": 3, "numbers": 1, "deep": 0}
     assert checks.nulled == ["page 3, image 'img-1': size not a finite number"]
-    clean = {"id": "img-2", "name": "fine"}
-    assert checks.raw(clean, page=3) == (clean, json.dumps(clean, ensure_ascii=False))
+    clean = {"id": "img-2", "name": "fine", "n": [1, 2.5, None, {"k": "é"}]}
+    kept, text = checks.raw(clean, page=3)
+    assert kept is clean and json.loads(text) == clean
+    assert checks.counts == {"characters": 3, "numbers": 1, "deep": 0}  # nothing more
+
+
+@pytest.mark.parametrize("body", ['{"a": NaN}', '{"a": [Infinity]}', '{"a": {"b": -1e400}}'])
+def test_non_finite_numbers_from_any_body_are_counted_and_nulled(body: str) -> None:
+    checks = Storable("src")
+    cleaned, blob = checks.raw(loads(body), page=1)
+    assert "a" in cleaned and checks.counts["numbers"] == 1 and "NaN" not in blob
