@@ -24,8 +24,11 @@ clock, so history intervals of one source never run backwards.
 
 from __future__ import annotations
 
+import bisect
+import hashlib
 import os
 import socket
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +51,9 @@ STAGE = "inventory_stage"
 #: :data:`~inventory.records.DURABLE_FIELDS` order, as :meth:`Stager.write` writes them),
 #: the raw record and the fingerprint.
 STAGE_COLUMNS: tuple[str, ...] = ("seq", "provider_image_id", *DURABLE_FIELDS, "raw", "fingerprint")
+
+#: The columns of a row staged by id and fingerprint alone (:class:`Stager`, ``known``).
+_NONE = (None,) * (len(STAGE_COLUMNS) - 3)
 
 #: Columns copied from the staging row into ``images`` on insert and update.
 IMAGE_DATA_COLUMNS: tuple[str, ...] = STAGE_COLUMNS[1:]
@@ -215,17 +221,57 @@ def create_stage(conn: Connection) -> None:
                 seq bigint NOT NULL,
                 provider_image_id text NOT NULL,
                 name text, description text,
-                status text NOT NULL, raw_status text,
+                status text, raw_status text,
                 os_family text, os_name text, platform text, architecture text,
                 word_size smallint, size_gb numeric, min_disk_gb numeric,
                 visibility text, owner text, image_type text,
                 provider_created_at timestamptz,
-                tags jsonb NOT NULL, raw jsonb NOT NULL,
+                tags jsonb, raw jsonb,
                 fingerprint text NOT NULL
             )
             """
         )
     )
+
+
+class KnownRowChanged(InventoryError):
+    """A row staged as already stored (:class:`Stager`, ``known``) is not stored that way:
+    the listing must be staged again in full. Expected once in 10**19 images."""
+
+
+#: The most rows a source's known keys are read in at once.
+_KEY_BATCH = 10_000
+
+
+def known_keys(conn: Connection, source_id: int) -> array[int]:
+    """One 64-bit key per listed image of the source, of its id and fingerprint, sorted: 8
+    bytes an image, so a sync can tell the rows stored exactly as listed (and stage only
+    their id) without holding the source's images in memory (see :func:`row_key`)."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    keys: array[int] = array("q")
+    with driver.cursor(name="inventory_known_keys") as cursor:
+        cursor.itersize = _KEY_BATCH
+        cursor.execute(
+            """SELECT ('x' || left(md5(provider_image_id || E'\\n' || fingerprint), 16))
+                          ::bit(64)::bigint AS key
+                 FROM images WHERE source_id = %s AND gone_at IS NULL ORDER BY key""",
+            (source_id,),
+        )
+        for (key,) in cursor:
+            keys.append(key)
+    return keys
+
+
+def row_key(provider_image_id: str, fingerprint: str) -> int:
+    """:func:`known_keys`' key of one record, computed the same way as the SQL there."""
+    digest = hashlib.md5(f"{provider_image_id}\n{fingerprint}".encode(), usedforsecurity=False)
+    return int.from_bytes(digest.digest()[:8], "big", signed=True)
+
+
+def _holds(keys: array[int], key: int) -> bool:
+    at = bisect.bisect_left(keys, key)
+    return at < len(keys) and keys[at] == key
 
 
 def drop_stage(conn: Connection) -> None:
@@ -241,7 +287,10 @@ class Stager:
     transaction that ends the collection: an error, or leaving it by an exception, aborts
     the COPY and nothing is staged."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, known: array[int] | None = None) -> None:
+        self._known = known
+        #: Rows staged by id and fingerprint alone (already stored exactly so).
+        self.known = 0
         driver = conn.connection.driver_connection
         assert driver is not None
         self._cursor = driver.cursor()
@@ -268,8 +317,16 @@ class Stager:
         row's columns are :data:`STAGE_COLUMNS`, in that order."""
         copy = self._copy
         assert copy is not None, "use the Stager as a context manager"
+        known = self._known or None
         written = 0
         for record, raw in zip(records, raw_json, strict=True):
+            image_id, fingerprint = record.provider_image_id, record.fingerprint
+            if known is not None and _holds(known, row_key(image_id, fingerprint)):
+                # Stored exactly so: the merge needs only that it was listed.
+                copy.write_row((self.count + written, image_id, *_NONE, fingerprint))
+                self.known += 1
+                written += 1
+                continue
             copy.write_row(
                 (
                     self.count + written,
@@ -291,7 +348,7 @@ class Stager:
                     record.provider_created_at,
                     orjson.dumps(record.tags, option=orjson.OPT_SORT_KEYS).decode(),
                     raw,
-                    record.fingerprint,
+                    fingerprint,
                 )
             )
             written += 1
@@ -396,6 +453,11 @@ def merge(
         row.outcome: int(row.n)
         for row in ex(text("SELECT outcome, count(*) AS n FROM inventory_diff GROUP BY outcome"))
     }
+    # A row staged as already stored must be: else its data was never sent.
+    if ex(text("SELECT EXISTS (SELECT FROM inventory_diff WHERE raw IS NULL)")).scalar_one():
+        raise KnownRowChanged(
+            "an image staged as unchanged is not stored so (a key collision); staging again"
+        )
     inserted = int(counts.get("new", 0))
     changed = int(counts.get("changed", 0))
     reappeared = int(counts.get("reappeared", 0))

@@ -144,19 +144,38 @@ def sync_source(
                     )
                 result = RunResult(source=source.name, run_id=run_id, status="running")
                 try:
-                    _collect_and_merge(
-                        conn,
-                        settings,
-                        source,
-                        source_id,
-                        run_id,
-                        collector,
-                        result,
-                        allow_mass_disappearance,
-                        progress,
-                        retries,
-                        cancel,
-                    )
+                    try:
+                        _collect_and_merge(
+                            conn,
+                            settings,
+                            source,
+                            source_id,
+                            run_id,
+                            collector,
+                            result,
+                            allow_mass_disappearance,
+                            progress,
+                            retries,
+                            cancel,
+                        )
+                    except store.KnownRowChanged as err:
+                        log.warning("source %s: %s", source.name, err)
+                        collector.close()
+                        collector = provider.collector(source, policy, count_retry)
+                        _collect_and_merge(
+                            conn,
+                            settings,
+                            source,
+                            source_id,
+                            run_id,
+                            collector,
+                            result,
+                            allow_mass_disappearance,
+                            progress,
+                            retries,
+                            cancel,
+                            known=False,
+                        )
                 except BaseException as err:
                     result.retries = retries[0]
                     if _connection_lost(err):  # the run's connection is dead: use a new one
@@ -189,17 +208,21 @@ def _collect_and_merge(
     progress: Progress | None,
     retries: list[int],
     cancel: threading.Event | None,
+    known: bool = True,
 ) -> None:
+    """Collect the listing into the staging table and merge it, in one transaction each.
+    With ``known``, rows already stored exactly as listed are staged by id alone."""
     provider = PROVIDERS[source.provider]
     unknown: Counter[str] = Counter()
 
     with conn.begin():
         store.create_stage(conn)
+        keys = store.known_keys(conn, source_id) if known else None
     staged = 0
     checks = Storable(source.name)
     starts: list[tuple[int, int]] = []  # (staging seq of its first item, page number)
     try:  # one COPY for the whole listing (store.Stager), applied only by the merge below
-        with conn.begin(), store.Stager(conn) as stager:
+        with conn.begin(), store.Stager(conn, keys) as stager:
             for page in collector.pages():
                 starts.append((staged, page.number))
                 result.pages = page.number

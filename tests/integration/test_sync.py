@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
+from inventory import store
 from inventory.config import Settings, SyncSettings
 from inventory.errors import AlreadyRunning
 from inventory.http import RetryPolicy
@@ -459,3 +460,64 @@ def test_a_statement_the_database_refuses_names_the_source_and_place(
     run = fetch_all(engine, "SELECT status, error FROM sync_runs WHERE id = :r", r=result.run_id)
     assert (run[0].status, run[0].error) == ("failed", result.error)
     assert sync(engine, emu).inserted == 120
+
+
+class _Spy:
+    """Counts the rows each run staged by id alone (already stored exactly as listed)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.known: list[int] = []
+        real = store.Stager
+        spy = self
+
+        class Stager(real):  # type: ignore[misc, valid-type]
+            def __exit__(self, *exc: Any) -> None:
+                super().__exit__(*exc)
+                spy.known.append(self.known)
+
+        monkeypatch.setattr(store, "Stager", Stager)
+
+
+def test_rows_stored_as_listed_are_staged_by_id_alone(
+    engine: Engine, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The keys the database computes for its rows are the ones the sync computes for the
+    listing; a no-change re-sync stages every row by id alone and writes nothing; a churn
+    re-sync stages only the changed, new and returning rows in full."""
+    emu = emulator.reset(images=250, page_size=50)
+    spy = _Spy(monkeypatch)
+    assert sync(engine, emu).inserted == 250
+    with engine.connect() as conn:
+        sid = conn.execute(text("SELECT id FROM sources")).scalar_one()
+        keys = list(store.known_keys(conn, sid))
+        rows = conn.execute(text("SELECT provider_image_id, fingerprint FROM images")).all()
+    assert keys == sorted(store.row_key(r[0], r[1]) for r in rows)
+
+    before = row_versions(engine)
+    again = sync(engine, emu)
+    assert (again.unchanged, again.changed, spy.known[-1]) == (250, 0, 250)
+    assert row_versions(engine) == before
+
+    emu.mutate(seed=5, deprecate=6, rename=3, add=4, remove=2)
+    churn = sync(engine, emu)
+    assert (churn.changed, churn.inserted) == (9, 4), churn.error
+    assert spy.known[-1] == 250 - 2 - 9  # the others went in full
+
+
+def test_a_row_wrongly_taken_as_stored_stages_the_listing_again(
+    engine: Engine, emulator: Emulator, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    """A key collision (every row taken as stored, here by force) is caught by the merge,
+    which compares the exact fingerprints: the listing is collected again in full and the
+    run applies every change, with a warning."""
+    emu = emulator.reset(images=120, page_size=40)
+    assert sync(engine, emu).inserted == 120
+    changed = emu.mutate(seed=6, deprecate=5, add=3)
+    monkeypatch.setattr(store, "_holds", lambda _keys, _key: True)
+    with caplog.at_level(logging.WARNING, logger="inventory.sync"):
+        result = sync(engine, emu)
+    assert result.status == "succeeded", result.error
+    assert (result.changed, result.inserted, result.pages) == (5, 3, 4)  # 123 images
+    assert "staging again" in caplog.text
+    for image_id in changed["deprecate"]:
+        assert history_of(engine, image_id)[-1] == ("deprecated", False)
