@@ -143,39 +143,31 @@ def sync_source(
                         orphans,
                     )
                 result = RunResult(source=source.name, run_id=run_id, status="running")
+
+                def collect(collector: Collector, known: bool) -> None:
+                    _collect_and_merge(
+                        conn,
+                        settings,
+                        source,
+                        source_id,
+                        run_id,
+                        collector,
+                        result,
+                        allow_mass_disappearance,
+                        progress,
+                        retries,
+                        cancel,
+                        known=known,
+                    )
+
                 try:
                     try:
-                        _collect_and_merge(
-                            conn,
-                            settings,
-                            source,
-                            source_id,
-                            run_id,
-                            collector,
-                            result,
-                            allow_mass_disappearance,
-                            progress,
-                            retries,
-                            cancel,
-                        )
-                    except store.KnownRowChanged as err:
+                        collect(collector, known=True)
+                    except store.KnownRowChanged as err:  # once in 10**19: all in full
                         log.warning("source %s: %s", source.name, err)
                         collector.close()
                         collector = provider.collector(source, policy, count_retry)
-                        _collect_and_merge(
-                            conn,
-                            settings,
-                            source,
-                            source_id,
-                            run_id,
-                            collector,
-                            result,
-                            allow_mass_disappearance,
-                            progress,
-                            retries,
-                            cancel,
-                            known=False,
-                        )
+                        collect(collector, known=False)
                 except BaseException as err:
                     result.retries = retries[0]
                     if _connection_lost(err):  # the run's connection is dead: use a new one
