@@ -11,8 +11,6 @@ read as ``None`` and noted, so the run can warn about it naming the field (:func
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation, localcontext
@@ -23,16 +21,20 @@ from inventory.errors import MalformedResponse
 _NOTES: ContextVar[list[str] | None] = ContextVar("field_notes", default=None)
 
 
-@contextlib.contextmanager
-def noting() -> Iterator[list[str]]:
+class noting:  # lower case: used as a function, ``with noting() as notes``
     """Collect, while one image is normalized, the fields read as None because their value
-    could not be stored (each note: ``field value why``)."""
-    notes: list[str] = []
-    token = _NOTES.set(notes)
-    try:
-        yield notes
-    finally:
-        _NOTES.reset(token)
+    could not be stored (each note: ``field value why``). A class rather than a generator
+    context manager: it is entered once per image."""
+
+    __slots__ = ("_notes", "_token")
+
+    def __enter__(self) -> list[str]:
+        self._notes: list[str] = []
+        self._token = _NOTES.set(self._notes)
+        return self._notes
+
+    def __exit__(self, *exc: object) -> None:
+        _NOTES.reset(self._token)
 
 
 def shortened(text: str, limit: int = 60) -> str:
@@ -65,6 +67,8 @@ def optional_str(raw: dict[str, Any], key: str, *, lower: bool = False) -> str |
     """The stripped string (a number as text), None when absent or empty; ``lower`` for
     vocabularies whose case varies by provider."""
     value = raw.get(key)
+    if value is None:
+        return None
     if isinstance(value, str):
         value = value.strip().lower() if lower else value.strip()
         return value or None
