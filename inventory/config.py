@@ -25,6 +25,7 @@ from typing import Any
 
 from inventory import cron
 from inventory.errors import ConfigError
+from inventory.http import MAX_RATE_LIMIT_PER_S
 from inventory.providers import PROVIDERS
 
 # SecretRef and SourceConfig live below the providers; tests and callers import them here.
@@ -33,8 +34,6 @@ from inventory.source import SourceConfig as SourceConfig
 
 DEFAULT_PATH = Path("inventory.toml")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-#: The highest ``rate_limit_per_s`` a source may set (requests per second).
-MAX_RATE_LIMIT_PER_S = 1000.0
 #: The most requests one source may have in flight (``concurrency``).
 MAX_CONCURRENCY = 32
 #: The most sources synced at once (``[sync] jobs``, ``--jobs``).

@@ -65,6 +65,10 @@ class RetryPolicy:
         return random.uniform(cap / 2, cap)
 
 
+#: The highest rate a source may ask for (``rate_limit_per_s``, requests per second).
+MAX_RATE_LIMIT_PER_S = 1000.0
+
+
 class RateLimiter:
     """Client-side request pacing: at most ``rate`` calls per second, bursts of ``burst``.
 

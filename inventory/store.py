@@ -288,7 +288,7 @@ class Stager:
     the COPY and nothing is staged."""
 
     def __init__(self, conn: Connection, known: array[int] | None = None) -> None:
-        self._known = known
+        self._keys = known or None
         #: Rows staged by id and fingerprint alone (already stored exactly so).
         self.known = 0
         driver = conn.connection.driver_connection
@@ -317,11 +317,11 @@ class Stager:
         row's columns are :data:`STAGE_COLUMNS`, in that order."""
         copy = self._copy
         assert copy is not None, "use the Stager as a context manager"
-        known = self._known or None
+        keys = self._keys
         written = 0
         for record, raw in zip(records, raw_json, strict=True):
             image_id, fingerprint = record.provider_image_id, record.fingerprint
-            if known is not None and _holds(known, row_key(image_id, fingerprint)):
+            if keys is not None and _holds(keys, row_key(image_id, fingerprint)):
                 # Stored exactly so: the merge needs only that it was listed.
                 copy.write_row((self.count + written, image_id, *_NONE, fingerprint))
                 self.known += 1
@@ -330,7 +330,7 @@ class Stager:
             copy.write_row(
                 (
                     self.count + written,
-                    record.provider_image_id,
+                    image_id,
                     record.name,
                     record.description,
                     record.status.value,
@@ -449,12 +449,15 @@ def merge(
         ),
         p,
     )
-    counts: dict[str, int] = {
-        row.outcome: int(row.n)
-        for row in ex(text("SELECT outcome, count(*) AS n FROM inventory_diff GROUP BY outcome"))
-    }
+    outcomes = ex(
+        text(
+            "SELECT outcome, count(*) AS n, count(*) FILTER (WHERE raw IS NULL) AS unsent"
+            " FROM inventory_diff GROUP BY outcome"
+        )
+    ).all()
+    counts: dict[str, int] = {row.outcome: int(row.n) for row in outcomes}
     # A row staged as already stored must be: else its data was never sent.
-    if ex(text("SELECT EXISTS (SELECT FROM inventory_diff WHERE raw IS NULL)")).scalar_one():
+    if any(row.unsent for row in outcomes):
         raise KnownRowChanged(
             "an image staged as unchanged is not stored so (a key collision); staging again"
         )

@@ -74,7 +74,12 @@ class PagedCollector:
         self._pool: ThreadPoolExecutor | None = None
         self._prepare(source)
         # One budget per account and region in this process, whichever sources use it.
-        rate = source.rate_limit_per_s or self.default_rate_limit_per_s
+        # (``options.rate_limit_per_s`` is Tencent's older spelling of the setting.)
+        rate = (
+            source.rate_limit_per_s
+            or source.options.get("rate_limit_per_s")
+            or self.default_rate_limit_per_s
+        )
         self.limiter = limiter or shared_limiter(self._account_key(source), float(rate))
         # A test may hand in its own client; otherwise one signed with the source's keys.
         self._client = client or make_client(self._auth(source), source.timeout_s)

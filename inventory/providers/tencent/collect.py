@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -34,6 +33,7 @@ from inventory.errors import (
     ProviderTransientError,
     Throttled,
 )
+from inventory.http import MAX_RATE_LIMIT_PER_S
 from inventory.paging import OffsetPaging, Page, PagingStrategy
 from inventory.providers.base import PagedCollector
 from inventory.providers.tencent.auth import ACTION, CONTENT_TYPE, TencentAuth
@@ -45,7 +45,6 @@ MAX_PAGE_SIZE = 100
 #: Requests in flight: with ~100 ms a page, 8 keep the 40 calls/s the limiter allows busy.
 DEFAULT_CONCURRENCY = 8
 DEFAULT_RATE_LIMIT_PER_S = 40.0
-MAX_RATE_LIMIT_PER_S = 1000.0
 
 #: Filters.N Name values this collector sends; ``tag:<key>`` is matched by prefix.
 FILTER_NAMES = ("image-id", "image-type", "image-name", "platform", "tag-key", "tag-value")
@@ -197,12 +196,6 @@ class TencentCollector(PagedCollector):
     default_concurrency = DEFAULT_CONCURRENCY
 
     default_rate_limit_per_s = DEFAULT_RATE_LIMIT_PER_S
-
-    def __init__(self, source: SourceConfig, *args: Any, **kwargs: Any) -> None:
-        if "rate_limit_per_s" in source.options and source.rate_limit_per_s is None:
-            # The older spelling, options.rate_limit_per_s, still sets the source's limit.
-            source = replace(source, rate_limit_per_s=float(source.options["rate_limit_per_s"]))
-        super().__init__(source, *args, **kwargs)
 
     def _prepare(self, source: SourceConfig) -> None:
         self.endpoint = source.endpoint or DEFAULT_ENDPOINT
