@@ -38,6 +38,10 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 MAX_CONCURRENCY = 32
 #: The most sources synced at once (``[sync] jobs``, ``--jobs``).
 MAX_JOBS = 64
+#: The most worker processes that stage a large listing (``[sync] workers``).
+MAX_WORKERS = 32
+#: One per core, up to 4; none on one core, where they would only take turns with the sync.
+DEFAULT_WORKERS = 0 if (os.cpu_count() or 1) < 2 else min(os.cpu_count() or 1, 4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +56,9 @@ class SyncSettings:
     #: Sources synced at once by `inventory sync` and the scheduler (each on its own
     #: database connection: the pool holds jobs + 2).
     jobs: int = 4
+    #: Worker processes that normalize and encode a large listing's pages
+    #: (:mod:`inventory.staging`); 0 does it all in the sync's own process.
+    workers: int = DEFAULT_WORKERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +209,13 @@ def parse_settings(data: Mapping[str, Any], path: Path | None) -> Settings:
             database_url = SecretRef.parse(raw_url, where)
 
     sync_table = _table(data.get("sync", {}), f"{label}: [sync]")
-    sync_keys = {"max_disappearance_share", "guard_min_images", "confirm_gone_runs", "jobs"}
+    sync_keys = {
+        "max_disappearance_share",
+        "guard_min_images",
+        "confirm_gone_runs",
+        "jobs",
+        "workers",
+    }
     _only(sync_table, sync_keys, f"{label}: [sync]")
     sync = SyncSettings(
         max_disappearance_share=_number(
@@ -215,6 +228,17 @@ def parse_settings(data: Mapping[str, Any], path: Path | None) -> Settings:
             _number(sync_table, "confirm_gone_runs", 2, 1, 100, f"{label}: [sync]", integer=True)
         ),
         jobs=int(_number(sync_table, "jobs", 4, 1, MAX_JOBS, f"{label}: [sync]", integer=True)),
+        workers=int(
+            _number(
+                sync_table,
+                "workers",
+                DEFAULT_WORKERS,
+                0,
+                MAX_WORKERS,
+                f"{label}: [sync]",
+                integer=True,
+            )
+        ),
     )
 
     sched_table = _table(data.get("scheduler", {}), f"{label}: [scheduler]")

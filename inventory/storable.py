@@ -197,6 +197,13 @@ class Storable:
         self.nulled += [f"page {page}, image {_ident(image_id)}: {note}" for note in notes]
         return record
 
+    def absorb(self, other: Storable) -> None:
+        """Add what ``other`` (the checks of a batch of the same run) found."""
+        for kind, n in other.counts.items():
+            self.counts[kind] += n
+        self.nulled += other.nulled
+        self.skipped += other.skipped
+
     def skip(self, page: int, image: object, why: str) -> None:
         self.skipped.append(f"page {page}: image {_ident(image)} left out: {why}")
 

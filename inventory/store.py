@@ -52,9 +52,6 @@ STAGE = "inventory_stage"
 #: the raw record and the fingerprint.
 STAGE_COLUMNS: tuple[str, ...] = ("seq", "provider_image_id", *DURABLE_FIELDS, "raw", "fingerprint")
 
-#: The columns of a row staged by id and fingerprint alone (:class:`Stager`, ``known``).
-_NONE = (None,) * (len(STAGE_COLUMNS) - 3)
-
 #: Columns copied from the staging row into ``images`` on insert and update.
 IMAGE_DATA_COLUMNS: tuple[str, ...] = STAGE_COLUMNS[1:]
 
@@ -269,7 +266,7 @@ def row_key(provider_image_id: str, fingerprint: str) -> int:
     return int.from_bytes(digest.digest()[:8], "big", signed=True)
 
 
-def _holds(keys: array[int], key: int) -> bool:
+def _holds(keys: Sequence[int], key: int) -> bool:
     at = bisect.bisect_left(keys, key)
     return at < len(keys) and keys[at] == key
 
@@ -311,49 +308,107 @@ class Stager:
         finally:
             self._cursor.close()
 
+    @property
+    def known_keys(self) -> array[int] | None:
+        """The keys of the rows the database holds (:func:`known_keys`), if any."""
+        return self._keys
+
     def write(self, records: Iterable[ImageRecord], raw_json: Sequence[str]) -> int:
         """Stage records; return how many. ``raw_json`` holds each record's raw object as
-        JSON text, already made storable (:meth:`inventory.storable.Storable.raw`). The
-        row's columns are :data:`STAGE_COLUMNS`, in that order."""
+        JSON text, already made storable (:meth:`inventory.storable.Storable.raw`)."""
+        return self.write_rows(encode_rows(records, raw_json, self.count, self._keys))
+
+    def write_rows(self, rows: Rows) -> int:
+        """Stage rows :func:`encode_rows` made (here or in a worker process); return how
+        many."""
         copy = self._copy
         assert copy is not None, "use the Stager as a context manager"
-        keys = self._keys
-        written = 0
-        for record, raw in zip(records, raw_json, strict=True):
-            image_id, fingerprint = record.provider_image_id, record.fingerprint
-            if keys is not None and _holds(keys, row_key(image_id, fingerprint)):
-                # Stored exactly so: the merge needs only that it was listed.
-                copy.write_row((self.count + written, image_id, *_NONE, fingerprint))
-                self.known += 1
-                written += 1
-                continue
-            copy.write_row(
+        copy.write(rows.text)
+        self.count += rows.count
+        self.known += rows.known
+        return rows.count
+
+
+@dataclass(slots=True)
+class Rows:
+    """Staging rows as COPY text, one line each, ``count`` of them, ``known`` of which
+    only name the image and its fingerprint (stored exactly so)."""
+
+    text: str
+    count: int
+    known: int
+
+
+def encode_rows(
+    records: Iterable[ImageRecord],
+    raw_json: Sequence[str],
+    first_seq: int,
+    keys: Sequence[int] | None,
+) -> Rows:
+    """Records (and their raw JSON text) as staging rows numbered from ``first_seq``, in
+    COPY's text format (PostgreSQL's escapes, ``\\N`` for null). A record whose
+    :func:`row_key` is among ``keys`` (sorted; :func:`known_keys`) is stored exactly so:
+    its row holds only its id and fingerprint, all the merge needs to know it was listed."""
+    lines: list[str] = []
+    known = 0
+    seq = first_seq
+    for record, raw in zip(records, raw_json, strict=True):
+        image_id, fingerprint = record.provider_image_id, record.fingerprint
+        head = f"{seq}\t{_copy_text(image_id)}\t"
+        seq += 1
+        if keys is not None and _holds(keys, row_key(image_id, fingerprint)):
+            lines.append(f"{head}{_SHORT_NULLS}{fingerprint}\n")
+            known += 1
+            continue
+        created = record.provider_created_at
+        lines.append(
+            head
+            + "\t".join(
                 (
-                    self.count + written,
-                    image_id,
-                    record.name,
-                    record.description,
+                    _copy_text(record.name),
+                    _copy_text(record.description),
                     record.status.value,
-                    record.raw_status,
-                    record.os_family,
-                    record.os_name,
-                    record.platform,
-                    record.architecture,
-                    record.word_size,
-                    record.size_gb,
-                    record.min_disk_gb,
-                    record.visibility,
-                    record.owner,
-                    record.image_type,
-                    record.provider_created_at,
-                    orjson.dumps(record.tags, option=orjson.OPT_SORT_KEYS).decode(),
-                    raw,
+                    _copy_text(record.raw_status),
+                    _copy_text(record.os_family),
+                    _copy_text(record.os_name),
+                    _copy_text(record.platform),
+                    _copy_text(record.architecture),
+                    _NULL if record.word_size is None else str(record.word_size),
+                    _NULL if record.size_gb is None else str(record.size_gb),
+                    _NULL if record.min_disk_gb is None else str(record.min_disk_gb),
+                    _copy_text(record.visibility),
+                    _copy_text(record.owner),
+                    _copy_text(record.image_type),
+                    _NULL if created is None else created.isoformat(),
+                    _copy_text(orjson.dumps(record.tags, option=orjson.OPT_SORT_KEYS).decode()),
+                    _copy_text(raw),
                     fingerprint,
                 )
             )
-            written += 1
-        self.count += written
-        return written
+            + "\n"
+        )
+    return Rows("".join(lines), seq - first_seq, known)
+
+
+_NULL = "\\N"
+#: The columns of a short row between its id and its fingerprint: all null.
+_SHORT_NULLS = (_NULL + "\t") * (len(STAGE_COLUMNS) - 3)
+
+
+def _copy_text(value: str | None) -> str:
+    """A text value in COPY's text format: null as ``\\N``; backslash, newline, carriage
+    return and tab escaped (NUL cannot occur: :class:`~inventory.storable.Storable`)."""
+    if value is None:
+        return _NULL
+    if "\\" in value:
+        value = value.replace("\\", "\\\\")
+    if "\n" in value:
+        value = value.replace("\n", "\\n")
+    if "\r" in value:
+        value = value.replace("\r", "\\r")
+    if "\t" in value:
+        value = value.replace("\t", "\\t")
+    return value
 
 
 # -- merge ----------------------------------------------------------------------------------
@@ -402,12 +457,12 @@ def merge(
 
     # A listing can repeat an item (offset paging while the catalogue moves): keep the last.
     # Rare, so it is looked for first (one hash aggregate) and only then deleted.
-    ex(text(f"CREATE INDEX ON {STAGE} (provider_image_id, seq)"))
     duplicates, first_repeat = 0, None
     repeated = ex(
         text(f"SELECT EXISTS (SELECT FROM {STAGE} GROUP BY provider_image_id HAVING count(*) > 1)")
     ).scalar_one()
     if repeated:
+        ex(text(f"CREATE INDEX ON {STAGE} (provider_image_id, seq)"))
         duplicates, first_repeat = ex(
             text(
                 f"""

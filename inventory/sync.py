@@ -26,13 +26,12 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import psycopg
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from inventory import store
+from inventory import staging, store
 from inventory.alerts import rules as alert_rules
 from inventory.config import Settings
 from inventory.errors import (
@@ -40,13 +39,10 @@ from inventory.errors import (
     DatabaseLost,
     DatabaseRefused,
     InventoryError,
-    ProviderError,
     RunAborted,
 )
 from inventory.http import RetryPolicy
-from inventory.providers import PROVIDERS, Collector, Provider
-from inventory.providers.fields import image_id_of, noting
-from inventory.records import ImageRecord, ImageStatus
+from inventory.providers import PROVIDERS, Collector
 from inventory.secrets import scrub
 from inventory.source import SourceConfig
 from inventory.storable import Storable
@@ -204,29 +200,44 @@ def _collect_and_merge(
 ) -> None:
     """Collect the listing into the staging table and merge it, in one transaction each.
     With ``known``, rows already stored exactly as listed are staged by id alone."""
-    provider = PROVIDERS[source.provider]
     unknown: Counter[str] = Counter()
 
     with conn.begin():
         store.create_stage(conn)
         keys = store.known_keys(conn, source_id) if known else None
-    staged = 0
     checks = Storable(source.name)
     starts: list[tuple[int, int]] = []  # (staging seq of its first item, page number)
+    total: int | None = None
+
+    def written(number: int, staged: int) -> None:
+        if progress is not None:
+            progress(source.name, number, staged, total)
+
     try:  # one COPY for the whole listing (store.Stager), applied only by the merge below
         with conn.begin(), store.Stager(conn, keys) as stager:
-            for page in collector.pages():
-                starts.append((staged, page.number))
-                result.pages = page.number
-                for batch in page.batches(STREAM_BATCH):
-                    records, raw_json = _normalized(provider, page.number, batch, checks, unknown)
-                    staged += stager.write(records, raw_json)
-                    if progress is not None:
-                        progress(source.name, page.number, staged, page.total)
-                if cancel is not None and cancel.is_set():
-                    raise RunAborted(
-                        f"aborted: shutdown requested after page {page.number}; nothing was applied"
-                    )
+            batches = staging.Batches(
+                source.provider,
+                stager,
+                checks,
+                unknown,
+                workers=settings.sync.workers,
+                expected=len(keys or ()),
+                written=written,
+            )
+            try:
+                for page in collector.pages():
+                    starts.append((batches.submitted, page.number))
+                    result.pages, total = page.number, page.total
+                    for batch in page.batches(STREAM_BATCH):
+                        batches.add(page.number, batch, page.total)
+                    if cancel is not None and cancel.is_set():
+                        raise RunAborted(
+                            f"aborted: shutdown requested after page {page.number}; nothing "
+                            "was applied"
+                        )
+                batches.finish()
+            finally:
+                batches.close()
     except (DBAPIError, psycopg.Error) as err:
         if _connection_lost(err):  # said by _lost
             raise
@@ -323,35 +334,6 @@ def _collect_and_merge(
         if _connection_lost(err):  # said by _lost
             raise
         raise _refused(source, f"the merge (after page {result.pages})", err) from err
-
-
-def _normalized(
-    provider: Provider,
-    number: int,
-    items: list[dict[str, Any]],
-    checks: Storable,
-    unknown: Counter[str],
-) -> tuple[list[ImageRecord], list[str]]:
-    """Items of page ``number`` as storable records and their raw JSON; the bad ones are
-    left out and noted in ``checks`` (one bad image fails no run)."""
-    records: list[ImageRecord] = []
-    raw_json: list[str] = []
-    for item in items:
-        raw, blob = checks.raw(item, number)
-        try:
-            with noting() as notes:
-                normalized = provider.normalize(raw)
-        except (ProviderError, ValueError) as err:
-            checks.skip(number, image_id_of(raw), str(err))
-            continue
-        record = checks.record(normalized, number, notes)
-        if record is None:
-            continue
-        if record.status is ImageStatus.UNKNOWN:
-            unknown[record.raw_status or "<empty>"] += 1
-        records.append(record)
-        raw_json.append(blob)
-    return records, raw_json
 
 
 def _record_failure(conn: Connection, run_id: int, result: RunResult, err: BaseException) -> None:

@@ -104,6 +104,11 @@ def test_missing_env_var_names_source_field_and_variable(
             "max_disappearance_share = 0.3\nconfirm_gone_runs = 0",
             "[sync]: field confirm_gone_runs",
         ),
+        (
+            "max_disappearance_share = 0.3",
+            "max_disappearance_share = 0.3\nworkers = -1",
+            "[sync]: field workers",
+        ),
     ],
 )
 def test_invalid_config_messages(tmp_path: Path, old: str, new: str, expected: str) -> None:

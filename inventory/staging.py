@@ -1,0 +1,262 @@
+"""A listing's pages made into staging rows, in worker processes when the listing is large.
+
+Normalizing an image, checking it, fingerprinting it and writing it as COPY text costs the
+sync more interpreter time than fetching it, and one process runs one interpreter at a
+time: on a large listing the sync kept one core busy while the other waited for it. So the
+batches of a large listing (:data:`POOL_MIN_IMAGES` images or more, by the first page's
+total or the images the source holds) go to a pool of worker processes (``[sync]
+workers``), which do all of that (:func:`stage_batch`) and answer COPY text; the sync
+process fetches the pages, picks each row's full or short form by the known keys
+(:meth:`inventory.store.Stager.write_rows`) and writes the text, in listing order. A small
+listing, and ``workers = 0``, runs the same function in the process, so both ways stage the
+same bytes.
+
+The workers are started once per process (from a fork server, so a worker is a cheap fork
+of a process that has imported this module alone) and kept for later runs. They ignore
+SIGINT and SIGTERM: the sync process decides when a run stops; they hold no credentials,
+only the raw image objects they are given.
+"""
+
+from __future__ import annotations
+
+import mmap
+import multiprocessing
+import signal
+import tempfile
+import threading
+from array import array
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, cast
+
+from inventory import store
+from inventory.errors import InventoryError, ProviderError
+from inventory.providers import PROVIDERS, Provider
+from inventory.providers.fields import image_id_of, noting
+from inventory.records import ImageRecord, ImageStatus
+from inventory.storable import Storable
+
+#: A listing this large (or a source holding this many images) is staged by the workers;
+#: below it, starting them costs more than they save.
+POOL_MIN_IMAGES = 20_000
+#: Batches handed to the workers and not yet written, per worker: enough to keep them
+#: busy while the sync process writes, few enough that memory stays flat.
+WINDOW_PER_WORKER = 2
+
+
+class WorkerDied(InventoryError):
+    """A worker process staging the listing's pages died (killed, out of memory)."""
+
+
+@dataclass(slots=True)
+class Staged:
+    """One batch of a page, made ready to stage: its rows and what its checks found."""
+
+    number: int
+    rows: store.Rows
+    checks: Storable
+    unknown: Counter[str]
+
+
+def stage_batch(
+    provider: str,
+    source: str,
+    number: int,
+    items: list[Any],
+    seq: int,
+    keys: Sequence[int] | str | None,
+) -> Staged:
+    """Items of page ``number`` as staging rows numbered from ``seq``, those among the
+    known ``keys`` (or the file of them, in a worker) short; what cannot be stored is left
+    out and noted in the answer's checks."""
+    checks = Storable(source)
+    unknown: Counter[str] = Counter()
+    records, raw_json = normalized(PROVIDERS[provider], number, items, checks, unknown)
+    known = _mapped(keys) if isinstance(keys, str) else keys
+    return Staged(number, store.encode_rows(records, raw_json, seq, known), checks, unknown)
+
+
+#: In a worker: the key files last read (path -> their keys), newest last.
+_key_files: OrderedDict[str, memoryview] = OrderedDict()
+
+
+def _mapped(path: str) -> Sequence[int]:
+    """The keys in the file ``path`` (:meth:`Batches.add` writes it), mapped once."""
+    if path in _key_files:
+        _key_files.move_to_end(path)
+        return cast(Sequence[int], _key_files[path])
+    with Path(path).open("rb") as file:
+        keys = memoryview(mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)).cast("q")
+    _key_files[path] = keys
+    while len(_key_files) > 8:  # several sources' runs at once (--jobs)
+        _key_files.popitem(last=False)
+    return cast(Sequence[int], keys)
+
+
+def normalized(
+    provider: Provider,
+    number: int,
+    items: list[dict[str, Any]],
+    checks: Storable,
+    unknown: Counter[str],
+) -> tuple[list[ImageRecord], list[str]]:
+    """Items of page ``number`` as storable records and their raw JSON; the bad ones are
+    left out and noted in ``checks`` (one bad image fails no run)."""
+    records: list[ImageRecord] = []
+    raw_json: list[str] = []
+    for item in items:
+        raw, blob = checks.raw(item, number)
+        try:
+            with noting() as notes:
+                normalized = provider.normalize(raw)
+        except (ProviderError, ValueError) as err:
+            checks.skip(number, image_id_of(raw), str(err))
+            continue
+        record = checks.record(normalized, number, notes)
+        if record is None:
+            continue
+        if record.status is ImageStatus.UNKNOWN:
+            unknown[record.raw_status or "<empty>"] += 1
+        records.append(record)
+        raw_json.append(blob)
+    return records, raw_json
+
+
+#: written(page number, rows staged so far), after each batch is written.
+Written = Callable[[int, int], None]
+
+
+class Batches:
+    """One listing's batches, staged in listing order through ``stager``.
+
+    :meth:`add` each batch as it is read; :meth:`finish` once the listing has ended, and
+    :meth:`close` always (it drops what was not written). What the batches' checks found is
+    added to ``checks`` and ``unknown`` as they are written."""
+
+    def __init__(
+        self,
+        provider: str,
+        stager: store.Stager,
+        checks: Storable,
+        unknown: Counter[str],
+        *,
+        workers: int,
+        expected: int = 0,
+        written: Written | None = None,
+    ) -> None:
+        self.provider, self.stager = provider, stager
+        self.checks, self.unknown = checks, unknown
+        self.workers, self.expected = workers, expected
+        self.written = written
+        #: Items handed in so far: the staging number of the next batch's first row.
+        self.submitted = 0
+        self._pool: ProcessPoolExecutor | None = None
+        self._waiting: deque[Future[Staged]] = deque()
+        self._keys_file: IO[bytes] | None = None
+
+    def add(self, number: int, items: list[Any], total: int | None = None) -> None:
+        """Stage page ``number``'s ``items`` (in the workers once the listing, by
+        ``total`` or what came before, is large enough)."""
+        args = (self.provider, self.checks.source, number, items, self.submitted)
+        self.submitted += len(items)
+        large = max(total or 0, self.expected, self.submitted) >= POOL_MIN_IMAGES
+        if self._pool is None and self.workers > 0 and large:
+            self._pool = _pool(self.workers)
+            self._keys_file = _key_file(self.stager.known_keys)
+        if self._pool is None:
+            self._write(stage_batch(*args, self.stager.known_keys))
+            return
+        while len(self._waiting) >= self.workers * WINDOW_PER_WORKER:
+            self._write(self._next())
+        path = None if self._keys_file is None else self._keys_file.name
+        try:
+            self._waiting.append(self._pool.submit(stage_batch, *args, path))
+        except BrokenProcessPool as err:
+            raise self._died(err) from None
+        while self._waiting and self._waiting[0].done():
+            self._write(self._next())
+
+    def finish(self) -> None:
+        """Write what the workers still hold."""
+        while self._waiting:
+            self._write(self._next())
+
+    def close(self) -> None:
+        for future in self._waiting:
+            future.cancel()
+        self._waiting.clear()
+        if self._keys_file is not None:
+            self._keys_file.close()  # and deleted (a worker may keep it mapped a while)
+            self._keys_file = None
+
+    def _next(self) -> Staged:
+        try:
+            return self._waiting.popleft().result()
+        except BrokenProcessPool as err:
+            raise self._died(err) from None
+
+    def _died(self, err: BrokenProcessPool) -> WorkerDied:
+        _forget(self._pool)
+        return WorkerDied(
+            f"a worker process staging the listing died ({err}); nothing of this listing was "
+            "applied, and the next run starts new workers"
+        )
+
+    def _write(self, staged: Staged) -> None:
+        self.stager.write_rows(staged.rows)
+        self.checks.absorb(staged.checks)
+        self.unknown.update(staged.unknown)
+        if self.written is not None:
+            self.written(staged.number, self.stager.count)
+
+
+def _key_file(keys: array[int] | None) -> IO[bytes] | None:
+    """The known keys in a temporary file the workers map (8 bytes an image), or None."""
+    if keys is None:
+        return None
+    file = tempfile.NamedTemporaryFile(prefix="inventory-keys-", suffix=".bin")  # noqa: SIM115
+    keys.tofile(file)
+    file.flush()
+    return file
+
+
+_lock = threading.Lock()
+_workers: ProcessPoolExecutor | None = None
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """This process's workers, started on first use (``workers`` of them)."""
+    global _workers
+    with _lock:
+        if _workers is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload([__name__])
+            _workers = ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_stops)
+        return _workers
+
+
+def _forget(pool: ProcessPoolExecutor | None) -> None:
+    """Drop a broken pool, so that the next run starts new workers."""
+    global _workers
+    with _lock:
+        if pool is not None and pool is _workers:
+            _workers = None
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def shutdown() -> None:
+    """Stop this process's workers (they also stop when it exits)."""
+    global _workers
+    with _lock:
+        pool, _workers = _workers, None
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _ignore_stops() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -1,0 +1,117 @@
+"""A large listing staged by worker processes: the same rows, checks and outcome as the
+sync's own process, and a worker's death fails the run without losing anything."""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import asdict, replace
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from inventory import staging
+from inventory.sync import RunResult, sync_source
+
+from .helpers import AT_ONCE, Emulator, fetch_all, row_versions
+from .test_sync import FAST
+
+WORKERS = replace(AT_ONCE, sync=replace(AT_ONCE.sync, workers=2))
+IN_PROCESS = replace(AT_ONCE, sync=replace(AT_ONCE.sync, workers=0))
+
+#: What a run stores of an image, its database ids and times left out.
+STORED = """
+    SELECT i.provider_image_id, i.name, i.description, i.status, i.raw_status, i.os_family,
+           i.os_name, i.platform, i.architecture, i.word_size, i.size_gb, i.min_disk_gb,
+           i.visibility, i.owner, i.image_type, i.provider_created_at, i.tags, i.raw,
+           i.fingerprint, i.gone_at IS NULL AS listed
+      FROM images i JOIN sources s ON s.id = i.source_id
+     WHERE s.name = :name ORDER BY i.provider_image_id
+"""
+
+
+@pytest.fixture
+def pooled(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every listing goes to the workers; returns the sizes of the pools asked for."""
+    monkeypatch.setattr(staging, "POOL_MIN_IMAGES", 1)
+    asked: list[int] = []
+    real = staging._pool
+
+    def counted(workers: int) -> Any:
+        asked.append(workers)
+        return real(workers)
+
+    monkeypatch.setattr(staging, "_pool", counted)
+    return asked
+
+
+def _sync(engine: Engine, emu: Emulator, name: str, **kw: Any) -> RunResult:
+    settings = WORKERS if name == "by-workers" else IN_PROCESS
+    return sync_source(engine, settings, emu.source(name), policy=FAST, **kw)
+
+
+def _outcome(result: RunResult) -> dict[str, Any]:
+    """The run's result but for what differs by source: its name, run id and duration."""
+    out = asdict(result)
+    for key in ("source", "run_id", "duration_s"):
+        del out[key]
+    return {k: v.replace("by-workers", "here") if isinstance(v, str) else v for k, v in out.items()}
+
+
+def test_workers_stage_what_the_sync_process_would(
+    engine: Engine, emulator: Emulator, pooled: list[int]
+) -> None:
+    """Unknown statuses, an image left out, text that COPY must escape, then churn: both
+    ways store the same rows and report the same run, and the workers stage short rows
+    for what is stored exactly so."""
+    emu = emulator.reset(images=300, page_size=40)
+    ids = sorted(emu.visible_ids())
+    for image_id in ids[:3]:
+        emu.edit(image_id, status="quarantined")
+    emu.edit(ids[3], status=None)  # left out: the listing is incomplete
+    emu.edit(ids[4], image_name="tab\there, back\\slash, new\nline, \\N, cr\rend")
+
+    for step in range(3):
+        if step == 2:
+            emu.mutate(seed=9, deprecate=7, cease=2, remove=4, add=5, rename=3)
+        here = _sync(engine, emu, "here")
+        workers = _sync(engine, emu, "by-workers")
+        assert here.status == "succeeded", here.error
+        assert _outcome(workers) == _outcome(here)
+        assert fetch_all(engine, STORED, name="by-workers") == fetch_all(
+            engine, STORED, name="here"
+        )
+    assert pooled and set(pooled) == {2}  # the workers did stage them
+    escaped = fetch_all(engine, "SELECT DISTINCT name FROM images WHERE name LIKE 'tab%'")
+    assert [r.name for r in escaped] == ["tab\there, back\\slash, new\nline, \\N, cr\rend"]
+
+
+def test_a_worker_killed_mid_listing_fails_the_run_and_keeps_everything(
+    engine: Engine, emulator: Emulator, pooled: list[int]
+) -> None:
+    emu = emulator.reset(images=400, page_size=20)
+    assert _sync(engine, emu, "by-workers").inserted == 400
+    changes = emu.mutate(seed=3, deprecate=5, remove=5)
+    before = row_versions(engine)
+
+    def kill_workers(_source: str, page: int, _staged: int, _total: int | None) -> None:
+        pool = staging._workers
+        if page == 3 and pool is not None:
+            for process in list(pool._processes.values()):  # type: ignore[attr-defined]
+                os.kill(process.pid, signal.SIGKILL)
+
+    failed = _sync(engine, emu, "by-workers", progress=kill_workers)
+    assert failed.status == "failed"
+    assert "worker process staging the listing died" in (failed.error or "")
+    assert "nothing of this listing was applied" in (failed.error or "")
+    assert row_versions(engine) == before  # nothing stored was touched
+
+    again = _sync(engine, emu, "by-workers")  # new workers
+    assert again.status == "succeeded", again.error
+    assert (again.changed, again.missing) == (5, 0) and again.disappeared == 5
+    gone = fetch_all(
+        engine,
+        "SELECT provider_image_id FROM images WHERE gone_at IS NOT NULL ORDER BY 1",
+    )
+    assert [r.provider_image_id for r in gone] == sorted(changes["remove"])
