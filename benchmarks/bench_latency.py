@@ -85,7 +85,7 @@ def main() -> None:
                     table = {**running.source, "page_size": 100, "concurrency": in_flight}
                     config.write_text(toml_source(table))
                     env = {**os.environ, **running.env, "INVENTORY_DATABASE_URL": url}
-                    summary, seconds, _ = run_phase(config, env)
+                    summary, seconds, _, _ = run_phase(config, env)
                 finally:
                     running.stop()
                     drop_database(admin, url)
