@@ -131,7 +131,8 @@ class Image(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    source_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("sources.id", ondelete="CASCADE"))
+    # The source it belongs to: kept by triggers, not a foreign key (migration 0009).
+    source_id: Mapped[int] = mapped_column(BigInteger)
     provider_image_id: Mapped[str] = mapped_column(Text)
     name: Mapped[str | None] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(Text)
@@ -182,7 +183,8 @@ class ImageStatusHistory(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    image_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("images.id", ondelete="CASCADE"))
+    # The image it belongs to: kept by triggers, not a foreign key (migration 0009).
+    image_id: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(Text)
     raw_status: Mapped[str | None] = mapped_column(Text)
     valid_from: Mapped[datetime] = mapped_column(TSTZ)
@@ -204,8 +206,9 @@ class ImageEvent(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    image_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("images.id", ondelete="CASCADE"))
-    # The image's source and the run that saw it: no foreign key, see migration 0008.
+    # The image it belongs to (migration 0009), its source and the run that saw it (0008):
+    # kept by triggers and the merge's locks, not foreign keys.
+    image_id: Mapped[int] = mapped_column(BigInteger)
     source_id: Mapped[int] = mapped_column(BigInteger)
     run_id: Mapped[int] = mapped_column(BigInteger)
     occurred_at: Mapped[datetime] = mapped_column(TSTZ)

@@ -450,10 +450,14 @@ def merge(
     p = {"sid": source_id, "run": run_id}
     ex = conn.execute
 
-    # Every row written below names this run, which no foreign key checks row by row
-    # (migration 0008): its row is locked once instead, so it exists until this commits.
+    # Every row written below names this run and this source, which no foreign key checks
+    # row by row (migrations 0008, 0009): their rows are locked once instead, so they exist
+    # until this commits (a concurrent delete waits, then its triggers delete what this
+    # wrote).
     if ex(text("SELECT FROM sync_runs WHERE id = :run FOR KEY SHARE"), p).first() is None:
         raise InventoryError(f"run {run_id} was deleted while it ran; nothing was applied")
+    if ex(text("SELECT FROM sources WHERE id = :sid FOR KEY SHARE"), p).first() is None:
+        raise InventoryError(f"source {source_id} was deleted while it ran; nothing was applied")
 
     # A listing can repeat an item (offset paging while the catalogue moves): keep the last.
     # Rare, so it is looked for first (one hash aggregate) and only then deleted.
@@ -551,6 +555,18 @@ def merge(
         )
 
     if changed or reappeared:
+        # Their history and events are written below: lock the images first (the new ones
+        # are this transaction's own), so none is deleted before this commits (0009).
+        ex(
+            text(
+                """
+                SELECT FROM images i
+                 WHERE i.id IN (SELECT d.image_id FROM inventory_diff d
+                                 WHERE d.outcome IN ('changed', 'reappeared'))
+                   FOR KEY SHARE OF i
+                """
+            )
+        )
         moved = f"(d.outcome = 'reappeared' OR {_STATUS_MOVED})"
         ex(
             text(
@@ -616,24 +632,27 @@ def merge(
         )
 
     # Listed again, by any listing, whole or not: the image exists, so it is not missing.
-    ex(
-        text(
-            f"""
-            UPDATE images i SET missing_runs = 0, missing_since = NULL
-              FROM {STAGE} s
-             WHERE i.source_id = :sid AND i.missing_runs > 0
-               AND s.provider_image_id = i.provider_image_id
-            """
-        ),
-        p,
-    )
+    # (With none listed before, none was missing, and none of those listed now is absent.)
+    had_images = active_before > 0
+    if had_images:
+        ex(
+            text(
+                f"""
+                UPDATE images i SET missing_runs = 0, missing_since = NULL
+                  FROM {STAGE} s
+                 WHERE i.source_id = :sid AND i.missing_runs > 0
+                   AND s.provider_image_id = i.provider_image_id
+                """
+            ),
+            p,
+        )
 
     disappeared = candidates = missing = 0
     blocked = False
     # A repeated id means items moved between pages, so others may have been skipped; an
     # empty answer for a source with images is an API's hiccup far more often than a purge.
     empty = listing_complete and not seen and active_before > 0 and not allow_mass_disappearance
-    if listing_complete and not duplicates and not empty:
+    if listing_complete and not duplicates and not empty and had_images:
         # Absent from this whole listing: gone once absent from confirm_gone_runs in a row.
         ex(
             text(

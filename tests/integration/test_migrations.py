@@ -348,3 +348,64 @@ def test_0008_deleting_runs_and_sources_does_what_the_dropped_keys_did(
     finally:
         for running in emulators:
             running.stop()
+
+
+def test_0009_ownership_kept_by_triggers_on_delete_update_and_truncate(
+    empty_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """images.source_id and the history's and events' image_id have no foreign key (no
+    trigger per written row); deleting an image still takes its history and events, an id
+    cannot change, a TRUNCATE that would leave rows naming nothing is refused, and the
+    downgrade puts the keys back."""
+    upgrade(empty_engine)
+    running = PROVIDERS.emulated("qingcloud").start(images=30, seed=4, name="own", system_share=0.0)
+    try:
+        for name, value in running.env.items():
+            monkeypatch.setenv(name, value)
+        settings = parse_settings({"sources": [running.source]}, None)
+        assert sync_source(empty_engine, settings, settings.sources[0]).inserted == 30
+        running.catalogue.mutate(2, deprecate=5)
+        assert sync_source(empty_engine, settings, settings.sources[0]).changed == 5
+    finally:
+        running.stop()
+
+    def count(sql: str) -> int:
+        return int(fetch_all(empty_engine, sql)[0][0])
+
+    victim = count("SELECT min(image_id) FROM image_events WHERE kind = 'status_changed'")
+    history, events = (
+        count("SELECT count(*) FROM image_status_history"),
+        count("SELECT count(*) FROM image_events"),
+    )
+    with empty_engine.begin() as conn:
+        conn.execute(text("DELETE FROM images WHERE id = :i"), {"i": victim})
+    assert count(f"SELECT count(*) FROM image_status_history WHERE image_id = {victim}") == 0
+    assert count(f"SELECT count(*) FROM image_events WHERE image_id = {victim}") == 0
+    assert count("SELECT count(*) FROM image_status_history") == history - 2  # two intervals
+    assert count("SELECT count(*) FROM image_events") == events - 2  # appeared, changed
+
+    libpq = empty_engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(libpq) as conn:
+        for statement, refused in (
+            ("UPDATE sources SET id = id + 100", "sources.id cannot change"),
+            ("UPDATE images SET id = id + 1000", "images.id cannot change"),
+            ("TRUNCATE sources CASCADE", "cannot truncate sources alone: images keeps rows"),
+            ("TRUNCATE images", "cannot truncate images alone: image_status_history keeps"),
+        ):
+            with pytest.raises(psycopg.Error, match=refused):
+                conn.execute(statement)
+            conn.rollback()
+        assert conn.execute("SELECT count(*) FROM images").fetchone() == (29,)
+
+    downgrade(empty_engine, "0008")  # the keys come back, checked against the rows
+    with empty_engine.connect() as conn:
+        keys = {
+            fk["name"]
+            for t in ("images", "image_events")
+            for fk in inspect(conn).get_foreign_keys(t)
+        }
+    assert {"fk_images_source_id_sources", "fk_image_events_image_id_images"} <= keys
+    upgrade(empty_engine)
+    with psycopg.connect(libpq) as conn:
+        conn.execute("TRUNCATE sources, images, image_status_history, image_events CASCADE")
+        assert conn.execute("SELECT count(*) FROM image_events").fetchone() == (0,)
