@@ -11,7 +11,14 @@ from sqlalchemy import Engine, inspect, text
 from inventory.config import parse_settings
 from inventory.db import make_engine
 from inventory.errors import InventoryError
-from inventory.migrate import current_revision, downgrade, ensure_current, head_revision, upgrade
+from inventory.migrate import (
+    HEAD,
+    current_revision,
+    downgrade,
+    ensure_current,
+    head_revision,
+    upgrade,
+)
 from inventory.models import Base
 from inventory.providers import PROVIDERS
 from inventory.reports import REPORT_VIEWS
@@ -31,7 +38,7 @@ def test_upgrade_matches_models_and_downgrades_to_empty(empty_engine: Engine) ->
     with pytest.raises(InventoryError, match="run `inventory migrate`"):
         ensure_current(empty_engine)
     upgrade(empty_engine)
-    assert current_revision(empty_engine) == head_revision()
+    assert current_revision(empty_engine) == head_revision() == HEAD  # HEAD kept up to date
     ensure_current(empty_engine)
 
     with empty_engine.connect() as conn:

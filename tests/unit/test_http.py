@@ -156,3 +156,16 @@ def test_the_retry_waits_at_least_what_the_provider_asked() -> None:
     policy = RetryPolicy(max_attempts=3, base_delay_s=0.1, max_delay_s=0.2)
     assert call_with_retries(call, policy, what="x", sleep=clock.sleep) == "ok"
     assert clock.slept == [12.0]
+
+
+def test_clients_share_one_tls_context() -> None:
+    """A fleet of sources must not load the CA bundle once per source (~25 ms each)."""
+    clients = [http.make_client(None, 5.0) for _ in range(3)]
+    try:
+        contexts = {id(c._transport._pool._ssl_context) for c in clients}  # type: ignore[attr-defined]
+        assert contexts == {id(http.tls_context())}
+        assert http.tls_context().verify_mode.name == "CERT_REQUIRED"
+        assert http.tls_context().check_hostname
+    finally:
+        for client in clients:
+            client.close()
