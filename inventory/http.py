@@ -20,6 +20,7 @@ import random
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -72,11 +73,15 @@ MAX_RATE_LIMIT_PER_S = 1000.0
 
 
 class RateLimiter:
-    """Client-side request pacing: at most ``rate`` calls per second, bursts of ``burst``.
+    """Client-side request pacing: never more than ``rate`` calls in any one second.
 
-    A token bucket shared by every thread that uses it. :meth:`acquire` blocks until a call
-    may go out. Providers with a documented per-API limit (Tencent: 40 requests/s for
-    DescribeImages) pace themselves below it rather than lean on throttling errors.
+    A sliding window shared by every thread that uses it: a call goes out once the call
+    ``n`` places before it is a second old (``n``: the rate rounded down; below one call a
+    second, one call per ``1 / rate`` seconds), so no one-second window, wherever it
+    starts, holds more than ``rate`` calls, and a listing's first second may use all of
+    its calls at once. :meth:`acquire` blocks until a call may go out. Providers with a
+    documented per-API limit (Tencent: 40 requests/s for DescribeImages) pace themselves
+    below it rather than lean on throttling errors.
 
     It also listens to the provider (additive increase, multiplicative decrease): a
     throttled answer (:meth:`throttled`) halves the rate, down to :data:`FLOOR_SHARE` of
@@ -91,7 +96,6 @@ class RateLimiter:
     def __init__(
         self,
         rate: float,
-        burst: int | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -99,35 +103,34 @@ class RateLimiter:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.rate = self.ceiling = rate
-        self.capacity = float(burst if burst is not None else max(1, int(rate)))
-        self._tokens = self.capacity
+        self._sent: deque[float] = deque(maxlen=max(1, int(rate)))  # the latest calls' times
         self._resume_at = 0.0
         self.throttled_calls = 0
         self._clock = clock
         self._sleep = sleep
-        self._last = clock()
         self._lock = threading.Lock()
 
     def acquire(self) -> float:
-        """Wait for a token; return how long this call waited (seconds)."""
+        """Wait until a call may go out; return how long this call waited (seconds)."""
         with self._lock:
             now = self._clock()
-            self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
-            self._last = now
-            self._tokens -= 1
-            wait = 0.0 if self._tokens >= 0 else -self._tokens / self.rate
-            wait = max(wait, self._resume_at - now)
-        if wait:
+            n = max(1, int(self.rate))
+            at = max(now, self._resume_at)
+            if len(self._sent) >= n:
+                at = max(at, self._sent[-n] + max(1.0, 1 / self.rate))
+            self._sent.append(at)
+            wait = at - now
+        if wait > 0:
             self._sleep(wait)
-        return wait
+        return max(wait, 0.0)
 
     def throttled(self, retry_after_s: float | None = None) -> None:
-        """The provider said "too many calls": halve the rate, drop any saved-up burst, and
-        hold every call back for ``retry_after_s`` when it said how long."""
+        """The provider said "too many calls": halve the rate (the window counts the calls
+        just made, so the next ones wait), and hold every call back for ``retry_after_s``
+        when it said how long."""
         with self._lock:
             self.throttled_calls += 1
             self.rate = max(self.ceiling * self.FLOOR_SHARE, self.rate / 2)
-            self._tokens = min(self._tokens, 0.0)
             if retry_after_s:
                 self._resume_at = max(self._resume_at, self._clock() + retry_after_s)
 

@@ -4,10 +4,12 @@ Normalizing an image, checking it, fingerprinting it and writing it as COPY text
 sync more interpreter time than fetching it, and one process runs one interpreter at a
 time: on a large listing the sync kept one core busy while the other waited for it. So the
 batches of a large listing (:data:`POOL_MIN_IMAGES` images or more, by the first page's
-total or the images the source holds) go to a pool of worker processes (``[sync]
+total or the images the source holds) that keeps the sync's process busy (it does not when
+the pages come at a cloud's pace: :data:`POOL_MIN_BUSY`) go to a pool of worker processes (``[sync]
 workers``), which do all of that (:func:`stage_batch`) and answer COPY text; the sync
-process fetches the pages, picks each row's full or short form by the known keys
-(:meth:`inventory.store.Stager.write_rows`) and writes the text, in listing order. A small
+process fetches the pages and writes the text, in listing order. (A row the database holds
+exactly as listed is answered in its short form: the workers map the run's known keys from
+a temporary file, :func:`inventory.store.encode_rows`.) A small
 listing, and ``workers = 0``, runs the same function in the process, so both ways stage the
 same bytes.
 
@@ -24,6 +26,7 @@ import multiprocessing
 import signal
 import tempfile
 import threading
+import time
 from array import array
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Sequence
@@ -43,6 +46,12 @@ from inventory.storable import Storable
 #: A listing this large (or a source holding this many images) is staged by the workers;
 #: below it, starting them costs more than they save.
 POOL_MIN_IMAGES = 20_000
+#: ... and only while staging them keeps the sync's process busy at least this share of
+#: the time: a listing that arrives at a cloud's pace leaves it waiting for the provider,
+#: and workers would only add the cost of their start.
+POOL_MIN_BUSY = 0.5
+#: Images staged in the process before that share is judged.
+SAMPLE_IMAGES = 2_000
 #: Batches handed to the workers and not yet written, per worker: enough to keep them
 #: busy while the sync process writes, few enough that memory stays flat.
 WINDOW_PER_WORKER = 2
@@ -157,18 +166,24 @@ class Batches:
         self._pool: ProcessPoolExecutor | None = None
         self._waiting: deque[Future[Staged]] = deque()
         self._keys_file: IO[bytes] | None = None
+        self._since = time.perf_counter()
+        self._busy = 0.0  # seconds spent staging in this process
+        self._here = 0  # images staged in this process
 
     def add(self, number: int, items: list[Any], total: int | None = None) -> None:
-        """Stage page ``number``'s ``items`` (in the workers once the listing, by
-        ``total`` or what came before, is large enough)."""
+        """Stage page ``number``'s ``items``: in the workers once the listing, by
+        ``total`` or what came before, is large, and staging it here keeps this process
+        busy (:data:`POOL_MIN_BUSY`)."""
         args = (self.provider, self.checks.source, number, items, self.submitted)
         self.submitted += len(items)
-        large = max(total or 0, self.expected, self.submitted) >= POOL_MIN_IMAGES
-        if self._pool is None and self.workers > 0 and large:
+        if self._pool is None and self._wants_workers(total):
             self._pool = _pool(self.workers)
             self._keys_file = _key_file(self.stager.known_keys)
         if self._pool is None:
+            started = time.perf_counter()
             self._write(stage_batch(*args, self.stager.known_keys))
+            self._busy += time.perf_counter() - started
+            self._here += len(items)
             return
         while len(self._waiting) >= self.workers * WINDOW_PER_WORKER:
             self._write(self._next())
@@ -179,6 +194,13 @@ class Batches:
             raise self._died(err) from None
         while self._waiting and self._waiting[0].done():
             self._write(self._next())
+
+    def _wants_workers(self, total: int | None) -> bool:
+        if self.workers < 1 or max(total or 0, self.expected, self.submitted) < POOL_MIN_IMAGES:
+            return False
+        if self._here < SAMPLE_IMAGES:
+            return POOL_MIN_BUSY <= 0
+        return self._busy >= POOL_MIN_BUSY * (time.perf_counter() - self._since)
 
     def finish(self) -> None:
         """Write what the workers still hold."""

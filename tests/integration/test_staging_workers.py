@@ -35,6 +35,7 @@ STORED = """
 def pooled(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Every listing goes to the workers; returns the sizes of the pools asked for."""
     monkeypatch.setattr(staging, "POOL_MIN_IMAGES", 1)
+    monkeypatch.setattr(staging, "POOL_MIN_BUSY", 0.0)
     asked: list[int] = []
     real = staging._pool
 
@@ -115,3 +116,25 @@ def test_a_worker_killed_mid_listing_fails_the_run_and_keeps_everything(
         "SELECT provider_image_id FROM images WHERE gone_at IS NOT NULL ORDER BY 1",
     )
     assert [r.provider_image_id for r in gone] == sorted(changes["remove"])
+
+
+def test_a_listing_at_a_clouds_pace_is_staged_in_the_sync_process(
+    engine: Engine, emulator: Emulator, pooled: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large enough, but the pages come one at a time after 50 ms each: staging them keeps
+    the process busy a small share of the time, so no worker is started for it (their
+    start would cost more than they save); judged as busy, the same listing is staged by
+    them."""
+    monkeypatch.setattr(staging, "POOL_MIN_BUSY", 0.5)
+    monkeypatch.setattr(staging, "SAMPLE_IMAGES", 600)
+    emu = emulator.reset(images=1200, page_size=100)
+    emu.fail(page=None, kind="latency", latency_s=0.05)
+    one_at_a_time = replace(emu.source("paced"), concurrency=1)
+    result = sync_source(engine, WORKERS, one_at_a_time, policy=FAST)
+    assert (result.status, result.inserted) == ("succeeded", 1200), result.error
+    assert pooled == []
+
+    monkeypatch.setattr(staging, "POOL_MIN_BUSY", 0.0)
+    result = sync_source(engine, WORKERS, replace(one_at_a_time, name="busy"), policy=FAST)
+    assert (result.status, result.inserted) == ("succeeded", 1200), result.error
+    assert pooled == [2]

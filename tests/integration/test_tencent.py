@@ -483,15 +483,15 @@ def test_client_paces_every_request(tc: TencentEmulator) -> None:
         waits.append(seconds)
         now[0] += seconds
 
-    limiter = RateLimiter(2, burst=1, clock=lambda: now[0], sleep=sleep)
+    limiter = RateLimiter(2, clock=lambda: now[0], sleep=sleep)
     collector = TencentCollector(emu.source(), FAST, limiter=limiter)
     try:
         pages = list(collector.pages())
     finally:
         collector.close()
     assert len(pages) == 5 and collector.complete
-    # One token to start with, then every further request waits for the next one.
-    assert waits == pytest.approx([0.5] * 4)
+    # Two calls in the first second, then two in each next one.
+    assert waits == pytest.approx([1.0, 1.0])
 
 
 def test_rate_limit_option_sets_the_pace(tc: TencentEmulator) -> None:

@@ -30,18 +30,20 @@ class FakeClock:
         self.now += seconds
 
 
-def test_rate_limiter_paces_after_the_burst() -> None:
+def test_rate_limiter_lets_a_seconds_calls_go_then_paces() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(40, burst=2, clock=clock, sleep=clock.sleep)
-    waits = [limiter.acquire() for _ in range(6)]
-    assert waits[:2] == [0.0, 0.0]
-    assert all(w == pytest.approx(1 / 40) for w in waits[2:])
-    assert clock.now == pytest.approx(4 / 40)
+    limiter = RateLimiter(4, clock=clock, sleep=clock.sleep)
+    waits = [limiter.acquire() for _ in range(10)]
+    assert waits[:4] == [0.0] * 4  # a second's worth at once
+    assert waits[4] == pytest.approx(1.0) and waits[5:8] == [0.0] * 3  # then the next second's
+    assert clock.now == pytest.approx(2.0)
+    slow = RateLimiter(0.5, clock=clock, sleep=clock.sleep)  # below one call a second
+    assert [slow.acquire(), slow.acquire()] == [0.0, pytest.approx(2.0)]
 
 
 def test_rate_limiter_refills_while_idle() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(10, burst=1, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(1, clock=clock, sleep=clock.sleep)
     limiter.acquire()
     clock.now += 1.0
     assert limiter.acquire() == 0.0
@@ -93,7 +95,7 @@ def test_gives_up_with_the_last_error() -> None:
 
 def test_a_throttled_answer_halves_the_rate_and_answers_bring_it_back() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(40, burst=1, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(40, clock=clock, sleep=clock.sleep)
     limiter.throttled()
     assert limiter.rate == 20
     for _ in range(10):
@@ -110,11 +112,25 @@ def test_a_throttled_answer_halves_the_rate_and_answers_bring_it_back() -> None:
 
 def test_retry_after_holds_every_call_back() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(100, burst=10, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(100, clock=clock, sleep=clock.sleep)
     limiter.acquire()
     limiter.throttled(retry_after_s=3.0)
-    assert limiter.acquire() == pytest.approx(3.0)  # the saved-up burst is gone too
+    assert limiter.acquire() == pytest.approx(3.0)  # though the window had room
     assert clock.now == pytest.approx(3.0)
+
+
+def test_throttling_slows_the_next_calls_at_once() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(4, clock=clock, sleep=clock.sleep)
+    for _ in range(4):
+        limiter.acquire()
+    clock.now = 1.0
+    limiter.throttled()  # now 2 a second, and the last second held 4
+    sent = []
+    for _ in range(4):
+        limiter.acquire()
+        sent.append(clock.now)
+    assert sent == pytest.approx([1.0, 1.0, 2.0, 2.0])
 
 
 def test_a_stricter_source_lowers_a_shared_limit() -> None:
@@ -169,3 +185,19 @@ def test_clients_share_one_tls_context() -> None:
     finally:
         for client in clients:
             client.close()
+
+
+def test_a_default_limiter_never_lets_more_than_its_rate_into_one_second() -> None:
+    """From the very first call, wherever the second starts: a token bucket holding a
+    second's worth let 40 calls out at once and 40 more within that same second, twice
+    Tencent's documented limit."""
+    clock = FakeClock()
+    clock.now = 5.0  # a limiter made a while before its first call
+    limiter = RateLimiter(40, clock=clock, sleep=clock.sleep)
+    clock.now = 9.0
+    sent = []
+    for _ in range(200):
+        limiter.acquire()
+        sent.append(clock.now)
+    busiest = max(sum(1 for t in sent if start <= t < start + 1.0) for start in sent)
+    assert busiest <= 40
