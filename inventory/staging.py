@@ -4,8 +4,8 @@ Normalizing an image, checking it, fingerprinting it and writing it as COPY text
 sync more interpreter time than fetching it, and one process runs one interpreter at a
 time: on a large listing the sync kept one core busy while the other waited for it. So the
 batches of a large listing (:data:`POOL_MIN_IMAGES` images or more, by the first page's
-total or the images the source holds) that keeps the sync's process busy (it does not when
-the pages come at a cloud's pace: :data:`POOL_MIN_BUSY`) go to a pool of worker processes (``[sync]
+total or the images the source holds) while the sync's process is busy (it is not when the
+pages come at a cloud's pace: :data:`POOL_MIN_BUSY`) go to a pool of worker processes (``[sync]
 workers``), which do all of that (:func:`stage_batch`) and answer COPY text; the sync
 process fetches the pages and writes the text, in listing order. (A row the database holds
 exactly as listed is answered in its short form: the workers map the run's known keys from
@@ -46,10 +46,11 @@ from inventory.storable import Storable
 #: A listing this large (or a source holding this many images) is staged by the workers;
 #: below it, starting them costs more than they save.
 POOL_MIN_IMAGES = 20_000
-#: ... and only while staging them keeps the sync's process busy at least this share of
-#: the time: a listing that arrives at a cloud's pace leaves it waiting for the provider,
-#: and workers would only add the cost of their start.
-POOL_MIN_BUSY = 0.5
+#: ... and only while the sync's process is busy, using at least this share of a core
+#: (all its threads: fetching, staging, other sources' runs): a listing that arrives at
+#: a cloud's pace leaves it waiting for the provider, and workers would only add the cost
+#: of their start.
+POOL_MIN_BUSY = 0.6
 #: Images staged in the process before that share is judged.
 SAMPLE_IMAGES = 2_000
 #: Batches handed to the workers and not yet written, per worker: enough to keep them
@@ -167,22 +168,23 @@ class Batches:
         self._waiting: deque[Future[Staged]] = deque()
         self._keys_file: IO[bytes] | None = None
         self._since = time.perf_counter()
-        self._busy = 0.0  # seconds spent staging in this process
+        self._cpu_since = time.process_time()
         self._here = 0  # images staged in this process
 
     def add(self, number: int, items: list[Any], total: int | None = None) -> None:
         """Stage page ``number``'s ``items``: in the workers once the listing, by
-        ``total`` or what came before, is large, and staging it here keeps this process
-        busy (:data:`POOL_MIN_BUSY`)."""
+        ``total`` or what came before, is large, and this process is busy
+        (:data:`POOL_MIN_BUSY`)."""
         args = (self.provider, self.checks.source, number, items, self.submitted)
         self.submitted += len(items)
         if self._pool is None and self._wants_workers(total):
             self._pool = _pool(self.workers)
-            self._keys_file = _key_file(self.stager.known_keys)
+            if self._pool is None:  # no fork server here (Windows): stage it all here
+                self.workers = 0
+            else:
+                self._keys_file = _key_file(self.stager.known_keys)
         if self._pool is None:
-            started = time.perf_counter()
             self._write(stage_batch(*args, self.stager.known_keys))
-            self._busy += time.perf_counter() - started
             self._here += len(items)
             return
         while len(self._waiting) >= self.workers * WINDOW_PER_WORKER:
@@ -200,7 +202,8 @@ class Batches:
             return False
         if self._here < SAMPLE_IMAGES:
             return POOL_MIN_BUSY <= 0
-        return self._busy >= POOL_MIN_BUSY * (time.perf_counter() - self._since)
+        cpu = time.process_time() - self._cpu_since
+        return cpu >= POOL_MIN_BUSY * (time.perf_counter() - self._since)
 
     def finish(self) -> None:
         """Write what the workers still hold."""
@@ -250,9 +253,12 @@ _lock = threading.Lock()
 _workers: ProcessPoolExecutor | None = None
 
 
-def _pool(workers: int) -> ProcessPoolExecutor:
-    """This process's workers, started on first use (``workers`` of them)."""
+def _pool(workers: int) -> ProcessPoolExecutor | None:
+    """This process's workers, started on first use (``workers`` of them); None where
+    processes cannot be started from a fork server."""
     global _workers
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return None
     with _lock:
         if _workers is None:
             context = multiprocessing.get_context("forkserver")

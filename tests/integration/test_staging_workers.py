@@ -121,11 +121,10 @@ def test_a_worker_killed_mid_listing_fails_the_run_and_keeps_everything(
 def test_a_listing_at_a_clouds_pace_is_staged_in_the_sync_process(
     engine: Engine, emulator: Emulator, pooled: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Large enough, but the pages come one at a time after 50 ms each: staging them keeps
-    the process busy a small share of the time, so no worker is started for it (their
-    start would cost more than they save); judged as busy, the same listing is staged by
-    them."""
-    monkeypatch.setattr(staging, "POOL_MIN_BUSY", 0.5)
+    """Large enough, but the pages come one at a time after 50 ms each: the process uses
+    a small share of a core, so no worker is started for it (their start would cost more
+    than they save); judged as busy, the same listing is staged by them."""
+    monkeypatch.setattr(staging, "POOL_MIN_BUSY", 0.6)
     monkeypatch.setattr(staging, "SAMPLE_IMAGES", 600)
     emu = emulator.reset(images=1200, page_size=100)
     emu.fail(page=None, kind="latency", latency_s=0.05)
@@ -138,3 +137,15 @@ def test_a_listing_at_a_clouds_pace_is_staged_in_the_sync_process(
     result = sync_source(engine, WORKERS, replace(one_at_a_time, name="busy"), policy=FAST)
     assert (result.status, result.inserted) == ("succeeded", 1200), result.error
     assert pooled == [2]
+
+
+def test_without_a_fork_server_a_large_listing_is_staged_here(
+    engine: Engine, emulator: Emulator, pooled: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where no process can start from a fork server (Windows), the sync stages it all in
+    its own process instead of failing."""
+    monkeypatch.setattr(staging.multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    emu = emulator.reset(images=200, page_size=50)
+    result = _sync(engine, emu, "by-workers")
+    assert (result.status, result.inserted) == ("succeeded", 200), result.error
+    assert pooled == [2]  # asked for, and none given
