@@ -56,6 +56,8 @@ SAMPLE_IMAGES = 2_000
 #: Batches handed to the workers and not yet written, per worker: enough to keep them
 #: busy while the sync process writes, few enough that memory stays flat.
 WINDOW_PER_WORKER = 2
+#: ... and at most this many images in them (a streamed answer's batches are large).
+WINDOW_IMAGES = 4_000
 
 
 class WorkerDied(InventoryError):
@@ -165,7 +167,8 @@ class Batches:
         #: Items handed in so far: the staging number of the next batch's first row.
         self.submitted = 0
         self._pool: ProcessPoolExecutor | None = None
-        self._waiting: deque[Future[Staged]] = deque()
+        self._waiting: deque[tuple[int, Future[Staged]]] = deque()  # (images, answer)
+        self._pending = 0  # images in the batches waiting
         self._keys_file: IO[bytes] | None = None
         self._since = time.perf_counter()
         self._cpu_since = time.process_time()
@@ -187,14 +190,18 @@ class Batches:
             self._write(stage_batch(*args, self.stager.known_keys))
             self._here += len(items)
             return
-        while len(self._waiting) >= self.workers * WINDOW_PER_WORKER:
+        while self._waiting and (
+            len(self._waiting) >= self.workers * WINDOW_PER_WORKER
+            or self._pending + len(items) > WINDOW_IMAGES
+        ):
             self._write(self._next())
         path = None if self._keys_file is None else self._keys_file.name
         try:
-            self._waiting.append(self._pool.submit(stage_batch, *args, path))
+            self._waiting.append((len(items), self._pool.submit(stage_batch, *args, path)))
+            self._pending += len(items)
         except BrokenProcessPool as err:
             raise self._died(err) from None
-        while self._waiting and self._waiting[0].done():
+        while self._waiting and self._waiting[0][1].done():
             self._write(self._next())
 
     def _wants_workers(self, total: int | None) -> bool:
@@ -211,16 +218,19 @@ class Batches:
             self._write(self._next())
 
     def close(self) -> None:
-        for future in self._waiting:
+        for _, future in self._waiting:
             future.cancel()
         self._waiting.clear()
+        self._pending = 0
         if self._keys_file is not None:
             self._keys_file.close()  # and deleted (a worker may keep it mapped a while)
             self._keys_file = None
 
     def _next(self) -> Staged:
         try:
-            return self._waiting.popleft().result()
+            images, future = self._waiting.popleft()
+            self._pending -= images
+            return future.result()
         except BrokenProcessPool as err:
             raise self._died(err) from None
 

@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 
 #: Items of a streamed answer (one KSyun listing) normalized and staged at a time, so its
 #: size never sets the sync's memory.
-STREAM_BATCH = 2000
+STREAM_BATCH = 500
 
 #: progress(source_name, pages_done, images_done, total_or_None)
 Progress = Callable[[str, int, int, int | None], None]

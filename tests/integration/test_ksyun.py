@@ -10,6 +10,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +18,8 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from inventory import jsonstream
+from inventory import jsonstream, staging
+from inventory import sync as sync_module
 from inventory.config import SecretRef, SourceConfig
 from inventory.emulation import EmulatorServer, FaultRule
 from inventory.http import RetryPolicy
@@ -398,13 +400,26 @@ def test_throttling_in_ksyun_form_is_retried(engine: Engine, ks: KsyunEmulator) 
     assert result.inserted == 300 and result.listing_complete
 
 
-def test_a_streamed_answer_stores_what_a_whole_one_does(engine: Engine, ks: KsyunEmulator) -> None:
+@pytest.mark.parametrize("workers", [0, 2], ids=["here", "by-workers"])
+def test_a_streamed_answer_stores_what_a_whole_one_does(
+    engine: Engine, ks: KsyunEmulator, workers: int
+) -> None:
     """The same listing read whole (source a) and as a stream (source b) stores the same
-    rows, and a streamed re-sync writes nothing when nothing changed and sees each change."""
+    rows, and a streamed re-sync writes nothing when nothing changed and sees each change;
+    staged in the sync's process, or by workers in small batches, few at a time."""
     assert sync(engine, ks, ks.source("ks-a")).inserted == 300
+    settings = replace(AT_ONCE, sync=replace(AT_ONCE.sync, workers=workers))
+
+    def sync_b(engine: Engine, _ks: KsyunEmulator, source: SourceConfig) -> RunResult:
+        return sync_source(engine, settings, source, policy=FAST)
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(jsonstream, "SPOOL_ABOVE", 1024)
-        first = sync(engine, ks, ks.source("ks-b"))
+        patch.setattr(staging, "POOL_MIN_IMAGES", 1)
+        patch.setattr(staging, "POOL_MIN_BUSY", 0.0)
+        patch.setattr(staging, "WINDOW_IMAGES", 100)
+        patch.setattr(sync_module, "STREAM_BATCH", 40)
+        first = sync_b(engine, ks, ks.source("ks-b"))
         assert (first.status, first.inserted, first.pages) == ("succeeded", 300, 1), first.error
         assert first.listing_complete
         rows = fetch_all(
@@ -419,10 +434,10 @@ def test_a_streamed_answer_stores_what_a_whole_one_does(engine: Engine, ks: Ksyu
         assert len(by_source["ks-a"]) == 300 and by_source["ks-a"] == by_source["ks-b"]
 
         before = row_versions(engine)
-        assert sync(engine, ks, ks.source("ks-b")).unchanged == 300
+        assert sync_b(engine, ks, ks.source("ks-b")).unchanged == 300
         assert row_versions(engine) == before
         ks.catalogue.mutate(3, remove=4, add=6, rename=3)
-        again = sync(engine, ks, ks.source("ks-b"))
+        again = sync_b(engine, ks, ks.source("ks-b"))
         assert (again.inserted, again.disappeared, again.changed) == (6, 4, 3), again.error
 
 
