@@ -172,15 +172,15 @@ class Batches:
         self._keys_file: IO[bytes] | None = None
         self._since = time.perf_counter()
         self._cpu_since = time.process_time()
-        self._here = 0  # images staged in this process
 
     def add(self, number: int, items: list[Any], total: int | None = None) -> None:
         """Stage page ``number``'s ``items``: in the workers once the listing, by
         ``total`` or what came before, is large, and this process is busy
         (:data:`POOL_MIN_BUSY`)."""
-        args = (self.provider, self.checks.source, number, items, self.submitted)
+        seq = self.submitted  # and, until the workers start, the images staged here
+        args = (self.provider, self.checks.source, number, items, seq)
         self.submitted += len(items)
-        if self._pool is None and self._wants_workers(total):
+        if self._pool is None and self._wants_workers(total, seq):
             self._pool = _pool(self.workers)
             if self._pool is None:  # no fork server here (Windows): stage it all here
                 self.workers = 0
@@ -188,7 +188,6 @@ class Batches:
                 self._keys_file = _key_file(self.stager.known_keys)
         if self._pool is None:
             self._write(stage_batch(*args, self.stager.known_keys))
-            self._here += len(items)
             return
         while self._waiting and (
             len(self._waiting) >= self.workers * WINDOW_PER_WORKER
@@ -204,10 +203,10 @@ class Batches:
         while self._waiting and self._waiting[0][1].done():
             self._write(self._next())
 
-    def _wants_workers(self, total: int | None) -> bool:
+    def _wants_workers(self, total: int | None, staged_here: int) -> bool:
         if self.workers < 1 or max(total or 0, self.expected, self.submitted) < POOL_MIN_IMAGES:
             return False
-        if self._here < SAMPLE_IMAGES:
+        if staged_here < SAMPLE_IMAGES:
             return POOL_MIN_BUSY <= 0
         cpu = time.process_time() - self._cpu_since
         return cpu >= POOL_MIN_BUSY * (time.perf_counter() - self._since)
@@ -284,15 +283,6 @@ def _forget(pool: ProcessPoolExecutor | None) -> None:
         if pool is not None and pool is _workers:
             _workers = None
             pool.shutdown(wait=False, cancel_futures=True)
-
-
-def shutdown() -> None:
-    """Stop this process's workers (they also stop when it exits)."""
-    global _workers
-    with _lock:
-        pool, _workers = _workers, None
-    if pool is not None:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _ignore_stops() -> None:
