@@ -93,32 +93,47 @@ END
 $$;
 """
 
-TRIGGERS = (
-    "CREATE TRIGGER sources_deleted AFTER DELETE ON sources"
-    " REFERENCING OLD TABLE AS deleted_sources"
-    " FOR EACH STATEMENT EXECUTE FUNCTION inventory_sources_deleted()",
-    "CREATE TRIGGER images_deleted AFTER DELETE ON images"
-    " REFERENCING OLD TABLE AS deleted_images"
-    " FOR EACH STATEMENT EXECUTE FUNCTION inventory_images_deleted()",
-    "CREATE TRIGGER sources_id_kept BEFORE UPDATE OF id ON sources"
-    " FOR EACH ROW EXECUTE FUNCTION inventory_id_kept()",
-    "CREATE TRIGGER images_id_kept BEFORE UPDATE OF id ON images"
-    " FOR EACH ROW EXECUTE FUNCTION inventory_id_kept()",
-    "CREATE TRIGGER sources_truncated AFTER TRUNCATE ON sources"
-    " FOR EACH STATEMENT EXECUTE FUNCTION inventory_truncated('images')",
-    "CREATE TRIGGER images_truncated AFTER TRUNCATE ON images"
-    " FOR EACH STATEMENT EXECUTE FUNCTION"
-    " inventory_truncated('image_status_history', 'image_events')",
-)
-
-#: (trigger, table) of the triggers above, for the downgrade.
-TRIGGER_NAMES = (
-    ("sources_deleted", "sources"),
-    ("images_deleted", "images"),
-    ("sources_id_kept", "sources"),
-    ("images_id_kept", "images"),
-    ("sources_truncated", "sources"),
-    ("images_truncated", "images"),
+#: (trigger, table, when, what it runs) of the triggers this revision creates.
+TRIGGERS: tuple[tuple[str, str, str, str], ...] = (
+    (
+        "sources_deleted",
+        "sources",
+        "AFTER DELETE",
+        "REFERENCING OLD TABLE AS deleted_sources"
+        " FOR EACH STATEMENT EXECUTE FUNCTION inventory_sources_deleted()",
+    ),
+    (
+        "images_deleted",
+        "images",
+        "AFTER DELETE",
+        "REFERENCING OLD TABLE AS deleted_images"
+        " FOR EACH STATEMENT EXECUTE FUNCTION inventory_images_deleted()",
+    ),
+    (
+        "sources_id_kept",
+        "sources",
+        "BEFORE UPDATE OF id",
+        "FOR EACH ROW EXECUTE FUNCTION inventory_id_kept()",
+    ),
+    (
+        "images_id_kept",
+        "images",
+        "BEFORE UPDATE OF id",
+        "FOR EACH ROW EXECUTE FUNCTION inventory_id_kept()",
+    ),
+    (
+        "sources_truncated",
+        "sources",
+        "AFTER TRUNCATE",
+        "FOR EACH STATEMENT EXECUTE FUNCTION inventory_truncated('images')",
+    ),
+    (
+        "images_truncated",
+        "images",
+        "AFTER TRUNCATE",
+        "FOR EACH STATEMENT EXECUTE FUNCTION"
+        " inventory_truncated('image_status_history', 'image_events')",
+    ),
 )
 FUNCTION_NAMES = (
     "inventory_sources_deleted",
@@ -136,12 +151,12 @@ def upgrade() -> None:
     for table, column, referred in DROPPED:
         op.drop_constraint(_name(table, column, referred), table, type_="foreignkey")
     op.execute(FUNCTIONS)
-    for statement in TRIGGERS:
-        op.execute(statement)
+    for trigger, table, when, what in TRIGGERS:
+        op.execute(f"CREATE TRIGGER {trigger} {when} ON {table} {what}")
 
 
 def downgrade() -> None:
-    for trigger, table in TRIGGER_NAMES:
+    for trigger, table, _, _ in TRIGGERS:
         op.execute(f"DROP TRIGGER {trigger} ON {table}")
     for function in FUNCTION_NAMES:
         op.execute(f"DROP FUNCTION {function}()")
