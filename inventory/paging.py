@@ -270,7 +270,12 @@ Submit = Callable[[Fetch, dict[str, Any], int], "Future[Page]"]
 
 
 def drive(
-    strategy: PagingStrategy, fetch: Fetch, *, submit: Submit | None = None, in_flight: int = 1
+    strategy: PagingStrategy,
+    fetch: Fetch,
+    *,
+    submit: Submit | None = None,
+    in_flight: int = 1,
+    window: int | None = None,
 ) -> Iterator[Page]:
     """Fetch pages until the strategy says the listing has ended.
 
@@ -285,6 +290,12 @@ def drive(
     arrive in. When a page does not end where the plan expects (a short page, a moved
     listing), the planned pages not yet yielded are dropped and paging goes on one page at
     a time from where the strategy says, exactly as without a plan.
+
+    ``window`` (at least ``in_flight``, which is its default) is how many planned pages may
+    be asked for and not yet yielded: in flight, queued, or answered and waiting for the
+    consumer. ``submit``'s executor runs at most ``in_flight`` at once, so a window larger
+    than that never puts more requests in flight; it lets the requests go on while the
+    consumer is busy with the pages before them, instead of stopping until it takes one.
     """
     params: dict[str, Any] | None = strategy.first()
     number = 1
@@ -299,8 +310,9 @@ def drive(
         if number == 2 and params is not None and submit and in_flight > 1 and plan_ahead:
             planned = plan_ahead(page)
             if planned:
+                ahead = max(window or in_flight, in_flight)
                 params, number = yield from _planned(
-                    strategy, fetch, submit, in_flight, planned, params
+                    strategy, fetch, submit, ahead, planned, params
                 )
 
 
@@ -315,17 +327,17 @@ def _planned(
     strategy: PagingStrategy,
     fetch: Fetch,
     submit: Submit,
-    in_flight: int,
+    window: int,
     planned: list[dict[str, Any]],
     params: dict[str, Any] | None,
 ) -> Generator[Page, None, tuple[dict[str, Any] | None, int]]:
-    """Pages 2.. of ``planned``, ``in_flight`` at a time, from page 2's ``params`` (what
-    the strategy asked for after page 1); returns where paging goes on."""
+    """Pages 2.. of ``planned``, ``window`` submitted at a time, from page 2's ``params``
+    (what the strategy asked for after page 1); returns where paging goes on."""
     waiting: deque[tuple[int, dict[str, Any], Future[Page]]] = deque()
     upcoming = iter(enumerate(planned, start=2))
 
     def top_up() -> None:
-        while len(waiting) < in_flight and (nxt := next(upcoming, None)) is not None:
+        while len(waiting) < window and (nxt := next(upcoming, None)) is not None:
             waiting.append((nxt[0], nxt[1], submit(fetch, nxt[1], nxt[0])))
 
     number = 2

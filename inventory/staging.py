@@ -55,7 +55,10 @@ POOL_MIN_BUSY = 0.6
 SAMPLE_IMAGES = 2_000
 #: Batches handed to the workers and not yet written, per worker: enough to keep them
 #: busy while the sync process writes, few enough that memory stays flat.
-WINDOW_PER_WORKER = 2
+WINDOW_PER_WORKER = 8
+#: Small pages go to a worker together, this many images at least (or the listing's rest):
+#: each hand-over costs two pickles and two thread wake-ups, whatever its size.
+TASK_IMAGES = 500
 #: ... and at most this many images in them (a streamed answer's batches are large).
 WINDOW_IMAGES = 4_000
 
@@ -66,7 +69,8 @@ class WorkerDied(InventoryError):
 
 @dataclass(slots=True)
 class Staged:
-    """One batch of a page, made ready to stage: its rows and what its checks found."""
+    """One batch (of a page, or of several small ones, the last numbered ``number``), made
+    ready to stage: its rows and what its checks found."""
 
     number: int
     rows: store.Rows
@@ -74,22 +78,29 @@ class Staged:
     unknown: Counter[str]
 
 
+#: A batch's items by page: (page number, items), in listing order.
+Segments = list[tuple[int, list[Any]]]
+
+
 def stage_batch(
     provider: str,
     source: str,
-    number: int,
-    items: list[Any],
+    segments: Segments,
     seq: int,
     keys: Sequence[int] | str | None,
 ) -> Staged:
-    """Items of page ``number`` as staging rows numbered from ``seq``, those among the
+    """The items of ``segments`` as staging rows numbered from ``seq``, those among the
     known ``keys`` (or the file of them, in a worker) short; what cannot be stored is left
     out and noted in the answer's checks."""
     checks = Storable(source)
     unknown: Counter[str] = Counter()
-    records, raw_json = normalized(PROVIDERS[provider], number, items, checks, unknown)
+    records: list[ImageRecord] = []
+    raw_json: list[str] = []
+    for number, items in segments:
+        normalized(PROVIDERS[provider], number, items, checks, unknown, records, raw_json)
     known = _mapped(keys) if isinstance(keys, str) else keys
-    return Staged(number, store.encode_rows(records, raw_json, seq, known), checks, unknown)
+    rows = store.encode_rows(records, raw_json, seq, known)
+    return Staged(segments[-1][0], rows, checks, unknown)
 
 
 #: In a worker: the key files last read (path -> their keys), newest last.
@@ -115,11 +126,12 @@ def normalized(
     items: list[dict[str, Any]],
     checks: Storable,
     unknown: Counter[str],
-) -> tuple[list[ImageRecord], list[str]]:
-    """Items of page ``number`` as storable records and their raw JSON; the bad ones are
-    left out and noted in ``checks`` (one bad image fails no run)."""
-    records: list[ImageRecord] = []
-    raw_json: list[str] = []
+    records: list[ImageRecord],
+    raw_json: list[str],
+) -> None:
+    """Items of page ``number`` as storable records and their raw JSON, added to
+    ``records`` and ``raw_json``; the bad ones are left out and noted in ``checks`` (one
+    bad image fails no run)."""
     for item in items:
         raw, blob = checks.raw(item, number)
         try:
@@ -135,7 +147,6 @@ def normalized(
             unknown[record.raw_status or "<empty>"] += 1
         records.append(record)
         raw_json.append(blob)
-    return records, raw_json
 
 
 #: written(page number, rows staged so far), after each batch is written.
@@ -164,11 +175,14 @@ class Batches:
         self.checks, self.unknown = checks, unknown
         self.workers, self.expected = workers, expected
         self.written = written
-        #: Items handed in so far: the staging number of the next batch's first row.
+        #: Items handed in so far (gathered for a worker or not): the staging number of the
+        #: next page's first row.
         self.submitted = 0
         self._pool: ProcessPoolExecutor | None = None
         self._waiting: deque[tuple[int, Future[Staged]]] = deque()  # (images, answer)
         self._pending = 0  # images in the batches waiting
+        self._gathered: Segments = []  # small pages not yet handed to a worker
+        self._gathered_images = 0
         self._keys_file: IO[bytes] | None = None
         self._since = time.perf_counter()
         self._cpu_since = time.process_time()
@@ -177,31 +191,46 @@ class Batches:
         """Stage page ``number``'s ``items``: in the workers once the listing, by
         ``total`` or what came before, is large, and this process is busy
         (:data:`POOL_MIN_BUSY`)."""
-        seq = self.submitted  # and, until the workers start, the images staged here
-        args = (self.provider, self.checks.source, number, items, seq)
-        self.submitted += len(items)
-        if self._pool is None and self._wants_workers(total, seq):
+        if self._pool is None and self._wants_workers(total, self.submitted):
             self._pool = _pool(self.workers)
             if self._pool is None:  # no fork server here (Windows): stage it all here
                 self.workers = 0
             else:
                 self._keys_file = _key_file(self.stager.known_keys)
+        seq = self.submitted
+        self.submitted += len(items)
         if self._pool is None:
-            self._write(stage_batch(*args, self.stager.known_keys))
+            segments = [(number, items)]
+            self._write(stage_batch(*self._task(segments), seq, self.stager.known_keys))
             return
-        while self._waiting and (
-            len(self._waiting) >= self.workers * WINDOW_PER_WORKER
-            or self._pending + len(items) > WINDOW_IMAGES
-        ):
-            self._write(self._next())
-        path = None if self._keys_file is None else self._keys_file.name
-        try:
-            self._waiting.append((len(items), self._pool.submit(stage_batch, *args, path)))
-            self._pending += len(items)
-        except BrokenProcessPool as err:
-            raise self._died(err) from None
+        self._gathered.append((number, items))
+        self._gathered_images += len(items)
+        if self._gathered_images >= TASK_IMAGES:
+            self._hand_over()
         while self._waiting and self._waiting[0][1].done():
             self._write(self._next())
+
+    def _task(self, segments: Segments) -> tuple[str, str, Segments]:
+        return self.provider, self.checks.source, segments
+
+    def _hand_over(self) -> None:
+        """Give the gathered pages to a worker, once fewer batches than the window wait."""
+        assert self._pool is not None
+        images, segments = self._gathered_images, self._gathered
+        self._gathered, self._gathered_images = [], 0
+        while self._waiting and (
+            len(self._waiting) >= self.workers * WINDOW_PER_WORKER
+            or self._pending + images > WINDOW_IMAGES
+        ):
+            self._write(self._next())
+        seq = self.submitted - images  # the gathered pages are the newest
+        path = None if self._keys_file is None else self._keys_file.name
+        try:
+            future = self._pool.submit(stage_batch, *self._task(segments), seq, path)
+        except BrokenProcessPool as err:
+            raise self._died(err) from None
+        self._waiting.append((images, future))
+        self._pending += images
 
     def _wants_workers(self, total: int | None, staged_here: int) -> bool:
         if self.workers < 1 or max(total or 0, self.expected, self.submitted) < POOL_MIN_IMAGES:
@@ -213,6 +242,8 @@ class Batches:
 
     def finish(self) -> None:
         """Write what the workers still hold."""
+        if self._gathered:
+            self._hand_over()
         while self._waiting:
             self._write(self._next())
 
@@ -221,6 +252,7 @@ class Batches:
             future.cancel()
         self._waiting.clear()
         self._pending = 0
+        self._gathered, self._gathered_images = [], 0
         if self._keys_file is not None:
             self._keys_file.close()  # and deleted (a worker may keep it mapped a while)
             self._keys_file = None

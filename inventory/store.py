@@ -37,6 +37,7 @@ import orjson
 from psycopg import Copy
 from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import IntegrityError
 
 from inventory.config import SyncSettings
 from inventory.errors import ConfigError, InventoryError
@@ -460,15 +461,19 @@ def merge(
         raise InventoryError(f"source {source_id} was deleted while it ran; nothing was applied")
 
     # A listing can repeat an item (offset paging while the catalogue moves): keep the last.
-    # Rare, so it is looked for first (one hash aggregate) and only then deleted.
-    # The index also keeps the joins below fast when the images' statistics lag behind a
-    # large first insert (no analyze yet): without it, they ran as nested loops over the
-    # stage, 20,000 x 20,000 rows.
-    ex(text(f"CREATE INDEX ON {STAGE} (provider_image_id, seq)"))
+    # Rare, so the index that the joins below need anyway is built unique: it is refused
+    # only when an id repeats, and only then are the repeats found and deleted.
+    # (The index keeps those joins fast when the images' statistics lag behind a large
+    # first insert, no analyze yet: without it, they ran as nested loops over the stage,
+    # 20,000 x 20,000 rows.)
     duplicates, first_repeat = 0, None
-    repeated = ex(
-        text(f"SELECT EXISTS (SELECT FROM {STAGE} GROUP BY provider_image_id HAVING count(*) > 1)")
-    ).scalar_one()
+    try:
+        with conn.begin_nested():
+            ex(text(f"CREATE UNIQUE INDEX ON {STAGE} (provider_image_id)"))
+        repeated = False
+    except IntegrityError:
+        repeated = True
+        ex(text(f"CREATE INDEX ON {STAGE} (provider_image_id, seq)"))
     if repeated:
         duplicates, first_repeat = ex(
             text(
@@ -652,7 +657,10 @@ def merge(
     # A repeated id means items moved between pages, so others may have been skipped; an
     # empty answer for a source with images is an API's hiccup far more often than a purge.
     empty = listing_complete and not seen and active_before > 0 and not allow_mass_disappearance
-    if listing_complete and not duplicates and not empty and had_images:
+    # Each row staged is one image (repeats were deleted): a new one, one coming back, or
+    # one listed before. When those last are all the images listed before, none is absent.
+    absent = active_before - (seen - inserted - reappeared)
+    if listing_complete and not duplicates and not empty and had_images and absent:
         # Absent from this whole listing: gone once absent from confirm_gone_runs in a row.
         ex(
             text(

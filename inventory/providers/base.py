@@ -41,6 +41,10 @@ from inventory.storable import loads
 
 #: Credentials that name an account (ids, not secrets), in the providers' spellings.
 ACCOUNT_IDS = ("access_key_id", "secret_id", "access_key", "username")
+#: Answered pages a listing with pages in flight may hold beyond its requests in flight,
+#: waiting for the sync to take them: the requests go on while it stages the pages before
+#: (a QingCloud page of 100 images is about 0.3 MB parsed, so at most a few MB).
+PAGES_WAITING = 16
 
 
 class PagedCollector:
@@ -118,7 +122,13 @@ class PagedCollector:
     def pages(self) -> Iterator[Page]:
         submit = self._submit if self.in_flight > 1 else None
         try:
-            yield from drive(self._strategy, self._fetch, submit=submit, in_flight=self.in_flight)
+            yield from drive(
+                self._strategy,
+                self._fetch,
+                submit=submit,
+                in_flight=self.in_flight,
+                window=self.in_flight + PAGES_WAITING,
+            )
         except PagingError as err:  # the strategy's refusal: name the source too
             raise err.located(self.source.name, None) from None
 

@@ -33,9 +33,11 @@ STORED = """
 
 @pytest.fixture
 def pooled(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Every listing goes to the workers; returns the sizes of the pools asked for."""
+    """Every listing goes to the workers, its small pages a few together; returns the
+    sizes of the pools asked for."""
     monkeypatch.setattr(staging, "POOL_MIN_IMAGES", 1)
     monkeypatch.setattr(staging, "POOL_MIN_BUSY", 0.0)
+    monkeypatch.setattr(staging, "TASK_IMAGES", 50)
     asked: list[int] = []
     real = staging._pool
 
@@ -86,6 +88,26 @@ def test_workers_stage_what_the_sync_process_would(
     assert pooled and set(pooled) == {2}  # the workers did stage them
     escaped = fetch_all(engine, "SELECT DISTINCT name FROM images WHERE name LIKE 'tab%'")
     assert [r.name for r in escaped] == ["tab\there, back\\slash, new\nline, \\N, cr\rend"]
+
+
+def test_a_repeat_is_placed_on_its_page_when_pages_go_to_the_workers_together(
+    engine: Engine, emulator: Emulator, pooled: list[int]
+) -> None:
+    """Pages of 20 go to the workers three at a time; an id listed twice (page 5 begins
+    with page 4's last image) is named on its page, as in the sync's own process, and the
+    listing marks nothing gone."""
+    emu = emulator.reset(images=200, page_size=20)
+    for name in ("here", "by-workers"):
+        assert _sync(engine, emu, name).inserted == 200
+    emu.mutate(seed=4, remove=3)
+    emu.fail(page=5, kind="duplicate", times=2)  # once for each source
+    here, workers = _sync(engine, emu, "here"), _sync(engine, emu, "by-workers")
+    assert pooled
+    for result in (here, workers):
+        assert result.status == "succeeded" and not result.listing_complete, result.error
+        assert "the first repeat on page 5" in (result.incomplete_reason or "")
+        assert (result.disappeared, result.missing) == (0, 0)
+    assert _outcome(workers) == _outcome(here)
 
 
 def test_a_worker_killed_mid_listing_fails_the_run_and_keeps_everything(

@@ -187,3 +187,43 @@ def test_a_server_that_clamps_the_page_plans_with_its_page_size() -> None:
     first = Page(number=1, items=[{}] * 20, total=65)
     assert [p["offset"] for p in strategy.ahead(first)] == [20, 40, 60]
     assert strategy.ahead(Page(number=1, items=[], total=65)) == []
+
+
+class Counted:
+    """Pages of 10 of a listing of 200, each answered after 5 ms; counts the requests
+    running at once."""
+
+    def __init__(self) -> None:
+        self.running = self.most = 0
+        self.lock = threading.Lock()
+        self.asked: list[int] = []
+
+    def fetch(self, params: dict[str, Any], number: int) -> Page:
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+            self.asked.append(number)
+        time.sleep(0.005)
+        with self.lock:
+            self.running -= 1
+        items = [{"id": f"i{n}"} for n in range(params["offset"], params["offset"] + 10)]
+        return Page(number=number, items=items, total=200)
+
+
+def test_a_window_lets_requests_go_on_while_the_consumer_is_busy_never_more_at_once() -> None:
+    """With a window of 6 pages and 2 requests in flight, a consumer busy with page 2 has
+    pages 3 to 8 asked for meanwhile, never more than 2 at once; with no window, only 3
+    and 4."""
+    for window, asked_meanwhile in ((6, 6), (None, 2)):
+        listing = Counted()
+        with ThreadPoolExecutor(2) as pool:
+            pages = drive(
+                OffsetPaging(10), listing.fetch, submit=pool.submit, in_flight=2, window=window
+            )
+            assert [next(pages).number, next(pages).number] == [1, 2]
+            time.sleep(0.2)  # busy with page 2: the pool answers what it was given meanwhile
+            with listing.lock:
+                meanwhile = sorted(listing.asked)[2:]
+            assert meanwhile == list(range(3, 3 + asked_meanwhile))
+            rest = [page.number for page in pages]
+        assert rest == list(range(3, 21)) and listing.most == 2
