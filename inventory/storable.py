@@ -39,8 +39,12 @@ MAX_SIZE_GB = Decimal(1_000_000)
 REPLACEMENT = "\ufffd"
 #: How many problems a run's warning lists before "and N more".
 SHOWN = 5
-#: 19 digits in a row: maybe an integer orjson cannot hold (see :func:`loads`).
-_LONG_BYTES, _LONG_TEXT = re.compile(rb"\d{19}"), re.compile(r"\d{19}")
+#: 19 digits in a row: maybe an integer orjson cannot hold (see :func:`loads`). A body is
+#: looked through as bytes with every digit made "0" and every other byte " ", for a run
+#: of 19 "0": 15 times faster than the regular expression on a 45 kB page.
+_LONG_TEXT = re.compile(r"\d{19}")
+_DIGITS_ONLY = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))
+_LONG_RUN = b"0" * 19
 
 
 def loads(body: str | bytes) -> Any:
@@ -51,8 +55,11 @@ def loads(body: str | bytes) -> Any:
     surrogate escape, nesting past its limit, invalid JSON) goes to the standard parser,
     whose answer, or error, is as before. So does a body with a run of 19 digits: orjson
     reads an integer past 64 bits as a float, which would lose its value."""
-    long_number = _LONG_BYTES if isinstance(body, bytes) else _LONG_TEXT
-    if long_number.search(body) is None:  # type: ignore[arg-type]
+    if isinstance(body, bytes):
+        long_number = _LONG_RUN in body.translate(_DIGITS_ONLY)
+    else:
+        long_number = _LONG_TEXT.search(body) is not None
+    if not long_number:
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:

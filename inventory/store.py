@@ -487,53 +487,65 @@ def merge(
                 """
             )
         ).one()
-    # Temp tables are never auto-analyzed; the joins below need only these columns' stats.
-    ex(text(f"ANALYZE {STAGE} (provider_image_id, fingerprint)"))
     seen = int(ex(text(f"SELECT count(*) FROM {STAGE}")).scalar_one())
-    active_before = int(
+    active_before, held = (
+        int(n)
+        for n in ex(
+            text(
+                "SELECT count(*) FILTER (WHERE gone_at IS NULL), count(*) FROM images"
+                " WHERE source_id = :sid"
+            ),
+            p,
+        ).one()
+    )
+    # A source's first listing (it holds no image, listed or gone): every row is new, so
+    # they are inserted from the stage as they are, with no diff to build (nor a row
+    # staged short: there was no key to match).
+    first_listing = held == 0
+    counts: dict[str, int] = {"new": seen}
+    if not first_listing:
+        # Temp tables are never auto-analyzed; the joins below need only these columns'
+        # stats.
+        ex(text(f"ANALYZE {STAGE} (provider_image_id, fingerprint)"))
+        # Only rows that need a write: new, fingerprint differs, or coming back.
         ex(
-            text("SELECT count(*) FROM images WHERE source_id = :sid AND gone_at IS NULL"), p
-        ).scalar_one()
-    )
-
-    # Only rows that need a write: new, fingerprint differs, or coming back.
-    ex(
-        text(
-            f"""
-            CREATE TEMP TABLE inventory_diff ON COMMIT DROP AS
-            SELECT s.*, i.id AS image_id, i.status AS old_status,
-                   i.raw_status AS old_raw_status,
-                   CASE WHEN i.id IS NULL THEN 'new'
-                        WHEN i.gone_at IS NOT NULL THEN 'reappeared'
-                        ELSE 'changed' END AS outcome,
-                   CASE WHEN i.id IS NULL THEN NULL ELSE {_CHANGED_FIELDS_SQL} END
-                       AS changed_fields
-              FROM {STAGE} s
-              LEFT JOIN images i
-                ON i.source_id = :sid AND i.provider_image_id = s.provider_image_id
-             WHERE i.id IS NULL OR i.gone_at IS NOT NULL OR i.fingerprint <> s.fingerprint
-            """
-        ),
-        p,
-    )
-    outcomes = ex(
-        text(
-            "SELECT outcome, count(*) AS n, count(*) FILTER (WHERE raw IS NULL) AS unsent"
-            " FROM inventory_diff GROUP BY outcome"
+            text(
+                f"""
+                CREATE TEMP TABLE inventory_diff ON COMMIT DROP AS
+                SELECT s.*, i.id AS image_id, i.status AS old_status,
+                       i.raw_status AS old_raw_status,
+                       CASE WHEN i.id IS NULL THEN 'new'
+                            WHEN i.gone_at IS NOT NULL THEN 'reappeared'
+                            ELSE 'changed' END AS outcome,
+                       CASE WHEN i.id IS NULL THEN NULL ELSE {_CHANGED_FIELDS_SQL} END
+                           AS changed_fields
+                  FROM {STAGE} s
+                  LEFT JOIN images i
+                    ON i.source_id = :sid AND i.provider_image_id = s.provider_image_id
+                 WHERE i.id IS NULL OR i.gone_at IS NOT NULL OR i.fingerprint <> s.fingerprint
+                """
+            ),
+            p,
         )
-    ).all()
-    counts: dict[str, int] = {row.outcome: int(row.n) for row in outcomes}
-    # A row staged as already stored must be: else its data was never sent.
-    if any(row.unsent for row in outcomes):
-        raise KnownRowChanged(
-            "an image staged as unchanged is not stored so (a key collision); staging again"
-        )
+        outcomes = ex(
+            text(
+                "SELECT outcome, count(*) AS n, count(*) FILTER (WHERE raw IS NULL) AS unsent"
+                " FROM inventory_diff GROUP BY outcome"
+            )
+        ).all()
+        counts = {row.outcome: int(row.n) for row in outcomes}
+        # A row staged as already stored must be: else its data was never sent.
+        if any(row.unsent for row in outcomes):
+            raise KnownRowChanged(
+                "an image staged as unchanged is not stored so (a key collision); staging again"
+            )
     inserted = int(counts.get("new", 0))
     changed = int(counts.get("changed", 0))
     reappeared = int(counts.get("reappeared", 0))
 
     data_cols = ", ".join(IMAGE_DATA_COLUMNS)
     if inserted:
+        new_rows = STAGE if first_listing else "inventory_diff WHERE outcome = 'new'"
         ex(
             text(
                 f"""
@@ -544,7 +556,7 @@ def merge(
                     SELECT :sid, {data_cols}, now(), :run, now(), :run,
                            CASE WHEN status IN {_FLAGGED_SQL} THEN now() END,
                            CASE WHEN status IN {_FLAGGED_SQL} THEN :run END
-                      FROM inventory_diff WHERE outcome = 'new' ORDER BY seq
+                      FROM {new_rows} ORDER BY seq
                     RETURNING id, status, raw_status
                 ), hist AS (
                     INSERT INTO image_status_history
