@@ -30,6 +30,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     SmallInteger,
@@ -78,6 +79,9 @@ class Source(Base):
     location: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(TSTZ, server_default=func.now())
+    #: The normalizing code whose last complete listing checked the source's images, so
+    #: that their raw digests can be trusted (0010; inventory/store.py, known_keys).
+    normalized_by: Mapped[str | None] = mapped_column(Text)
 
 
 class SyncRun(Base):
@@ -152,6 +156,9 @@ class Image(Base):
     tags: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     raw: Mapped[dict[str, Any]] = mapped_column(JSONB)
     fingerprint: Mapped[str] = mapped_column(Text)
+    #: The digest of the raw record the row was last written from or checked against
+    #: (0010), by which a sync knows an image listed exactly as stored.
+    raw_digest: Mapped[bytes | None] = mapped_column(LargeBinary)
     first_seen_at: Mapped[datetime] = mapped_column(TSTZ)
     # The runs that saw the image first, changed it last and flagged it: provenance with
     # no foreign key (a trigger per written row); deleting a run nulls them (0008).

@@ -7,11 +7,13 @@ batches of a large listing (:data:`POOL_MIN_IMAGES` images or more, by the first
 total or the images the source holds) while the sync's process is busy (it is not when the
 pages come at a cloud's pace: :data:`POOL_MIN_BUSY`) go to a pool of worker processes (``[sync]
 workers``), which do all of that (:func:`stage_batch`) and answer COPY text; the sync
-process fetches the pages and writes the text, in listing order. (A row the database holds
-exactly as listed is answered in its short form: the workers map the run's known keys from
-a temporary file, :func:`inventory.store.encode_rows`.) A small
-listing, and ``workers = 0``, runs the same function in the process, so both ways stage the
-same bytes.
+process fetches the pages and writes the text, in listing order. An image listed exactly
+as stored (its raw record's digest among the run's known keys,
+:func:`inventory.store.known_keys`) is not normalized at all: it is staged by its id and
+digest; the workers map the keys from a temporary file. Where most of a listing is that
+(a re-sync), staging costs little (:data:`POOL_MIN_STAGING`) and stays in the process. A
+small listing, and ``workers = 0``, runs the same function in the process, so both ways
+stage the same bytes.
 
 The workers are started once per process (from a fork server, so a worker is a cheap fork
 of a process that has imported this module alone) and kept for later runs. They ignore
@@ -21,9 +23,12 @@ only the raw image objects they are given.
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import mmap
 import multiprocessing
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -36,11 +41,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
 
-from inventory import store
+from inventory import records, storable, store
 from inventory.errors import InventoryError, ProviderError
-from inventory.providers import PROVIDERS, Provider
+from inventory.providers import PROVIDERS, Provider, fields
 from inventory.providers.fields import image_id_of, noting
-from inventory.records import ImageRecord, ImageStatus
+from inventory.records import ImageStatus
 from inventory.storable import Storable
 
 #: A listing this large (or a source holding this many images) is staged by the workers;
@@ -51,7 +56,11 @@ POOL_MIN_IMAGES = 20_000
 #: a cloud's pace leaves it waiting for the provider, and workers would only add the cost
 #: of their start.
 POOL_MIN_BUSY = 0.6
-#: Images staged in the process before that share is judged.
+#: ... and staging takes at least this share of the process's time: an image listed as
+#: stored is staged by its digest without being normalized (a fifth of the cost of
+#: fetching it), and handing it to a worker would cost more than staging it here.
+POOL_MIN_STAGING = 0.33
+#: Images staged in the process before those shares are judged.
 SAMPLE_IMAGES = 2_000
 #: Batches handed to the workers and not yet written, per worker: enough to keep them
 #: busy while the sync process writes, few enough that memory stays flat.
@@ -94,13 +103,11 @@ def stage_batch(
     out and noted in the answer's checks."""
     checks = Storable(source)
     unknown: Counter[str] = Counter()
-    records: list[ImageRecord] = []
-    raw_json: list[str] = []
-    for number, items in segments:
-        normalized(PROVIDERS[provider], number, items, checks, unknown, records, raw_json)
+    entries: list[store.Entry] = []
     known = _mapped(keys) if isinstance(keys, str) else keys
-    rows = store.encode_rows(records, raw_json, seq, known)
-    return Staged(segments[-1][0], rows, checks, unknown)
+    for number, items in segments:
+        normalized(PROVIDERS[provider], number, items, checks, unknown, entries, known)
+    return Staged(segments[-1][0], store.encode_rows(entries, seq), checks, unknown)
 
 
 #: In a worker: the key files last read (path -> their keys), newest last.
@@ -126,27 +133,76 @@ def normalized(
     items: list[dict[str, Any]],
     checks: Storable,
     unknown: Counter[str],
-    records: list[ImageRecord],
-    raw_json: list[str],
+    entries: list[store.Entry],
+    keys: Sequence[int] | None = None,
 ) -> None:
-    """Items of page ``number`` as storable records and their raw JSON, added to
-    ``records`` and ``raw_json``; the bad ones are left out and noted in ``checks`` (one
-    bad image fails no run)."""
+    """Items of page ``number`` as entries to stage, added to ``entries``; the bad ones
+    are left out and noted in ``checks`` (one bad image fails no run). An item whose raw
+    record's digest is among the ``keys`` (:func:`inventory.store.known_keys`) is listed
+    exactly as stored: it is not normalized, and is staged by its id alone (which the
+    merge checks, with the whole digest). An image whose normalizing has something to
+    report (an unknown status, a value stored as null) is staged without a digest, so that
+    each run normalizes, and reports, it again."""
+    id_field = provider.id_field
     for item in items:
         raw, blob = checks.raw(item, number)
+        digest = store.raw_digest(blob)
+        if keys is not None and store.holds(keys, store.digest_key(digest)):
+            image_id = raw.get(id_field)
+            if isinstance(image_id, str) and image_id:
+                entries.append((image_id, digest, None, None))
+                continue
         try:
             with noting() as notes:
                 normalized = provider.normalize(raw)
         except (ProviderError, ValueError) as err:
             checks.skip(number, image_id_of(raw), str(err))
             continue
+        noted = len(checks.nulled)
         record = checks.record(normalized, number, notes)
         if record is None:
             continue
         if record.status is ImageStatus.UNKNOWN:
             unknown[record.raw_status or "<empty>"] += 1
-        records.append(record)
-        raw_json.append(blob)
+            noted = -1
+        # What the run reports of an image (an unknown status, a value stored as null) is
+        # found by normalizing it: such an image gets no digest, so every run does.
+        kept = digest if len(checks.nulled) == noted else None
+        entries.append((record.provider_image_id, kept, record, blob))
+
+
+def normalized_by(provider: str) -> str:
+    """A version of the code that turns ``provider``'s raw records into stored rows: a
+    digest of its normalizer's module and of the modules every normalizer runs through
+    (records, fields, storable checks, this one, the staging encoder). A source's images
+    are known by their raw records' digests only under the version that checked them
+    (:func:`inventory.store.known_keys`): a release that changes any of this code
+    normalizes every image again, once, on its first complete listing of each source."""
+    version = _versions.get(provider)
+    if version is None:
+        shared = (records, fields, storable, sys.modules[__name__], store)
+        files = [
+            *PROVIDERS[provider].normalizer_files(),
+            *(m.__file__ or m.__name__ for m in shared),
+        ]
+        hashed = hashlib.sha256()
+        for name in files:
+            try:
+                hashed.update(Path(name).read_bytes())
+            except OSError:  # no source file here: the name, and the release, stand for it
+                hashed.update(f"{name} {_release()}".encode())
+        version = _versions[provider] = hashed.hexdigest()[:16]
+    return version
+
+
+_versions: dict[str, str] = {}
+
+
+def _release() -> str:
+    try:
+        return importlib.metadata.version("image-inventory")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 #: written(page number, rows staged so far), after each batch is written.
@@ -186,11 +242,12 @@ class Batches:
         self._keys_file: IO[bytes] | None = None
         self._since = time.perf_counter()
         self._cpu_since = time.process_time()
+        self._staging_cpu = 0.0  # this thread's time in stage_batch
 
     def add(self, number: int, items: list[Any], total: int | None = None) -> None:
         """Stage page ``number``'s ``items``: in the workers once the listing, by
-        ``total`` or what came before, is large, and this process is busy
-        (:data:`POOL_MIN_BUSY`)."""
+        ``total`` or what came before, is large, this process is busy
+        (:data:`POOL_MIN_BUSY`), and staging is much of that (:data:`POOL_MIN_STAGING`)."""
         if self._pool is None and self._wants_workers(total, self.submitted):
             self._pool = _pool(self.workers)
             if self._pool is None:  # no fork server here (Windows): stage it all here
@@ -201,7 +258,10 @@ class Batches:
         self.submitted += len(items)
         if self._pool is None:
             segments = [(number, items)]
-            self._write(stage_batch(*self._task(segments), seq, self.stager.known_keys))
+            started = time.thread_time()
+            staged = stage_batch(*self._task(segments), seq, self.stager.known_keys)
+            self._staging_cpu += time.thread_time() - started
+            self._write(staged)
             return
         self._gathered.append((number, items))
         self._gathered_images += len(items)
@@ -238,7 +298,8 @@ class Batches:
         if staged_here < SAMPLE_IMAGES:
             return POOL_MIN_BUSY <= 0
         cpu = time.process_time() - self._cpu_since
-        return cpu >= POOL_MIN_BUSY * (time.perf_counter() - self._since)
+        busy = cpu >= POOL_MIN_BUSY * (time.perf_counter() - self._since)
+        return busy and self._staging_cpu >= POOL_MIN_STAGING * cpu
 
     def finish(self) -> None:
         """Write what the workers still hold."""

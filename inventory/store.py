@@ -49,9 +49,16 @@ LOCK_NAMESPACE = 0x1A6E_0002
 STAGE = "inventory_stage"
 
 #: The staged row: its position in the listing, the id, every fingerprinted field (in
-#: :data:`~inventory.records.DURABLE_FIELDS` order, as :meth:`Stager.write` writes them),
-#: the raw record and the fingerprint.
-STAGE_COLUMNS: tuple[str, ...] = ("seq", "provider_image_id", *DURABLE_FIELDS, "raw", "fingerprint")
+#: :data:`~inventory.records.DURABLE_FIELDS` order, as :func:`encode_rows` writes them),
+#: the raw record, the fingerprint and the raw record's digest (:func:`raw_digest`).
+STAGE_COLUMNS: tuple[str, ...] = (
+    "seq",
+    "provider_image_id",
+    *DURABLE_FIELDS,
+    "raw",
+    "fingerprint",
+    "raw_digest",
+)
 
 #: Columns copied from the staging row into ``images`` on insert and update.
 IMAGE_DATA_COLUMNS: tuple[str, ...] = STAGE_COLUMNS[1:]
@@ -225,7 +232,8 @@ def create_stage(conn: Connection) -> None:
                 visibility text, owner text, image_type text,
                 provider_created_at timestamptz,
                 tags jsonb, raw jsonb,
-                fingerprint text NOT NULL
+                fingerprint text,
+                raw_digest bytea
             )
             """
         )
@@ -241,19 +249,33 @@ class KnownRowChanged(InventoryError):
 _KEY_BATCH = 10_000
 
 
-def known_keys(conn: Connection, source_id: int) -> array[int]:
-    """One 64-bit key per listed image of the source, of its id and fingerprint, sorted: 8
-    bytes an image, so a sync can tell the rows stored exactly as listed (and stage only
-    their id) without holding the source's images in memory (see :func:`row_key`)."""
+def known_keys(conn: Connection, source_id: int, normalized_by: str) -> array[int] | None:
+    """The :func:`digest_key` of each image of the source whose raw record, as last
+    listed, is known to normalize to what is stored (sorted: 8 bytes an image), so that a
+    sync can stage a raw record listed again byte for byte by its id alone, without
+    normalizing it; None when the source's images were last checked by other normalizing
+    code (``sources.normalized_by``), so that this run normalizes every one.
+
+    Left out: images not listed by the last complete listing (missing, gone), and those
+    whose digest was dropped because what was listed changed but not what is stored (see
+    :func:`merge`)."""
+    stamp = conn.execute(
+        text("SELECT normalized_by FROM sources WHERE id = :sid"), {"sid": source_id}
+    ).scalar()
+    if stamp != normalized_by:
+        return None
     driver = conn.connection.driver_connection
     assert driver is not None
     keys: array[int] = array("q")
     with driver.cursor(name="inventory_known_keys") as cursor:
         cursor.itersize = _KEY_BATCH
         cursor.execute(
-            """SELECT ('x' || left(md5(provider_image_id || E'\\n' || fingerprint), 16))
-                          ::bit(64)::bigint AS key
-                 FROM images WHERE source_id = %s AND gone_at IS NULL ORDER BY key""",
+            """SELECT ('x' || encode(substring(raw_digest for 8), 'hex'))::bit(64)::bigint
+                          AS key
+                 FROM images
+                WHERE source_id = %s AND gone_at IS NULL AND missing_runs = 0
+                  AND raw_digest IS NOT NULL
+                ORDER BY key""",
             (source_id,),
         )
         for (key,) in cursor:
@@ -261,13 +283,20 @@ def known_keys(conn: Connection, source_id: int) -> array[int]:
     return keys
 
 
-def row_key(provider_image_id: str, fingerprint: str) -> int:
-    """:func:`known_keys`' key of one record, computed the same way as the SQL there."""
-    digest = hashlib.md5(f"{provider_image_id}\n{fingerprint}".encode(), usedforsecurity=False)
-    return int.from_bytes(digest.digest()[:8], "big", signed=True)
+def raw_digest(blob: str) -> bytes:
+    """The digest of a raw record's JSON text as staged (16 bytes): the merge compares it
+    whole to tell that a row staged by id alone is the one stored."""
+    return hashlib.blake2b(blob.encode(), digest_size=16).digest()
 
 
-def _holds(keys: Sequence[int], key: int) -> bool:
+def digest_key(digest: bytes) -> int:
+    """:func:`known_keys`' key of a :func:`raw_digest`, computed the same way as the SQL
+    there: its first 8 bytes as a signed big-endian integer."""
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def holds(keys: Sequence[int], key: int) -> bool:
+    """Whether the sorted ``keys`` hold ``key``."""
     at = bisect.bisect_left(keys, key)
     return at < len(keys) and keys[at] == key
 
@@ -315,9 +344,14 @@ class Stager:
         return self._keys
 
     def write(self, records: Iterable[ImageRecord], raw_json: Sequence[str]) -> int:
-        """Stage records; return how many. ``raw_json`` holds each record's raw object as
-        JSON text, already made storable (:meth:`inventory.storable.Storable.raw`)."""
-        return self.write_rows(encode_rows(records, raw_json, self.count, self._keys))
+        """Stage records in full; return how many. ``raw_json`` holds each record's raw
+        object as JSON text, already made storable
+        (:meth:`inventory.storable.Storable.raw`)."""
+        entries: list[Entry] = [
+            (record.provider_image_id, raw_digest(blob), record, blob)
+            for record, blob in zip(records, raw_json, strict=True)
+        ]
+        return self.write_rows(encode_rows(entries, self.count))
 
     def write_rows(self, rows: Rows) -> int:
         """Stage rows :func:`encode_rows` made (here or in a worker process); return how
@@ -333,32 +367,31 @@ class Stager:
 @dataclass(slots=True)
 class Rows:
     """Staging rows as COPY text, one line each, ``count`` of them, ``known`` of which
-    only name the image and its fingerprint (stored exactly so)."""
+    only name the image and its raw record's digest (listed as stored)."""
 
     text: str
     count: int
     known: int
 
 
-def encode_rows(
-    records: Iterable[ImageRecord],
-    raw_json: Sequence[str],
-    first_seq: int,
-    keys: Sequence[int] | None,
-) -> Rows:
-    """Records (and their raw JSON text) as staging rows numbered from ``first_seq``, in
-    COPY's text format (PostgreSQL's escapes, ``\\N`` for null). A record whose
-    :func:`row_key` is among ``keys`` (sorted; :func:`known_keys`) is stored exactly so:
-    its row holds only its id and fingerprint, all the merge needs to know it was listed."""
+#: One image to stage: its id, its raw record's digest (None: not to be known by one), and
+#: its record and raw JSON text, or (None, None) for an image listed exactly as stored,
+#: staged by id and digest alone.
+Entry = tuple[str, bytes | None, ImageRecord | None, str | None]
+
+
+def encode_rows(entries: Iterable[Entry], first_seq: int) -> Rows:
+    """Entries as staging rows numbered from ``first_seq``, in COPY's text format
+    (PostgreSQL's escapes, ``\\N`` for null)."""
     lines: list[str] = []
     known = 0
     seq = first_seq
-    for record, raw in zip(records, raw_json, strict=True):
-        image_id, fingerprint = record.provider_image_id, record.fingerprint
+    for image_id, digest, record, raw in entries:
         head = f"{seq}\t{_copy_text(image_id)}\t"
         seq += 1
-        if keys is not None and _holds(keys, row_key(image_id, fingerprint)):
-            lines.append(f"{head}{_SHORT_NULLS}{fingerprint}\n")
+        if record is None:
+            assert digest is not None
+            lines.append(f"{head}{_SHORT_NULLS}\\\\x{digest.hex()}\n")
             known += 1
             continue
         created = record.provider_created_at
@@ -383,7 +416,8 @@ def encode_rows(
                     _NULL if created is None else created.isoformat(),
                     _copy_text(orjson.dumps(record.tags, option=orjson.OPT_SORT_KEYS).decode()),
                     _copy_text(raw),
-                    fingerprint,
+                    record.fingerprint,
+                    _NULL if digest is None else f"\\\\x{digest.hex()}",
                 )
             )
             + "\n"
@@ -392,7 +426,7 @@ def encode_rows(
 
 
 _NULL = "\\N"
-#: The columns of a short row between its id and its fingerprint: all null.
+#: The columns of a short row between its id and its raw record's digest: all null.
 _SHORT_NULLS = (_NULL + "\t") * (len(STAGE_COLUMNS) - 3)
 
 
@@ -446,8 +480,17 @@ def merge(
     listing_complete: bool,
     guard: SyncSettings,
     allow_mass_disappearance: bool,
+    normalized_by: str | None = None,
+    refresh_digests: bool = False,
 ) -> MergeResult:
-    """Apply the staged listing to the source's images. Run inside one transaction."""
+    """Apply the staged listing to the source's images. Run inside one transaction.
+
+    Raw digests (:func:`known_keys`): with ``refresh_digests`` (a run that normalized
+    every image under code that had not checked this source), an image listed with another
+    raw record than the one its digest is of, but stored the same, gets the new digest;
+    so does an image listed again after it went missing. A complete listing records
+    ``normalized_by`` on the source: from then on its runs may stage what is listed as
+    stored by id alone."""
     p = {"sid": source_id, "run": run_id}
     ex = conn.execute
 
@@ -488,12 +531,13 @@ def merge(
             )
         ).one()
     seen = int(ex(text(f"SELECT count(*) FROM {STAGE}")).scalar_one())
-    active_before, held = (
+    active_before, missing_before, held = (
         int(n)
         for n in ex(
             text(
-                "SELECT count(*) FILTER (WHERE gone_at IS NULL), count(*) FROM images"
-                " WHERE source_id = :sid"
+                "SELECT count(*) FILTER (WHERE gone_at IS NULL),"
+                " count(*) FILTER (WHERE gone_at IS NULL AND missing_runs > 0), count(*)"
+                " FROM images WHERE source_id = :sid"
             ),
             p,
         ).one()
@@ -516,13 +560,16 @@ def merge(
                        i.raw_status AS old_raw_status,
                        CASE WHEN i.id IS NULL THEN 'new'
                             WHEN i.gone_at IS NOT NULL THEN 'reappeared'
-                            ELSE 'changed' END AS outcome,
+                            WHEN s.raw IS NULL OR i.fingerprint <> s.fingerprint
+                            THEN 'changed'
+                            ELSE 'digest' END AS outcome,
                        CASE WHEN i.id IS NULL THEN NULL ELSE {_CHANGED_FIELDS_SQL} END
                            AS changed_fields
                   FROM {STAGE} s
                   LEFT JOIN images i
                     ON i.source_id = :sid AND i.provider_image_id = s.provider_image_id
                  WHERE i.id IS NULL OR i.gone_at IS NOT NULL OR i.fingerprint <> s.fingerprint
+                    OR i.raw_digest IS DISTINCT FROM s.raw_digest
                 """
             ),
             p,
@@ -648,14 +695,32 @@ def merge(
             p,
         )
 
+    # Stored the same, listed otherwise (a field outside the fingerprint, or a digest not
+    # known yet): code that had not checked the source records the digest it checked the
+    # image against. Other runs write nothing for it: its digest is still of a record
+    # this code checked (a short row's mismatch is "changed", and refused above).
+    if counts.get("digest") and refresh_digests:
+        ex(
+            text(
+                """
+                UPDATE images i SET raw_digest = d.raw_digest
+                  FROM inventory_diff d
+                 WHERE i.id = d.image_id AND d.outcome = 'digest'
+                """
+            )
+        )
+
     # Listed again, by any listing, whole or not: the image exists, so it is not missing.
     # (With none listed before, none was missing, and none of those listed now is absent.)
+    # It was normalized (a missing image has no known key): its digest is of what this
+    # code checked, where the one it had may be of what older code did.
     had_images = active_before > 0
-    if had_images:
+    if missing_before:  # some were missing: those listed now are not
         ex(
             text(
                 f"""
-                UPDATE images i SET missing_runs = 0, missing_since = NULL
+                UPDATE images i SET missing_runs = 0, missing_since = NULL,
+                       raw_digest = s.raw_digest
                   FROM {STAGE} s
                  WHERE i.source_id = :sid AND i.missing_runs > 0
                    AND s.provider_image_id = i.provider_image_id
@@ -753,6 +818,18 @@ def merge(
             ),
             p,
         ).rowcount
+
+    # Every image of the source was listed and checked, or is missing (left out of the
+    # keys until listed again): what this code normalizes may from now on be known by its
+    # raw record's digest.
+    if normalized_by is not None and listing_complete and not duplicates and not empty:
+        ex(
+            text(
+                "UPDATE sources SET normalized_by = :v"
+                " WHERE id = :sid AND normalized_by IS DISTINCT FROM :v"
+            ),
+            {"v": normalized_by, "sid": source_id},
+        )
 
     return MergeResult(
         images_seen=seen,

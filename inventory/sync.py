@@ -199,12 +199,16 @@ def _collect_and_merge(
     known: bool = True,
 ) -> None:
     """Collect the listing into the staging table and merge it, in one transaction each.
-    With ``known``, rows already stored exactly as listed are staged by id alone."""
+    With ``known``, images listed exactly as stored are staged by id alone."""
     unknown: Counter[str] = Counter()
+    normalized_by = staging.normalized_by(source.provider)
 
     with conn.begin():
         store.create_stage(conn)
-        keys = store.known_keys(conn, source_id) if known else None
+        keys = store.known_keys(conn, source_id, normalized_by) if known else None
+    # This code has not checked the source's images yet: it normalizes every one, and
+    # keeps their digests (store.merge).
+    refresh_digests = known and keys is None
     checks = Storable(source.name)
     starts: list[tuple[int, int]] = []  # (staging seq of its first item, page number)
     total: int | None = None
@@ -268,6 +272,8 @@ def _collect_and_merge(
                 listing_complete=complete,
                 guard=settings.sync,
                 allow_mass_disappearance=allow_mass_disappearance,
+                normalized_by=normalized_by,
+                refresh_digests=refresh_digests,
             )
             if merged.duplicates:
                 complete = False

@@ -10,6 +10,7 @@ the core (config, sync, store) reads only these interfaces.
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import ModuleType
@@ -121,6 +122,14 @@ class Provider(Protocol):
 
     def normalize(self, raw: dict[str, Any]) -> ImageRecord: ...
 
+    #: The field of a listed image that holds its id, as :meth:`normalize` reads it.
+    @property
+    def id_field(self) -> str: ...
+
+    #: The files of the code that :meth:`normalize` runs (its module and the project's
+    #: modules it uses), for :func:`inventory.staging.normalized_by`.
+    def normalizer_files(self) -> tuple[str, ...]: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Assembled:
@@ -130,6 +139,7 @@ class Assembled:
     spec: ProviderSpec
     collector_class: Callable[..., Collector]
     normalizer: Callable[[dict[str, Any]], ImageRecord]
+    id_field: str
 
     def collector(
         self, source: SourceConfig, policy: RetryPolicy, on_retry: Callable[[], None] | None
@@ -138,6 +148,20 @@ class Assembled:
 
     def normalize(self, raw: dict[str, Any]) -> ImageRecord:
         return self.normalizer(raw)
+
+    def normalizer_files(self) -> tuple[str, ...]:
+        """The normalizer's module and the project's modules it takes names from."""
+        module = sys.modules[self.normalizer.__module__]
+        names = {module.__name__}
+        for value in vars(module).values():
+            owner = (
+                value.__name__
+                if isinstance(value, ModuleType)
+                else getattr(value, "__module__", None)
+            )
+            if isinstance(owner, str) and owner.startswith("inventory."):
+                names.add(owner)
+        return tuple(sorted(sys.modules[name].__file__ or name for name in names))
 
 
 class _Registry(Mapping[str, "Provider"]):

@@ -5,15 +5,17 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
 
-from inventory import store
+from inventory import staging, store
 from inventory.config import Settings, SyncSettings
 from inventory.errors import AlreadyRunning
 from inventory.http import RetryPolicy
+from inventory.providers import PROVIDERS, Assembled
 from inventory.sync import RunResult, sync_source
 
 from .helpers import AT_ONCE, Emulator, fetch_all, history_of, row_versions
@@ -481,27 +483,45 @@ class _Spy:
 def test_rows_stored_as_listed_are_staged_by_id_alone(
     engine: Engine, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The keys the database computes for its rows are the ones the sync computes for the
-    listing; a no-change re-sync stages every row by id alone and writes nothing; a churn
-    re-sync stages only the changed, new and returning rows in full."""
+    """The keys the database keeps for its rows are those of the raw records listed; a
+    no-change re-sync stages every row by id alone, normalizes none and writes nothing; a
+    churn re-sync stages only the changed, new and returning rows in full."""
     emu = emulator.reset(images=250, page_size=50)
     spy = _Spy(monkeypatch)
     assert sync(engine, emu).inserted == 250
+    version = staging.normalized_by("qingcloud")
     with engine.connect() as conn:
         sid = conn.execute(text("SELECT id FROM sources")).scalar_one()
-        keys = list(store.known_keys(conn, sid))
-        rows = conn.execute(text("SELECT provider_image_id, fingerprint FROM images")).all()
-    assert keys == sorted(store.row_key(r[0], r[1]) for r in rows)
+        keys = store.known_keys(conn, sid, version)
+        digests = conn.execute(text("SELECT raw_digest FROM images")).scalars().all()
+        assert store.known_keys(conn, sid, "other code") is None
+    assert keys is not None and list(keys) == sorted(store.digest_key(d) for d in digests)
 
+    normalized = _count_normalized(monkeypatch)
     before = row_versions(engine)
     again = sync(engine, emu)
     assert (again.unchanged, again.changed, spy.known[-1]) == (250, 0, 250)
-    assert row_versions(engine) == before
+    assert row_versions(engine) == before and normalized == []
 
     emu.mutate(seed=5, deprecate=6, rename=3, add=4, remove=2)
     churn = sync(engine, emu)
     assert (churn.changed, churn.inserted) == (9, 4), churn.error
     assert spy.known[-1] == 250 - 2 - 9  # the others went in full
+    assert len(normalized) == 9 + 4
+
+
+def _count_normalized(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ids of the images the QingCloud normalizer is called on from now."""
+    called: list[str] = []
+    provider = PROVIDERS["qingcloud"]
+    assert isinstance(provider, Assembled)
+
+    def counted(raw: dict[str, Any]) -> Any:
+        called.append(raw["image_id"])
+        return provider.normalizer(raw)
+
+    monkeypatch.setitem(PROVIDERS._loaded, "qingcloud", replace(provider, normalizer=counted))
+    return called
 
 
 def test_a_row_wrongly_taken_as_stored_stages_the_listing_again(
@@ -513,7 +533,7 @@ def test_a_row_wrongly_taken_as_stored_stages_the_listing_again(
     emu = emulator.reset(images=120, page_size=40)
     assert sync(engine, emu).inserted == 120
     changed = emu.mutate(seed=6, deprecate=5, add=3)
-    monkeypatch.setattr(store, "_holds", lambda _keys, _key: True)
+    monkeypatch.setattr(store, "holds", lambda _keys, _key: True)
     with caplog.at_level(logging.WARNING, logger="inventory.sync"):
         result = sync(engine, emu)
     assert result.status == "succeeded", result.error

@@ -19,4 +19,4 @@ SPEC = ProviderSpec.of(
     credentials=(AK_SK, ("username", "password")),
     env_prefix="HUAWEI",
 )
-PROVIDER = Assembled(SPEC, collect.IecCollector, normalize.normalize)
+PROVIDER = Assembled(SPEC, collect.IecCollector, normalize.normalize, normalize.ID_FIELD)

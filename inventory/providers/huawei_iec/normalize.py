@@ -37,6 +37,9 @@ STATUS_MAP: dict[str, ImageStatus] = {
     "deleted": ImageStatus.DELETED,  # still listed, with deleted: true
 }
 
+#: The field of a listed image that holds its id (what is stored as provider_image_id).
+ID_FIELD = "id"
+
 
 def normalize(raw: dict[str, Any]) -> ImageRecord:
     raw_status = required_str(raw, "status")
@@ -45,7 +48,7 @@ def normalize(raw: dict[str, Any]) -> ImageRecord:
     if raw.get("deleted") is True:
         status = ImageStatus.DELETED
     return ImageRecord(
-        provider_image_id=required_str(raw, "id"),
+        provider_image_id=required_str(raw, ID_FIELD),
         status=status,
         raw_status=raw_status,
         name=optional_str(raw, "name"),

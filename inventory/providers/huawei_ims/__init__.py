@@ -18,4 +18,4 @@ SPEC = ProviderSpec.of(
     credentials=(("username", "password"),),
     env_prefix="HUAWEI",
 )
-PROVIDER = Assembled(SPEC, collect.ImsCollector, normalize.normalize)
+PROVIDER = Assembled(SPEC, collect.ImsCollector, normalize.normalize, normalize.ID_FIELD)

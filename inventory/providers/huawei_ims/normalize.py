@@ -60,6 +60,9 @@ ARCHITECTURE_MAP: dict[str, str] = {
     "aarch64": "aarch64",
 }
 
+#: The field of a listed image that holds its id (what is stored as provider_image_id).
+ID_FIELD = "id"
+
 
 def normalize(raw: dict[str, Any]) -> ImageRecord:
     raw_status = required_str(raw, "status")
@@ -71,7 +74,7 @@ def normalize(raw: dict[str, Any]) -> ImageRecord:
         status = ImageStatus.DELETED
     is_public = raw.get("is_public")
     return ImageRecord(
-        provider_image_id=required_str(raw, "id"),
+        provider_image_id=required_str(raw, ID_FIELD),
         status=status,
         raw_status=raw_status,
         name=optional_str(raw, "name"),

@@ -13,4 +13,4 @@ from inventory.providers.ksyun import collect, normalize
 SPEC = ProviderSpec.of(
     collect, "ksyun", placed_by=("region", "cn-beijing-6"), credentials=(AK_SK,), env_prefix="KS"
 )
-PROVIDER = Assembled(SPEC, collect.KsyunCollector, normalize.normalize)
+PROVIDER = Assembled(SPEC, collect.KsyunCollector, normalize.normalize, normalize.ID_FIELD)

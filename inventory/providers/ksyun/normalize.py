@@ -68,6 +68,9 @@ LINUX_FAMILIES = frozenset(
     }
 )
 
+#: The field of a listed image that holds its id (what is stored as provider_image_id).
+ID_FIELD = "ImageId"
+
 
 def normalize(raw: dict[str, Any]) -> ImageRecord:
     raw_status = required_str(raw, "ImageState")
@@ -76,7 +79,7 @@ def normalize(raw: dict[str, Any]) -> ImageRecord:
     family = _family(platform_text)
     architecture = optional_str(raw, "Architecture")
     return ImageRecord(
-        provider_image_id=required_str(raw, "ImageId"),
+        provider_image_id=required_str(raw, ID_FIELD),
         status=status,
         raw_status=raw_status,
         name=optional_str(raw, "Name"),

@@ -11,4 +11,4 @@ from inventory.providers.qingcloud import collect, normalize
 SPEC = ProviderSpec.of(
     collect, "qingcloud", placed_by=("zone", "pek3a"), credentials=(AK_SK,), env_prefix="QY"
 )
-PROVIDER = Assembled(SPEC, collect.QingCloudCollector, normalize.normalize)
+PROVIDER = Assembled(SPEC, collect.QingCloudCollector, normalize.normalize, normalize.ID_FIELD)

@@ -42,12 +42,15 @@ STATUS_MAP: dict[str, ImageStatus] = {
     "ceased": ImageStatus.CEASED,
 }
 
+#: The field of a listed image that holds its id (what is stored as provider_image_id).
+ID_FIELD = "image_id"
+
 
 def normalize(raw: dict[str, Any]) -> ImageRecord:
     raw_status = required_str(raw, "status")
     status = ImageStatus.mapped(STATUS_MAP, raw_status)
     return ImageRecord(
-        provider_image_id=required_str(raw, "image_id"),
+        provider_image_id=required_str(raw, ID_FIELD),
         status=status,
         raw_status=raw_status,
         name=optional_str(raw, "image_name"),

@@ -14,4 +14,4 @@ TC3 = ("secret_id", "secret_key")
 SPEC = ProviderSpec.of(
     collect, "tencent", placed_by=("region", "ap-guangzhou"), credentials=(TC3,), env_prefix="TC"
 )
-PROVIDER = Assembled(SPEC, collect.TencentCollector, normalize.normalize)
+PROVIDER = Assembled(SPEC, collect.TencentCollector, normalize.normalize, normalize.ID_FIELD)

@@ -53,6 +53,9 @@ ARCHITECTURE_MAP: dict[str, str] = {"x86_64": "x86_64", "arm": "aarch64", "i386"
 #: say which are not Linux. Anything else Tencent lists as a CVM platform is a Linux.
 _NON_LINUX_PLATFORMS: dict[str, str] = {"windows": "windows", "freebsd": "freebsd"}
 
+#: The field of a listed image that holds its id (what is stored as provider_image_id).
+ID_FIELD = "ImageId"
+
 
 def normalize(raw: dict[str, Any]) -> ImageRecord:
     raw_status = required_str(raw, "ImageState")
@@ -63,7 +66,7 @@ def normalize(raw: dict[str, Any]) -> ImageRecord:
     image_type = optional_str(raw, "ImageType")
     architecture = optional_str(raw, "Architecture")
     return ImageRecord(
-        provider_image_id=required_str(raw, "ImageId"),
+        provider_image_id=required_str(raw, ID_FIELD),
         status=status,
         raw_status=raw_status,
         name=optional_str(raw, "ImageName"),
