@@ -417,6 +417,7 @@ def test_a_streamed_answer_stores_what_a_whole_one_does(
         patch.setattr(jsonstream, "SPOOL_ABOVE", 1024)
         patch.setattr(staging, "POOL_MIN_IMAGES", 1)
         patch.setattr(staging, "POOL_MIN_BUSY", 0.0)
+        patch.setattr(staging, "SAMPLE_IMAGES", 0)
         patch.setattr(staging, "WINDOW_IMAGES", 100)
         patch.setattr(sync_module, "STREAM_BATCH", 40)
         first = sync_b(engine, ks, ks.source("ks-b"))

@@ -37,6 +37,7 @@ def pooled(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sizes of the pools asked for."""
     monkeypatch.setattr(staging, "POOL_MIN_IMAGES", 1)
     monkeypatch.setattr(staging, "POOL_MIN_BUSY", 0.0)
+    monkeypatch.setattr(staging, "SAMPLE_IMAGES", 0)
     monkeypatch.setattr(staging, "TASK_IMAGES", 50)
     asked: list[int] = []
     real = staging._pool
@@ -108,6 +109,24 @@ def test_a_repeat_is_placed_on_its_page_when_pages_go_to_the_workers_together(
         assert "the first repeat on page 5" in (result.incomplete_reason or "")
         assert (result.disappeared, result.missing) == (0, 0)
     assert _outcome(workers) == _outcome(here)
+
+
+def test_a_resync_of_images_listed_as_stored_is_staged_in_the_sync_process(
+    engine: Engine, emulator: Emulator, pooled: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Judged after its first page: a first sync needs every image normalized and goes
+    to the workers; a re-sync whose images are mostly listed as stored (staged by their
+    digest, not normalized) stays in the sync's process, churn or not."""
+    monkeypatch.setattr(staging, "SAMPLE_IMAGES", 40)
+    emu = emulator.reset(images=400, page_size=40)
+    assert _sync(engine, emu, "by-workers").inserted == 400
+    assert pooled == [2]
+    pooled.clear()
+    assert _sync(engine, emu, "by-workers").unchanged == 400
+    emu.mutate(seed=2, deprecate=4, add=3)
+    churn = _sync(engine, emu, "by-workers")
+    assert (churn.changed, churn.inserted) == (4, 3), churn.error
+    assert pooled == []
 
 
 def test_a_worker_killed_mid_listing_fails_the_run_and_keeps_everything(
