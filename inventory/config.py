@@ -18,7 +18,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -26,7 +26,7 @@ from typing import Any
 from inventory import cron
 from inventory.errors import ConfigError
 from inventory.http import MAX_RATE_LIMIT_PER_S
-from inventory.providers import PROVIDERS
+from inventory.providers import PROVIDERS, ProviderSpec
 
 # SecretRef and SourceConfig live below the providers; tests and callers import them here.
 from inventory.source import SecretRef as SecretRef
@@ -143,6 +143,19 @@ class AlertSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountConfig:
+    """One provider account (``[accounts.<name>]``): what its sources share. The options
+    are kept as written and validated with each source's own (which override them)."""
+
+    name: str
+    provider: str
+    credentials: Mapping[str, SecretRef]
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    endpoint: str | None = None
+    rate_limit_per_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     path: Path | None
     database_url: SecretRef | None = None
@@ -150,6 +163,7 @@ class Settings:
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     sources: tuple[SourceConfig, ...] = ()
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    accounts: Mapping[str, AccountConfig] = field(default_factory=lambda: MappingProxyType({}))
 
     def source(self, name: str) -> SourceConfig:
         for source in self.sources:
@@ -189,7 +203,7 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
 def parse_settings(data: Mapping[str, Any], path: Path | None) -> Settings:
     """Validate a parsed TOML document. ``path`` is only used in messages."""
     label = str(path) if path else "<config>"
-    _only(data, {"database", "sync", "scheduler", "sources", "alerts"}, label)
+    _only(data, {"database", "sync", "scheduler", "accounts", "sources", "alerts"}, label)
 
     database_url = None
     db = _table(data.get("database", {}), f"{label}: [database]")
@@ -258,17 +272,21 @@ def parse_settings(data: Mapping[str, Any], path: Path | None) -> Settings:
         ),
     )
 
+    accounts = {
+        name: _parse_account(name, body, label)
+        for name, body in _table(data.get("accounts", {}), f"{label}: [accounts]").items()
+    }
     raw_sources = data.get("sources", [])
     if not isinstance(raw_sources, list):
         raise ConfigError(f"{label}: sources must be an array of tables ([[sources]])")
     sources: list[SourceConfig] = []
     seen: set[str] = set()
     for index, raw in enumerate(raw_sources):
-        source = _parse_source(raw, index, label)
-        if source.name in seen:
-            raise ConfigError(f'{label}: source "{source.name}": name is used twice')
-        seen.add(source.name)
-        sources.append(source)
+        for source in _parse_source(raw, index, label, accounts):
+            if source.name in seen:
+                raise ConfigError(f'{label}: source "{source.name}": name is used twice')
+            seen.add(source.name)
+            sources.append(source)
     alerts = parse_alerts(data.get("alerts", {}), label)
     return Settings(
         path=path,
@@ -277,6 +295,7 @@ def parse_settings(data: Mapping[str, Any], path: Path | None) -> Settings:
         scheduler=scheduler,
         sources=tuple(sources),
         alerts=alerts,
+        accounts=MappingProxyType(accounts),
     )
 
 
@@ -479,7 +498,9 @@ _SOURCE_KEYS = {
     "name",
     "provider",
     "zone",
+    "zones",
     "region",
+    "regions",
     "account",
     "endpoint",
     "filters",
@@ -493,9 +514,36 @@ _SOURCE_KEYS = {
     "timeout_s",
     "max_attempts",
 }
+_ACCOUNT_KEYS = {"provider", "credentials", "options", "endpoint", "rate_limit_per_s"}
 
 
-def _parse_source(raw: object, index: int, label: str) -> SourceConfig:
+def _parse_account(name: str, raw: object, label: str) -> AccountConfig:
+    """``[accounts.<name>]``: a provider, its credentials and what its sources share."""
+    where = f'{label}: account "{name}"'
+    if not _NAME.match(name):
+        raise ConfigError(f"{where}: account names use letters, digits, '.', '_' or '-'")
+    table = _table(raw, where)
+    _only(table, _ACCOUNT_KEYS, where)
+    provider_name = table.get("provider")
+    if not isinstance(provider_name, str) or provider_name not in PROVIDERS:
+        known = ", ".join(sorted(PROVIDERS))
+        raise ConfigError(f"{where}: field provider: {provider_name!r} is not one of {known}")
+    spec = PROVIDERS[provider_name].spec
+    return AccountConfig(
+        name=name,
+        provider=provider_name,
+        credentials=_credentials(table, spec, where),
+        options=MappingProxyType(dict(_table(table.get("options", {}), f"{where}: options"))),
+        endpoint=_endpoint(table, where),
+        rate_limit_per_s=_rate_limit(table, where),
+    )
+
+
+def _parse_source(
+    raw: object, index: int, label: str, accounts: Mapping[str, AccountConfig]
+) -> list[SourceConfig]:
+    """One ``[[sources]]`` table: one source, or one per zone or region it lists (each
+    named ``<name>-<location>``)."""
     table = _table(raw, f"{label}: sources[{index}]")
     name = table.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
@@ -506,34 +554,39 @@ def _parse_source(raw: object, index: int, label: str) -> SourceConfig:
     where = f'{label}: source "{name}"'
     _only(table, _SOURCE_KEYS, where)
 
-    provider_name = table.get("provider")
+    account_name = table.get("account")
+    if account_name is not None and not isinstance(account_name, str):
+        raise ConfigError(f"{where}: field account: must be a string")
+    # With credentials of its own, ``account`` is a label for the reports; without, it
+    # names the [accounts.<name>] whose credentials, options and endpoint it uses.
+    account = None
+    if account_name in accounts and "credentials" in table:
+        raise ConfigError(
+            f"{where}: account {account_name!r} is declared ([accounts.{account_name}]): "
+            "drop the source's credentials to use its, or name the account otherwise"
+        )
+    if account_name is not None and "credentials" not in table:
+        account = accounts.get(account_name)
+        if account is None:
+            declared = ", ".join(accounts) or "none"
+            raise ConfigError(
+                f"{where}: field account: no [accounts.{account_name}] is declared "
+                f"(declared: {declared}); declare it, or give the source its credentials"
+            )
+
+    provider_name = table.get("provider", account.provider if account else None)
     if not isinstance(provider_name, str) or provider_name not in PROVIDERS:
         known = ", ".join(sorted(PROVIDERS))
         raise ConfigError(f"{where}: field provider: {provider_name!r} is not one of {known}")
+    if account is not None and provider_name != account.provider:
+        raise ConfigError(
+            f"{where}: field provider: {provider_name!r}, but account {account.name!r} is "
+            f"a {account.provider} account"
+        )
     spec = PROVIDERS[provider_name].spec
+    locations = _locations(table, spec.location_field, spec.example_location, where)
 
-    location = table.get(spec.location_field)
-    other = "region" if spec.location_field == "zone" else "zone"
-    if other in table:
-        raise ConfigError(
-            f"{where}: field {other}: {provider_name} sources are placed by "
-            f"{spec.location_field}, not {other}"
-        )
-    if not isinstance(location, str) or not location:
-        raise ConfigError(
-            f"{where}: field {spec.location_field}: required (e.g. {spec.example_location!r})"
-        )
-
-    endpoint = table.get("endpoint")
-    if endpoint is not None and (
-        not isinstance(endpoint, str) or not endpoint.startswith(("http://", "https://"))
-    ):
-        raise ConfigError(f"{where}: field endpoint: must be an http:// or https:// URL")
-
-    account = table.get("account")
-    if account is not None and not isinstance(account, str):
-        raise ConfigError(f"{where}: field account: must be a string")
-
+    endpoint = _endpoint(table, where) or (account.endpoint if account else None)
     tz = table.get("timezone", "UTC")
     if not isinstance(tz, str):
         raise ConfigError(f"{where}: field timezone: must be a string such as 'UTC'")
@@ -551,18 +604,15 @@ def _parse_source(raw: object, index: int, label: str) -> SourceConfig:
     except ValueError as err:
         raise ConfigError(f"{where}: filters.{err}") from None
 
-    options_raw = _table(table.get("options", {}), f"{where}: options")
+    options_raw = dict(account.options) if account else {}
+    options_raw.update(_table(table.get("options", {}), f"{where}: options"))
     try:
         options = spec.validate_options(options_raw)
     except ValueError as err:
-        raise ConfigError(f"{where}: options.{err}") from None
+        given = f" (with account {account.name!r}'s)" if account and account.options else ""
+        raise ConfigError(f"{where}: options{given}.{err}") from None
 
-    creds_raw = _table(table.get("credentials", {}), f"{where}: credentials")
-    _only(creds_raw, set(spec.credential_fields), f"{where}: credentials")
-    chosen = _credential_set(spec.credential_sets, set(creds_raw), where, spec.env_hint)
-    credentials = {
-        cred: SecretRef.parse(creds_raw[cred], f"{where}: credentials.{cred}") for cred in chosen
-    }
+    credentials = account.credentials if account else _credentials(table, spec, where)
 
     page_size = None
     if "page_size" in table:
@@ -572,20 +622,20 @@ def _parse_source(raw: object, index: int, label: str) -> SourceConfig:
     if "concurrency" in table:
         concurrency = int(_number(table, "concurrency", 0, 1, MAX_CONCURRENCY, where, integer=True))
 
-    rate_limit = None
-    if "rate_limit_per_s" in table:
-        rate_limit = _number(table, "rate_limit_per_s", 0, 0.01, MAX_RATE_LIMIT_PER_S, where)
+    rate_limit = _rate_limit(table, where)
+    if rate_limit is None and account is not None:
+        rate_limit = account.rate_limit_per_s
 
-    return SourceConfig(
+    one = SourceConfig(
         name=name,
         provider=provider_name,
-        location=location,
-        account=account,
+        location=locations[0][1],
+        account=account_name,
         endpoint=endpoint,
         filters=MappingProxyType(filters),
         schedule=schedule,
         timezone=tz,
-        credentials=MappingProxyType(credentials),
+        credentials=MappingProxyType(dict(credentials)),
         options=MappingProxyType(options),
         page_size=page_size,
         concurrency=concurrency,
@@ -593,6 +643,78 @@ def _parse_source(raw: object, index: int, label: str) -> SourceConfig:
         timeout_s=_number(table, "timeout_s", 30.0, 0.1, 600.0, where),
         max_attempts=int(_number(table, "max_attempts", 5, 1, 20, where, integer=True)),
     )
+    return [replace(one, name=named, location=location) for named, location in locations]
+
+
+def _locations(
+    table: Mapping[str, Any], field_name: str, example: str, where: str
+) -> list[tuple[str, str]]:
+    """(source name, zone or region) of each source a [[sources]] table stands for: its
+    one ``zone``/``region``, or one per entry of ``zones``/``regions``."""
+    plural = f"{field_name}s"
+    for wrong in {"zone", "region", "zones", "regions"} - {field_name, plural}:
+        if wrong in table:
+            raise ConfigError(
+                f"{where}: field {wrong}: these sources are placed by {field_name} "
+                f"({field_name} = {example!r} or {plural} = [...]), not {wrong}"
+            )
+    name = str(table["name"])
+    if field_name in table and plural in table:
+        raise ConfigError(f"{where}: give {field_name} or {plural}, not both")
+    if plural not in table:
+        location = table.get(field_name)
+        if not isinstance(location, str) or not location:
+            raise ConfigError(
+                f"{where}: field {field_name}: required (e.g. {example!r}, or {plural} = "
+                f"[{example!r}, ...] for a source in each)"
+            )
+        return [(name, location)]
+    listed = table[plural]
+    if listed == "*":
+        raise ConfigError(
+            f'{where}: field {plural}: "*" (every {field_name} the account can see) is not '
+            f"supported yet; list them: {plural} = [{example!r}, ...]"
+        )
+    if not isinstance(listed, list) or not listed:
+        raise ConfigError(f"{where}: field {plural}: must be a non-empty list of {plural}")
+    out: list[tuple[str, str]] = []
+    for location in listed:
+        if not isinstance(location, str) or not location:
+            raise ConfigError(f"{where}: field {plural}: {location!r} is not a {field_name}")
+        if any(location == seen for _, seen in out):
+            raise ConfigError(f"{where}: field {plural}: {location!r} is listed twice")
+        named = f"{name}-{location}"
+        if not _NAME.match(named):
+            raise ConfigError(
+                f"{where}: field {plural}: the source for {location!r} would be named "
+                f"{named!r}: at most 63 letters, digits, '.', '_' or '-'; shorten the name"
+            )
+        out.append((named, location))
+    return out
+
+
+def _endpoint(table: Mapping[str, Any], where: str) -> str | None:
+    endpoint = table.get("endpoint")
+    if endpoint is not None and (
+        not isinstance(endpoint, str) or not endpoint.startswith(("http://", "https://"))
+    ):
+        raise ConfigError(f"{where}: field endpoint: must be an http:// or https:// URL")
+    return endpoint
+
+
+def _rate_limit(table: Mapping[str, Any], where: str) -> float | None:
+    if "rate_limit_per_s" not in table:
+        return None
+    return _number(table, "rate_limit_per_s", 0, 0.01, MAX_RATE_LIMIT_PER_S, where)
+
+
+def _credentials(table: Mapping[str, Any], spec: ProviderSpec, where: str) -> dict[str, SecretRef]:
+    creds_raw = _table(table.get("credentials", {}), f"{where}: credentials")
+    _only(creds_raw, set(spec.credential_fields), f"{where}: credentials")
+    chosen = _credential_set(spec.credential_sets, set(creds_raw), where, spec.env_hint)
+    return {
+        cred: SecretRef.parse(creds_raw[cred], f"{where}: credentials.{cred}") for cred in chosen
+    }
 
 
 def _credential_set(

@@ -150,3 +150,106 @@ def test_database_url_with_password_refused(tmp_path: Path) -> None:
     path = write(tmp_path, '[database]\nurl = "postgresql://u:pw@db/x"\n')
     with pytest.raises(ConfigError, match="contains a password"):
         load_settings(path)
+
+
+ACCOUNTS = """
+[accounts.tc-prod]
+provider = "tencent"
+rate_limit_per_s = 20
+[accounts.tc-prod.credentials]
+secret_id = "${TC_PROD_SECRET_ID}"
+secret_key = "file:/run/secrets/tc_prod"
+
+[accounts.qy-main]
+provider = "qingcloud"
+endpoint = "http://127.0.0.1:8100/iaas/"
+credentials = { access_key_id = "${QY_ID}", secret_access_key = "${QY_KEY}" }
+
+[[sources]]
+name = "tc-prod"
+account = "tc-prod"
+regions = ["ap-guangzhou", "ap-shanghai"]
+schedule = "0 * * * *"
+
+[[sources]]
+name = "tc-prod-hk"
+account = "tc-prod"
+region = "ap-hongkong"
+rate_limit_per_s = 5
+
+[[sources]]
+name = "qy"
+account = "qy-main"
+zones = ["pek3a", "sh1a"]
+[sources.filters]
+provider = "self"
+"""
+
+
+def test_an_account_is_declared_once_and_a_source_lists_its_regions(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, ACCOUNTS))
+    names = [s.name for s in settings.sources]
+    assert names == [
+        "tc-prod-ap-guangzhou",
+        "tc-prod-ap-shanghai",
+        "tc-prod-hk",
+        "qy-pek3a",
+        "qy-sh1a",
+    ]
+    gz, sh, hk, pek, sh1 = settings.sources
+    assert (gz.location, sh.location, hk.location) == ("ap-guangzhou", "ap-shanghai", "ap-hongkong")
+    for source in (gz, sh, hk):
+        assert (source.provider, source.account) == ("tencent", "tc-prod")
+        assert source.credentials["secret_key"].target == "/run/secrets/tc_prod"
+        assert 'account "tc-prod": credentials.secret_key' in source.credentials["secret_key"].where
+    assert (gz.rate_limit_per_s, hk.rate_limit_per_s) == (20, 5)  # the source's own wins
+    assert gz.schedule == sh.schedule == "0 * * * *" and hk.schedule is None
+    assert (pek.location, sh1.location) == ("pek3a", "sh1a")
+    assert pek.endpoint == "http://127.0.0.1:8100/iaas/" and dict(sh1.filters) == {
+        "provider": "self"
+    }
+    assert settings.accounts["qy-main"].provider == "qingcloud"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ('account = "qy-main"', 'account = "qy-typo"', "no [accounts.qy-typo] is declared"),
+        ('account = "qy-main"', 'account = "qy-typo"', "(declared: tc-prod, qy-main)"),
+        (
+            'account = "qy-main"',
+            'account = "qy-main"\nprovider = "tencent"',
+            "but account 'qy-main' is a qingcloud account",
+        ),
+        ('zones = ["pek3a", "sh1a"]', 'zones = ["pek3a", "pek3a"]', "'pek3a' is listed twice"),
+        ('zones = ["pek3a", "sh1a"]', "zones = []", "field zones: must be a non-empty list"),
+        ('zones = ["pek3a", "sh1a"]', 'zones = ["pek3a"]\nzone = "sh1a"', "zone or zones, not"),
+        ('zones = ["pek3a", "sh1a"]', 'regions = ["pek3a"]', "placed by zone"),
+        ('regions = ["ap-guangzhou", "ap-shanghai"]', 'regions = "*"', "not supported yet"),
+        (
+            'regions = ["ap-guangzhou", "ap-shanghai"]',
+            'regions = ["ap-' + "x" * 60 + '"]',
+            "shorten the name",
+        ),
+        ('provider = "tencent"\nrate_limit_per_s = 20', 'provider = "aws"', "'aws' is not one of"),
+        (
+            "rate_limit_per_s = 20",
+            "page_size = 20",
+            "account \"tc-prod\": unknown field 'page_size'",
+        ),
+        (
+            'account = "qy-main"',
+            'account = "qy-main"\ncredentials = '
+            '{ access_key_id = "${A}", secret_access_key = "${B}" }',
+            "drop the source's credentials",
+        ),
+    ],
+)
+def test_account_and_location_list_mistakes_name_the_field(
+    tmp_path: Path, old: str, new: str, expected: str
+) -> None:
+    assert old in ACCOUNTS
+    path = write(tmp_path, ACCOUNTS.replace(old, new, 1))
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert str(path) in str(info.value) and expected in str(info.value)

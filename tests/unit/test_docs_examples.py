@@ -69,3 +69,16 @@ def test_emulators_doc_lists_every_fault_kind() -> None:
         for k in re.findall(r"`([a-z0-9_]+)`", row.split("|")[1])
     }
     assert documented == set(FAULT_KINDS)
+
+
+def test_accounts_example_loads(tmp_path: Path) -> None:
+    text = (DOCS / "configuration.md").read_text().split("## Accounts and regions")[1]
+    path = tmp_path / "inventory.toml"
+    path.write_text(text.split("```toml\n", 1)[1].split("```", 1)[0])
+    settings = load_settings(path)
+    assert [(s.name, s.location, s.account) for s in settings.sources] == [
+        ("tc-prod-ap-guangzhou", "ap-guangzhou", "tc-prod"),
+        ("tc-prod-ap-shanghai", "ap-shanghai", "tc-prod"),
+        ("tc-prod-hk", "ap-hongkong", "tc-prod"),
+    ]
+    assert [s.rate_limit_per_s for s in settings.sources] == [40, 40, 10]

@@ -1,0 +1,57 @@
+"""An account declared once, a source listing its zones: one source per zone, each with
+its own name, runs, lock and history, all signed with the account's credentials."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from inventory.config import load_settings
+from inventory.sync import sync_source
+
+from .helpers import DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY, Emulator, fetch_all
+from .test_sync import FAST
+
+
+def test_each_zone_of_an_account_syncs_as_its_own_source(
+    engine: Engine, emulator: Emulator, tmp_path: Path
+) -> None:
+    emu = emulator.reset(images=120, page_size=40)
+    os.environ["INVENTORY_TEST_ACCOUNT_KEY_ID"] = DEFAULT_ACCESS_KEY_ID
+    os.environ["INVENTORY_TEST_ACCOUNT_SECRET"] = DEFAULT_SECRET_ACCESS_KEY
+    config = tmp_path / "inventory.toml"
+    config.write_text(
+        f"""
+[accounts.main]
+provider = "qingcloud"
+endpoint = "{emu.endpoint}"
+credentials = {{ access_key_id = "${{INVENTORY_TEST_ACCOUNT_KEY_ID}}", \
+secret_access_key = "${{INVENTORY_TEST_ACCOUNT_SECRET}}" }}
+
+[[sources]]
+name = "qy"
+account = "main"
+zones = ["pek3a", "sh1a"]
+page_size = 40
+"""
+    )
+    settings = load_settings(config)
+    results = [sync_source(engine, settings, s, policy=FAST) for s in settings.sources]
+    assert [(r.source, r.status, r.inserted) for r in results] == [
+        ("qy-pek3a", "succeeded", 120),
+        ("qy-sh1a", "succeeded", 120),
+    ]
+    sources = fetch_all(
+        engine,
+        """SELECT s.name, s.location, s.account, count(i.id) AS images,
+                  count(DISTINCT r.id) AS runs
+             FROM sources s JOIN images i ON i.source_id = s.id
+             JOIN sync_runs r ON r.source_id = s.id
+            GROUP BY s.name, s.location, s.account ORDER BY s.name""",
+    )
+    assert [tuple(r) for r in sources] == [
+        ("qy-pek3a", "pek3a", "main", 120, 1),
+        ("qy-sh1a", "sh1a", "main", 120, 1),
+    ]
