@@ -527,9 +527,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         return "STALE" if late is not None else "ok"
 
     fresh = {r.name: freshness(r.name, r.last_success_at) for r in rows}
+    # Sources of one account (their regions, say) together, and its name beside them.
+    accounts = any(r.account for r in rows)
     table = [
         (
             r.name,
+            *((r.account or "-",) if accounts else ()),
             r.provider,
             r.location,
             r.run_status or "never",
@@ -544,6 +547,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     ]
     header = (
         "SOURCE",
+        *(("ACCOUNT",) if accounts else ()),
         "PROVIDER",
         "LOCATION",
         "LAST RUN",

@@ -21,6 +21,7 @@ class SourceStatus:
     name: str
     provider: str
     location: str
+    account: str | None
     run_id: int | None
     run_status: str | None
     started_at: datetime | None
@@ -38,7 +39,7 @@ def source_status(conn: Connection) -> list[SourceStatus]:
     rows = conn.execute(
         text(
             """
-            SELECT s.name, s.provider, s.location,
+            SELECT s.name, s.provider, s.location, s.account,
                    r.id AS run_id, r.status AS run_status, r.started_at, r.finished_at,
                    extract(epoch FROM now() - coalesce(r.finished_at, r.started_at))
                        AS age_s,
@@ -60,7 +61,7 @@ def source_status(conn: Connection) -> list[SourceStatus]:
                                AS flagged,
                            count(*) FILTER (WHERE gone_at IS NOT NULL) AS gone
                       FROM images WHERE source_id = s.id) c ON true
-             ORDER BY s.name
+             ORDER BY s.account NULLS FIRST, s.name
             """
         )
     ).all()

@@ -12,6 +12,7 @@ from inventory.config import load_settings
 from inventory.sync import sync_source
 
 from .helpers import DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY, Emulator, fetch_all
+from .test_cli import inventory
 from .test_sync import FAST
 
 
@@ -54,4 +55,17 @@ page_size = 40
     assert [tuple(r) for r in sources] == [
         ("qy-pek3a", "pek3a", "main", 120, 1),
         ("qy-sh1a", "sh1a", "main", 120, 1),
+    ]
+
+    # `inventory status` names each source's account, its sources together.
+    sync_source(engine, settings, emu.source("lone"), policy=FAST)  # no account
+    status = inventory("status", config=config)
+    assert status.returncode == 0, status.stderr
+    lines = status.stdout.splitlines()[1:]
+    assert lines[0].split()[:3] == ["SOURCE", "ACCOUNT", "PROVIDER"]
+    rows = [line.split()[:3] for line in lines[1:4]]
+    assert rows == [
+        ["lone", "-", "qingcloud"],
+        ["qy-pek3a", "main", "qingcloud"],
+        ["qy-sh1a", "main", "qingcloud"],
     ]
