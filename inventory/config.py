@@ -529,11 +529,16 @@ def _parse_account(name: str, raw: object, label: str) -> AccountConfig:
         known = ", ".join(sorted(PROVIDERS))
         raise ConfigError(f"{where}: field provider: {provider_name!r} is not one of {known}")
     spec = PROVIDERS[provider_name].spec
+    options = dict(_table(table.get("options", {}), f"{where}: options"))
+    try:
+        spec.validate_options(options)  # again with each source's own, which may add some
+    except ValueError as err:
+        raise ConfigError(f"{where}: options.{err}") from None
     return AccountConfig(
         name=name,
         provider=provider_name,
         credentials=_credentials(table, spec, where),
-        options=MappingProxyType(dict(_table(table.get("options", {}), f"{where}: options"))),
+        options=MappingProxyType(options),
         endpoint=_endpoint(table, where),
         rate_limit_per_s=_rate_limit(table, where),
     )

@@ -238,6 +238,11 @@ def test_an_account_is_declared_once_and_a_source_lists_its_regions(tmp_path: Pa
             "account \"tc-prod\": unknown field 'page_size'",
         ),
         (
+            'provider = "tencent"\nrate_limit_per_s = 20',
+            'provider = "tencent"\noptions = { colour = "red" }',
+            'account "tc-prod": options.colour',
+        ),
+        (
             'account = "qy-main"',
             'account = "qy-main"\ncredentials = '
             '{ access_key_id = "${A}", secret_access_key = "${B}" }',
