@@ -381,8 +381,12 @@ def test_server_rate_limit_variant_is_retried(engine: Engine, tc: TencentEmulato
         ticks[0] += 0.1
         return ticks[0]
 
+    # One request at a time, so that which call is throttled depends on the calls alone:
+    # with pages in flight, a page's three attempts could each land fifth in a window
+    # (the clock moves with every request, not with the retry's wait).
     emu = tc.reset(images=200, page_size=20, rate_limit_per_s=4, clock=clock)
-    result = sync(engine, emu)
+    one_at_a_time = replace(emu.source(), concurrency=1)
+    result = sync_source(engine, AT_ONCE, one_at_a_time, policy=FAST)
     assert result.status == "succeeded", result.error
     assert result.retries > 0
     assert (result.pages, result.inserted) == (10, 200)
