@@ -524,10 +524,7 @@ def _parse_account(name: str, raw: object, label: str) -> AccountConfig:
         raise ConfigError(f"{where}: account names use letters, digits, '.', '_' or '-'")
     table = _table(raw, where)
     _only(table, _ACCOUNT_KEYS, where)
-    provider_name = table.get("provider")
-    if not isinstance(provider_name, str) or provider_name not in PROVIDERS:
-        known = ", ".join(sorted(PROVIDERS))
-        raise ConfigError(f"{where}: field provider: {provider_name!r} is not one of {known}")
+    provider_name = _provider(table.get("provider"), where)
     spec = PROVIDERS[provider_name].spec
     options = dict(_table(table.get("options", {}), f"{where}: options"))
     try:
@@ -579,10 +576,7 @@ def _parse_source(
                 f"(declared: {declared}); declare it, or give the source its credentials"
             )
 
-    provider_name = table.get("provider", account.provider if account else None)
-    if not isinstance(provider_name, str) or provider_name not in PROVIDERS:
-        known = ", ".join(sorted(PROVIDERS))
-        raise ConfigError(f"{where}: field provider: {provider_name!r} is not one of {known}")
+    provider_name = _provider(table.get("provider", account.provider if account else None), where)
     if account is not None and provider_name != account.provider:
         raise ConfigError(
             f"{where}: field provider: {provider_name!r}, but account {account.name!r} is "
@@ -696,6 +690,14 @@ def _locations(
             )
         out.append((named, location))
     return out
+
+
+def _provider(value: object, where: str) -> str:
+    """A ``provider`` field's value, one of the registry's names."""
+    if not isinstance(value, str) or value not in PROVIDERS:
+        known = ", ".join(sorted(PROVIDERS))
+        raise ConfigError(f"{where}: field provider: {value!r} is not one of {known}")
+    return value
 
 
 def _endpoint(table: Mapping[str, Any], where: str) -> str | None:

@@ -160,17 +160,16 @@ def normalized(
         except (ProviderError, ValueError) as err:
             checks.skip(number, image_id_of(raw), str(err))
             continue
-        noted = len(checks.nulled)
+        nulled_before = len(checks.nulled)
         record = checks.record(normalized, number, notes)
         if record is None:
             continue
         if record.status is ImageStatus.UNKNOWN:
             unknown[record.raw_status or "<empty>"] += 1
-            noted = -1
         # What the run reports of an image (an unknown status, a value stored as null) is
         # found by normalizing it: such an image gets no digest, so every run does.
-        kept = digest if len(checks.nulled) == noted else None
-        entries.append((record.provider_image_id, kept, record, blob))
+        reported = record.status is ImageStatus.UNKNOWN or len(checks.nulled) > nulled_before
+        entries.append((record.provider_image_id, None if reported else digest, record, blob))
 
 
 def normalized_by(provider: str) -> str:
@@ -249,7 +248,7 @@ class Batches:
         """Stage page ``number``'s ``items``: in the workers once the listing, by
         ``total`` or what came before, is large, this process is busy
         (:data:`POOL_MIN_BUSY`), and most of it needs normalizing (:data:`POOL_MAX_KNOWN`)."""
-        if self._pool is None and self._wants_workers(total, self.submitted):
+        if self._pool is None and self._wants_workers(total):
             self._pool = _pool(self.workers)
             if self._pool is None:  # no fork server here (Windows): stage it all here
                 self.workers = 0
@@ -289,10 +288,11 @@ class Batches:
         self._waiting.append((images, future))
         self._pending += images
 
-    def _wants_workers(self, total: int | None, staged_here: int) -> bool:
+    def _wants_workers(self, total: int | None) -> bool:
+        """Whether to start the workers now (while none run: all so far was staged here)."""
         if self.workers < 1 or max(total or 0, self.expected, self.submitted) < POOL_MIN_IMAGES:
             return False
-        if staged_here < SAMPLE_IMAGES:
+        if self.submitted < SAMPLE_IMAGES:
             return False
         stager = self.stager
         if stager.count and stager.known >= POOL_MAX_KNOWN * stager.count:

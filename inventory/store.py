@@ -257,7 +257,8 @@ def known_keys(conn: Connection, source_id: int, normalized_by: str) -> array[in
     code (``sources.normalized_by``), so that this run normalizes every one.
 
     Left out: images not listed by the last complete listing (missing, gone), and those
-    whose digest was dropped because what was listed changed but not what is stored (see
+    with no digest (whose normalizing reports something each run, see
+    :func:`inventory.staging.normalized`, or not yet checked by this code, see
     :func:`merge`)."""
     stamp = conn.execute(
         text("SELECT normalized_by FROM sources WHERE id = :sid"), {"sid": source_id}
