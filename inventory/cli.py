@@ -253,16 +253,35 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
+    from inventory.discovery import discover_sources, select_sources
     from inventory.migrate import ensure_current
     from inventory.sync import sync_source
 
     settings, engine, _ = _open(args)
-    names = args.sources or [s.name for s in settings.sources]
-    if not names:
+    if not settings.sources and not settings.templates:
         where = settings.path or "no config file (looked for ./inventory.toml)"
         raise ConfigError(f"{where}: no sources configured; add a [[sources]] table")
-    sources = [settings.source(name) for name in names]
     ensure_current(engine)
+    settings, discovered = discover_sources(settings, engine, args.sources)
+    sources = select_sources(settings, engine, args.sources)
+    codes = [EXIT_FAILED for found in discovered if found.error is not None]
+    for found in discovered:
+        if found.error is not None and args.json:
+            print(
+                json.dumps(
+                    {
+                        "source": found.template,
+                        "status": "discovery_failed",
+                        "error": found.error,
+                        "sources": list(found.sources),
+                    }
+                )
+            )
+        elif found.retired and args.json:
+            for name in found.retired:
+                print(json.dumps({"source": name, "status": "retired"}))
+    if not sources:
+        return codes[0] if codes else EXIT_OK
 
     jobs = min(args.jobs or settings.sync.jobs, len(sources))
     # One progress line can follow one source; several at once report only when done.
@@ -278,7 +297,6 @@ def cmd_sync(args: argparse.Namespace) -> int:
             progress=progress,
         )
 
-    codes = []
     for source, outcome in _each_done(one, sources, jobs):
         try:
             result = outcome()
@@ -349,7 +367,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
     settings, engine, target = _open(args, extra_connections=3)  # lock, /metrics, housekeeping
     ensure_current(engine)
-    if not any(s.schedule for s in settings.sources):
+    if not any(s.schedule for s in (*settings.sources, *settings.templates)):
         where = settings.path or "the configuration"
         raise ConfigError(f'{where}: no source has a schedule; add schedule = "..." to one')
     from inventory.metrics import count_skipped
@@ -506,7 +524,7 @@ def _result_line(result: Any) -> str:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from inventory.migrate import ensure_current
-    from inventory.reports import source_status, stale_since
+    from inventory.reports import SourceStatus, source_status, stale_since
 
     settings, engine, target = _open(args)
     ensure_current(engine)
@@ -516,17 +534,20 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not rows:
         print("no source has been synced yet")
         return EXIT_OK
-    configured = {s.name: s for s in settings.sources}
+    # A discovered source is scheduled as the [[sources]] table that found it.
+    configured = {s.name: s for s in (*settings.sources, *settings.templates)}
     intervals = settings.scheduler.stale_after_intervals
 
-    def freshness(name: str, last_success: datetime | None) -> str:
-        source = configured.get(name)
+    def freshness(row: SourceStatus) -> str:
+        if row.retired_at is not None:
+            return "retired"
+        source = configured.get(row.name) or configured.get(row.discovered_by or "")
         if source is None or not source.schedule:
             return "-"  # not configured here, or not scheduled: nothing promised
-        late = stale_since(last_success, source.schedule, source.timezone, intervals)
+        late = stale_since(row.last_success_at, source.schedule, source.timezone, intervals)
         return "STALE" if late is not None else "ok"
 
-    fresh = {r.name: freshness(r.name, r.last_success_at) for r in rows}
+    fresh = {r.name: freshness(r) for r in rows}
     # Sources of one account (their regions, say) together, and its name beside them.
     accounts = any(r.account for r in rows)
     table = [
@@ -560,6 +581,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     )
     print(format_table(header, table))
     for r in rows:
+        if r.retired_at is not None:
+            print(
+                f"  {r.name}: retired {_when(r.retired_at)}: {r.provider} no longer lists "
+                f"{r.location} (found by {r.discovered_by}); its images are kept as they were"
+            )
         if fresh[r.name] == "STALE":
             print(f"  {r.name}: stale: no success within {intervals:g} schedule intervals")
         if r.run_status == "failed" and r.error:

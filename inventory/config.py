@@ -27,6 +27,7 @@ from inventory import cron
 from inventory.errors import ConfigError
 from inventory.http import MAX_RATE_LIMIT_PER_S
 from inventory.providers import PROVIDERS, ProviderSpec
+from inventory.source import EVERY_LOCATION
 
 # SecretRef and SourceConfig live below the providers; tests and callers import them here.
 from inventory.source import SecretRef as SecretRef
@@ -76,6 +77,9 @@ class SchedulerSettings:
     stop_grace_s: float = 60.0
     #: A source whose last success is older than this many schedule intervals is stale.
     stale_after_intervals: float = 3.0
+    #: How often the active scheduler asks the providers again for the regions of the
+    #: ``regions = "*"`` sources (inventory/discovery.py); it also asks on becoming active.
+    discover_every_s: float = 3600.0
 
 
 #: Statuses an image may change to that alert by default (docs/alerts.md).
@@ -164,6 +168,10 @@ class Settings:
     sources: tuple[SourceConfig, ...] = ()
     alerts: AlertSettings = field(default_factory=AlertSettings)
     accounts: Mapping[str, AccountConfig] = field(default_factory=lambda: MappingProxyType({}))
+    #: ``[[sources]]`` tables asking for every region (location ``"*"``): the sources they
+    #: stand for are found by :func:`inventory.discovery.expand`, which adds them to
+    #: :attr:`sources`.
+    templates: tuple[SourceConfig, ...] = ()
 
     def source(self, name: str) -> SourceConfig:
         for source in self.sources:
@@ -259,7 +267,14 @@ def parse_settings(data: Mapping[str, Any], path: Path | None) -> Settings:
     where_sched = f"{label}: [scheduler]"
     _only(
         sched_table,
-        {"leader_poll_s", "misfire_grace_s", "jitter_s", "stop_grace_s", "stale_after_intervals"},
+        {
+            "leader_poll_s",
+            "misfire_grace_s",
+            "jitter_s",
+            "stop_grace_s",
+            "stale_after_intervals",
+            "discover_every_s",
+        },
         where_sched,
     )
     scheduler = SchedulerSettings(
@@ -269,6 +284,9 @@ def parse_settings(data: Mapping[str, Any], path: Path | None) -> Settings:
         stop_grace_s=_number(sched_table, "stop_grace_s", 60.0, 0.0, 86400.0, where_sched),
         stale_after_intervals=_number(
             sched_table, "stale_after_intervals", 3.0, 1.0, 1000.0, where_sched
+        ),
+        discover_every_s=_number(
+            sched_table, "discover_every_s", 3600.0, 1.0, 604800.0, where_sched
         ),
     )
 
@@ -280,13 +298,14 @@ def parse_settings(data: Mapping[str, Any], path: Path | None) -> Settings:
     if not isinstance(raw_sources, list):
         raise ConfigError(f"{label}: sources must be an array of tables ([[sources]])")
     sources: list[SourceConfig] = []
+    templates: list[SourceConfig] = []
     seen: set[str] = set()
     for index, raw in enumerate(raw_sources):
         for source in _parse_source(raw, index, label, accounts):
             if source.name in seen:
                 raise ConfigError(f'{label}: source "{source.name}": name is used twice')
             seen.add(source.name)
-            sources.append(source)
+            (templates if source.location == EVERY_LOCATION else sources).append(source)
     alerts = parse_alerts(data.get("alerts", {}), label)
     return Settings(
         path=path,
@@ -296,6 +315,7 @@ def parse_settings(data: Mapping[str, Any], path: Path | None) -> Settings:
         sources=tuple(sources),
         alerts=alerts,
         accounts=MappingProxyType(accounts),
+        templates=tuple(templates),
     )
 
 
@@ -583,7 +603,7 @@ def _parse_source(
             f"a {account.provider} account"
         )
     spec = PROVIDERS[provider_name].spec
-    locations = _locations(table, spec.location_field, spec.example_location, where)
+    locations = _locations(table, spec, where)
 
     endpoint = _endpoint(table, where) or (account.endpoint if account else None)
     tz = table.get("timezone", "UTC")
@@ -645,11 +665,11 @@ def _parse_source(
     return [replace(one, name=named, location=location) for named, location in locations]
 
 
-def _locations(
-    table: Mapping[str, Any], field_name: str, example: str, where: str
-) -> list[tuple[str, str]]:
+def _locations(table: Mapping[str, Any], spec: ProviderSpec, where: str) -> list[tuple[str, str]]:
     """(source name, zone or region) of each source a [[sources]] table stands for: its
-    one ``zone``/``region``, or one per entry of ``zones``/``regions``."""
+    one ``zone``/``region``, one per entry of ``zones``/``regions``, or the table itself
+    as a template when it asks for ``"*"``."""
+    field_name, example = spec.location_field, spec.example_location
     plural = f"{field_name}s"
     for wrong in {"zone", "region", "zones", "regions"} - {field_name, plural}:
         if wrong in table:
@@ -669,13 +689,18 @@ def _locations(
             )
         return [(name, location)]
     listed = table[plural]
-    if listed == "*":
-        raise ConfigError(
-            f'{where}: field {plural}: "*" (every {field_name} the account can see) is not '
-            f"supported yet; list them: {plural} = [{example!r}, ...]"
-        )
+    if listed == EVERY_LOCATION:  # a template: inventory/discovery.py finds its sources
+        if spec.discovery is None:
+            raise ConfigError(
+                f'{where}: field {plural}: "*" asks {spec.name} for every {field_name} of the '
+                f"account, but {spec.no_discovery}"
+            )
+        return [(name, EVERY_LOCATION)]
     if not isinstance(listed, list) or not listed:
-        raise ConfigError(f"{where}: field {plural}: must be a non-empty list of {plural}")
+        raise ConfigError(
+            f'{where}: field {plural}: must be a non-empty list of {plural}, or "*" for every '
+            f"{field_name} the account may use"
+        )
     out: list[tuple[str, str]] = []
     for location in listed:
         if not isinstance(location, str) or not location:

@@ -82,6 +82,10 @@ class Source(Base):
     #: The normalizing code whose last complete listing checked the source's images, so
     #: that their raw digests can be trusted (0010; inventory/store.py, known_keys).
     normalized_by: Mapped[str | None] = mapped_column(Text)
+    #: The ``[[sources]]`` table whose region discovery found the source, and when the
+    #: provider stopped listing its region (0011; inventory/discovery.py).
+    discovered_by: Mapped[str | None] = mapped_column(Text)
+    retired_at: Mapped[datetime | None] = mapped_column(TSTZ)
 
 
 class SyncRun(Base):

@@ -33,13 +33,16 @@ class SourceStatus:
     images: int
     flagged: int
     gone: int
+    #: The ``regions = "*"`` table that found the source, and when it retired (or None).
+    discovered_by: str | None = None
+    retired_at: datetime | None = None
 
 
 def source_status(conn: Connection) -> list[SourceStatus]:
     rows = conn.execute(
         text(
             """
-            SELECT s.name, s.provider, s.location, s.account,
+            SELECT s.name, s.provider, s.location, s.account, s.discovered_by, s.retired_at,
                    r.id AS run_id, r.status AS run_status, r.started_at, r.finished_at,
                    extract(epoch FROM now() - coalesce(r.finished_at, r.started_at))
                        AS age_s,

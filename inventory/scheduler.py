@@ -34,10 +34,12 @@ from datetime import UTC
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Connection, Engine, text
 
 from inventory import cron, store
-from inventory.config import Settings
+from inventory.config import Settings, SourceConfig
+from inventory.discovery import discover_sources
 from inventory.errors import AlreadyRunning, InventoryError
 from inventory.sync import sync_source
 
@@ -149,6 +151,8 @@ class InventoryScheduler:
         on_skipped: Callable[[str], None] | None = None,
         housekeeping: list[tuple[str, str, Callable[[], None]]] | None = None,
     ) -> None:
+        #: As configured; :attr:`settings` adds the sources discovery finds.
+        self.configured = settings
         self.settings = settings
         self.engine = engine
         self.on_skipped = on_skipped
@@ -172,7 +176,9 @@ class InventoryScheduler:
     def run(self) -> None:
         """Block until :meth:`request_stop`: stand by, become active, schedule, shut down."""
         poll = self.settings.scheduler.leader_poll_s
-        scheduled = [s.name for s in self.settings.sources if s.schedule]
+        scheduled = [
+            s.name for s in (*self.settings.sources, *self.settings.templates) if s.schedule
+        ]
         log.info(
             "scheduler %s starting: %d scheduled source(s): %s",
             self.identity,
@@ -219,6 +225,7 @@ class InventoryScheduler:
         except Exception:
             log.exception("could not check for orphaned runs")
         sched = self.settings.scheduler
+        self._discover()
         sources = [s for s in self.settings.sources if s.schedule]
         aps = BackgroundScheduler(
             timezone=UTC,
@@ -236,22 +243,46 @@ class InventoryScheduler:
             },
         )
         for source in sources:
-            assert source.schedule is not None
-            aps.add_job(
-                self._run_source,
-                trigger=cron.trigger(source.schedule, source.timezone),
-                args=[source.name],
-                id=f"sync:{source.name}",
-                name=f"sync {source.name}",
-                jitter=int(sched.jitter_s) or None,
-            )
+            self._add_sync_job(aps, source)
         for job_id, expression, function in self.housekeeping:
             aps.add_job(
                 self._guarded(function, job_id), trigger=cron.trigger(expression), id=job_id
             )
+        if self.settings.templates:
+            aps.add_job(
+                self._guarded(lambda: self._rediscover(aps), "discover"),
+                trigger=IntervalTrigger(seconds=sched.discover_every_s),
+                id="discover",
+            )
         aps.start()
         self._aps = aps
         self.active.set()
+
+    def _add_sync_job(self, aps: BackgroundScheduler, source: SourceConfig) -> None:
+        assert source.schedule is not None
+        aps.add_job(
+            self._run_source,
+            trigger=cron.trigger(source.schedule, source.timezone),
+            args=[source.name],
+            id=f"sync:{source.name}",
+            name=f"sync {source.name}",
+            jitter=int(self.settings.scheduler.jitter_s) or None,
+        )
+
+    def _discover(self) -> None:
+        """Ask the providers for the regions of the ``regions = "*"`` sources (a failure
+        keeps the regions found before: inventory/discovery.py)."""
+        self.settings, _ = discover_sources(self.configured, self.engine)
+
+    def _rediscover(self, aps: BackgroundScheduler) -> None:
+        """Discover again: jobs for the regions new since, none for those retired."""
+        before = {s.name for s in self.settings.sources if s.schedule}
+        self._discover()
+        after = {s.name: s for s in self.settings.sources if s.schedule}
+        for name in before - after.keys():
+            aps.remove_job(f"sync:{name}")
+        for name in after.keys() - before:
+            self._add_sync_job(aps, after[name])
 
     def _stop_jobs(self, grace_s: float) -> None:
         """Stop taking new runs; let runs in flight finish within ``grace_s``, then cancel."""

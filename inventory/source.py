@@ -18,6 +18,8 @@ from inventory.errors import ConfigError
 from inventory.secrets import Secret
 
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+#: The location of a ``[[sources]]`` table that asks for every region (``regions = "*"``).
+EVERY_LOCATION = "*"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,10 @@ class SourceConfig:
     rate_limit_per_s: float | None = None
     timeout_s: float = 30.0
     max_attempts: int = 5
+    #: The ``[[sources]]`` table whose ``regions = "*"`` found this source's region (its
+    #: name), or None for a source written out (inventory/discovery.py). Such a table
+    #: itself is a template whose location is :data:`EVERY_LOCATION`.
+    discovered_by: str | None = None
 
     def has_credential(self, name: str) -> bool:
         return name in self.credentials

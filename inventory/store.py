@@ -31,6 +31,7 @@ import socket
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -93,22 +94,30 @@ class MergeResult:
 def upsert_source(conn: Connection, source: SourceConfig) -> int:
     """Create or refresh the ``sources`` row of a configured source; return its id."""
     row = conn.execute(
-        text("SELECT id, provider FROM sources WHERE name = :name"), {"name": source.name}
+        text("SELECT id, provider, retired_at FROM sources WHERE name = :name"),
+        {"name": source.name},
     ).first()
     if row is not None and row.provider != source.provider:
         raise ConfigError(
             f"source {source.name!r} was synced as provider {row.provider!r} and is now "
             f"configured as {source.provider!r}; give the new source another name"
         )
+    if row is not None and row.retired_at is not None and source.discovered_by is not None:
+        raise ConfigError(retired(source.name, source.provider, source.location, row.retired_at))
     result = conn.execute(
         text(
             """
-            INSERT INTO sources (name, provider, account, location)
-            VALUES (:name, :provider, :account, :location)
+            INSERT INTO sources (name, provider, account, location, discovered_by)
+            VALUES (:name, :provider, :account, :location, :discovered_by)
             ON CONFLICT (name) DO UPDATE
-               SET account = EXCLUDED.account, location = EXCLUDED.location, updated_at = now()
-             WHERE (sources.account, sources.location)
-                   IS DISTINCT FROM (EXCLUDED.account, EXCLUDED.location)
+               SET account = EXCLUDED.account, location = EXCLUDED.location,
+                   discovered_by = EXCLUDED.discovered_by, updated_at = now(),
+                   -- written out now: no longer retired by a discovery
+                   retired_at = CASE WHEN EXCLUDED.discovered_by IS NULL THEN NULL
+                                     ELSE sources.retired_at END
+             WHERE (sources.account, sources.location, sources.discovered_by)
+                   IS DISTINCT FROM
+                   (EXCLUDED.account, EXCLUDED.location, EXCLUDED.discovered_by)
             RETURNING id
             """
         ),
@@ -117,12 +126,21 @@ def upsert_source(conn: Connection, source: SourceConfig) -> int:
             "provider": source.provider,
             "account": source.account,
             "location": source.location,
+            "discovered_by": source.discovered_by,
         },
     ).scalar()
     if result is None:  # unchanged row: ON CONFLICT ... WHERE false returns nothing
         assert row is not None
         return int(row.id)
     return int(result)
+
+
+def retired(name: str, provider: str, location: str, since: datetime) -> str:
+    """Why a discovered source is not synced (inventory/discovery.py)."""
+    return (
+        f"source {name!r} is retired: {provider} stopped listing {location!r} for the "
+        f"account ({since:%Y-%m-%d %H:%M %Z}); it syncs again once listed"
+    )
 
 
 def try_lock_source(conn: Connection, source_id: int) -> bool:

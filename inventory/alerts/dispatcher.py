@@ -55,7 +55,7 @@ def dispatch(engine: Engine, settings: Settings, *, health: bool = True) -> Disp
     alerts = settings.alerts
     if health:
         with engine.begin() as conn:
-            evaluate_health(conn, alerts, settings.sources)
+            evaluate_health(conn, alerts, (*settings.sources, *settings.templates))
     total = DispatchResult()
     if not alerts.channels:
         return total

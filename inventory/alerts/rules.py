@@ -154,7 +154,9 @@ def evaluate_health(
 
     A source is failing when its last ``health_failures`` finished runs all failed, or
     when it has a schedule and its last success (or, never having succeeded, its first
-    run) is older than ``health_stale_intervals`` of that schedule's interval.
+    run) is older than ``health_stale_intervals`` of that schedule's interval. ``sources``
+    are the configured ones, ``regions = "*"`` tables included (their sources are
+    scheduled as they are).
     """
     if not alerts.enabled or not alerts.health_channels:
         return 0
@@ -167,7 +169,7 @@ def evaluate_health(
     rows = conn.execute(
         text(
             """
-            SELECT s.id, s.name, s.provider, h.state,
+            SELECT s.id, s.name, s.provider, s.discovered_by, s.retired_at, h.state,
                    (SELECT max(started_at) FROM sync_runs r
                      WHERE r.source_id = s.id AND r.status = 'succeeded') AS last_success,
                    (SELECT min(started_at) FROM sync_runs r WHERE r.source_id = s.id)
@@ -189,8 +191,10 @@ def evaluate_health(
         reason = None
         if len(recent) >= alerts.health_failures and all(s == "failed" for s in recent):
             reason = f"the last {alerts.health_failures} runs failed"
-        source = configured.get(row.name)
-        if reason is None and source is not None and source.schedule:
+        # A discovered source is scheduled as the table that found it; a retired one is
+        # not synced, so it cannot be late.
+        source = configured.get(row.name) or configured.get(row.discovered_by or "")
+        if reason is None and source is not None and source.schedule and not row.retired_at:
             interval = cron.typical_interval(source.schedule, source.timezone, now)
             since = row.last_success or row.first_run
             if since is not None and interval.total_seconds() > 0:

@@ -73,6 +73,9 @@ class EmulatorApp:
     default_key: ClassVar[Mapping[str, str]] = {}
     #: How far (seconds) a signed request's time may be from the emulator's clock.
     clock_skew_s: float = 0.0
+    #: The zones or regions it serves (all the same catalogue) and its region-listing call
+    #: lists, unless the control API sets others (:attr:`locations`).
+    default_locations: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
         self,
@@ -89,6 +92,8 @@ class EmulatorApp:
         self.faults = faults if faults is not None else Faults()
         self.key_id, self._secret = [*self.default_key.values(), "", ""][:2]
         self.rate_limit_per_s, self.clock = rate_limit_per_s, clock
+        #: Replaced whole (never changed in place), so a request reads one set or the other.
+        self.locations = self.default_locations
         self._calls: list[float] = []  # the times of the calls accepted in the last second
         self._calls_lock = threading.Lock()
         # Seeds 1, 2, 3, ... for control-API mutations that name none (next() on a count
@@ -132,7 +137,8 @@ class EmulatorApp:
         raise NotImplementedError
 
     def state(self) -> dict[str, Any]:
-        return {"provider": self.provider, "images": len(self.catalogue)}
+        locations = sorted(self.locations)
+        return {"provider": self.provider, "images": len(self.catalogue), "locations": locations}
 
     def now(self) -> datetime:
         """The emulator's time, for signature checks."""
@@ -232,6 +238,18 @@ class EmulatorApp:
             response = replace(response, cut=True)
         self._change(kinds, view, start + limit, items)
         return response
+
+    def serve_other(
+        self, request: Request, call: Call, answer: Callable[[Call], Response]
+    ) -> Response:
+        """A call other than the listing (a region listing, from :meth:`route`): the
+        answer faults of page 1 (a gateway's), the signature, the rate limit, ``answer``."""
+        early = self._answer(self.faults.take_all(1))
+        if early is not None:
+            return early
+        self.authenticate(request, call)
+        self._admit()
+        return answer(call)
 
     def _admit(self) -> None:
         """Count a call against the rate limit: a sliding one-second window."""

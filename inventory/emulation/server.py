@@ -141,6 +141,15 @@ class EmulatorServer:
                 if not isinstance(counts, dict):
                     raise ValueError("the mutate body is a JSON object of counts")
                 return Response.json(200, self.app.mutate(**counts))
+            if (method, path) == ("PUT", "/_emulator/locations"):
+                data = json.loads(request.body or b"{}")
+                listed = data.get("locations") if isinstance(data, dict) else None
+                if not isinstance(listed, list) or not all(
+                    isinstance(item, str) and item for item in listed
+                ):
+                    raise ValueError('the locations body is {"locations": ["zone or region", ...]}')
+                self.app.locations = frozenset(listed)
+                return Response.json(200, {"locations": sorted(self.app.locations)})
             if (method, path) == ("POST", "/_emulator/faults"):
                 data = json.loads(request.body or b"[]")
                 if not isinstance(data, list):

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from inventory.source import SourceConfig
 
 
+#: Why a provider without a ``discovery`` call refuses ``regions = "*"``, unless it says.
+NO_DISCOVERY = "it has no call that lists them; list them"
+
+
 @dataclass(frozen=True, slots=True)
 class ProviderSpec:
     """What a source of this provider looks like in the config file."""
@@ -44,6 +48,10 @@ class ProviderSpec:
     validate_options: Callable[[Mapping[str, Any]], dict[str, Any]] = lambda options: _no_options(
         options
     )
+    #: The API call that lists the account's zones or regions, for ``regions = "*"``
+    #: (inventory/discovery.py); else why the provider has none and what to write instead.
+    discovery: str | None = None
+    no_discovery: str = NO_DISCOVERY
 
     @property
     def credential_fields(self) -> tuple[str, ...]:
@@ -81,6 +89,8 @@ class ProviderSpec:
             default_endpoint=collect.DEFAULT_ENDPOINT,
             validate_filters=collect.validate_filters,
             validate_options=getattr(collect, "validate_options", _no_options),
+            discovery=getattr(collect, "DISCOVERY", None),
+            no_discovery=getattr(collect, "NO_DISCOVERY", NO_DISCOVERY),
         )
 
 
@@ -110,6 +120,11 @@ class Collector(Protocol):
     def pages(self) -> Iterator[Page]: ...
 
     def close(self) -> None: ...
+
+    def discover(self) -> list[str]:
+        """The zones or regions its account may use (``regions = "*"``: the spec's
+        ``discovery`` call)."""
+        ...
 
 
 class Provider(Protocol):

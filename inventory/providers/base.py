@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import httpx
 
@@ -45,6 +45,8 @@ ACCOUNT_IDS = ("access_key_id", "secret_id", "access_key", "username")
 #: waiting for the sync to take them: the requests go on while it stages the pages before
 #: (a QingCloud page of 100 images is about 0.3 MB parsed, so at most a few MB).
 PAGES_WAITING = 16
+
+T = TypeVar("T")
 
 
 class PagedCollector:
@@ -164,18 +166,45 @@ class PagedCollector:
             raise err.located(self.source.name, number) from err.__cause__
 
     def _attempt(self, paging: dict[str, Any], number: int) -> Page:
+        return self._paced(lambda: self._request(paging, number))
+
+    def _paced(self, request: Callable[[], T]) -> T:
         """One request, paced by the account's limiter, which hears how it went: every
         attempt, retries included, counts against the limit."""
         self.limiter.acquire()
         try:
-            page = self._request(paging, number)
+            answer = request()
         except ProviderTransientError as err:
             err.retry_after_s = err.retry_after_s or retry_after_s()
             if isinstance(err, Throttled):
                 self.limiter.throttled(err.retry_after_s)
             raise
         self.limiter.answered()
-        return page
+        return answer
+
+    # -- region discovery (a source with ``regions = "*"``: inventory/discovery.py) ----------
+
+    #: The call that lists the account's zones or regions (the spec's ``discovery``).
+    discovery_action: ClassVar[str | None] = None
+
+    def discover(self) -> list[str]:
+        """The zones or regions the account may use, as the provider lists them: sorted,
+        each once. Retried as a page is; a listing of none is an error, never "no regions"
+        (which would retire every source of the account)."""
+        what = self.discovery_action
+        if what is None:
+            raise NotImplementedError(f"{self.source.provider} has no region discovery")
+        try:
+            found = call_with_retries(lambda: self._paced(self._discover), self.policy, what=what)
+            if not found:
+                raise MalformedResponse(f"{what} listed none; an account has at least one")
+        except ProviderError as err:
+            raise err.located(self.source.name, None) from err.__cause__
+        return sorted(set(found))
+
+    def _discover(self) -> list[str]:
+        """Send the discovery call once and read the locations it lists as usable."""
+        raise NotImplementedError
 
     # -- reading a response: the same checks for every provider -----------------------------
 

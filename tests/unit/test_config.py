@@ -211,6 +211,46 @@ def test_an_account_is_declared_once_and_a_source_lists_its_regions(tmp_path: Pa
     assert settings.accounts["qy-main"].provider == "qingcloud"
 
 
+def test_every_region_is_a_template_found_by_discovery(tmp_path: Path) -> None:
+    text = ACCOUNTS.replace('regions = ["ap-guangzhou", "ap-shanghai"]', 'regions = "*"', 1)
+    text = text.replace('zones = ["pek3a", "sh1a"]', 'zones = "*"', 1)
+    settings = load_settings(write(tmp_path, text))
+    assert [s.name for s in settings.sources] == ["tc-prod-hk"]
+    assert [(t.name, t.provider, t.location) for t in settings.templates] == [
+        ("tc-prod", "tencent", "*"),
+        ("qy", "qingcloud", "*"),
+    ]
+    tc = settings.templates[0]
+    assert tc.account == "tc-prod" and tc.schedule == "0 * * * *" and tc.rate_limit_per_s == 20
+
+
+@pytest.mark.parametrize(
+    ("provider", "why"),
+    [
+        ("huawei-iec", "IEC is one global endpoint: one source (region = 'cn-north-4')"),
+        ("huawei-ims-v1", "not built yet; list them: regions = ['cn-north-4', ...]"),
+    ],
+)
+def test_every_region_of_a_provider_without_discovery_says_what_to_write(
+    tmp_path: Path, provider: str, why: str
+) -> None:
+    path = write(
+        tmp_path,
+        f"""
+[[sources]]
+name = "hw"
+provider = "{provider}"
+regions = "*"
+credentials = {{ access_key_id = "${{A}}", secret_access_key = "${{B}}" }}
+""",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    message = str(info.value)
+    assert f'source "hw": field regions: "*" asks {provider} for every region' in message
+    assert why in message
+
+
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
@@ -225,7 +265,11 @@ def test_an_account_is_declared_once_and_a_source_lists_its_regions(tmp_path: Pa
         ('zones = ["pek3a", "sh1a"]', "zones = []", "field zones: must be a non-empty list"),
         ('zones = ["pek3a", "sh1a"]', 'zones = ["pek3a"]\nzone = "sh1a"', "zone or zones, not"),
         ('zones = ["pek3a", "sh1a"]', 'regions = ["pek3a"]', "placed by zone"),
-        ('regions = ["ap-guangzhou", "ap-shanghai"]', 'regions = "*"', "not supported yet"),
+        (
+            'regions = ["ap-guangzhou", "ap-shanghai"]',
+            'regions = "all"',
+            'field regions: must be a non-empty list of regions, or "*"',
+        ),
         (
             'regions = ["ap-guangzhou", "ap-shanghai"]',
             'regions = ["ap-' + "x" * 60 + '"]',

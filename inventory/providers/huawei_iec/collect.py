@@ -28,6 +28,8 @@ from inventory.providers.huawei_iec.auth import make_auth, uses_token
 from inventory.source import SourceConfig
 
 DEFAULT_ENDPOINT = "https://iecs.myhuaweicloud.com"
+#: Why ``regions = "*"`` is refused (inventory/discovery.py).
+NO_DISCOVERY = "IEC is one global endpoint: one source (region = 'cn-north-4') covers the account"
 PATH = "/v1/images"
 DEFAULT_PAGE_SIZE = 500
 MAX_PAGE_SIZE = 500

@@ -41,6 +41,10 @@ from inventory.providers.huawei_ims.auth import make_auth
 from inventory.source import SourceConfig
 
 DEFAULT_ENDPOINT = "https://ims.{region}.myhuaweicloud.com"
+#: Why ``regions = "*"`` is refused (inventory/discovery.py).
+NO_DISCOVERY = (
+    "its project listing (IAM) is not built yet; list them: regions = ['cn-north-4', ...]"
+)
 PATH = "/v1.1/images/detail"
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000

@@ -44,10 +44,14 @@ from inventory.jsonstream import ItemStream, read_head, spool
 from inventory.paging import Page, PagingStrategy, SinglePage
 from inventory.providers.base import PagedCollector
 from inventory.providers.ksyun.auth import SERVICE, KsyunAuth
-from inventory.source import SourceConfig
+from inventory.source import EVERY_LOCATION, SourceConfig
 from inventory.storable import loads
 
 DEFAULT_ENDPOINT = "https://kec.api.ksyun.com/"
+#: The call listing the regions KEC offers (``regions = "*"``): ``RegionSet`` of
+#: ``{Region, RegionName}``. Signed for :data:`DISCOVERY_REGION`, as KSyun's SDK does.
+DISCOVERY = "DescribeRegions"
+DISCOVERY_REGION = "cn-beijing-6"
 ACTION = "DescribeImages"
 API_VERSION = "2016-03-04"
 #: Not a page size: DescribeImages has none. The config's ``page_size`` is validated
@@ -174,12 +178,13 @@ class KsyunCollector(PagedCollector):
     """Lists KEC DescribeImages for one source in one request."""
 
     action = "DescribeImages"
+    discovery_action = DISCOVERY
     #: KSyun publishes no limit; one listing is one request, so sources of one account share
     #: a modest 20 per second, slowed down further by its throttling answers.
     default_rate_limit_per_s = 20.0
 
     def _prepare(self, source: SourceConfig) -> None:
-        if not REGION_PATTERN.match(source.location):
+        if source.location != EVERY_LOCATION and not REGION_PATTERN.match(source.location):
             raise ConfigError(
                 f"source {source.name!r}: field region: {source.location!r} is not a KSyun "
                 "region id (e.g. 'cn-beijing-6')"
@@ -193,7 +198,17 @@ class KsyunCollector(PagedCollector):
 
     def _auth(self, source: SourceConfig) -> httpx.Auth:
         key_id, secret = source.credential("access_key_id").reveal(), "secret_access_key"
-        return KsyunAuth(key_id, source.credential(secret), source.location, service=SERVICE)
+        region = DISCOVERY_REGION if source.location == EVERY_LOCATION else source.location
+        return KsyunAuth(key_id, source.credential(secret), region, service=SERVICE)
+
+    def _discover(self) -> list[str]:
+        params = {"Action": DISCOVERY, "Version": API_VERSION}
+        response = self._client.get(self.endpoint, params=params)
+        body = self._body(response.status_code, response.content)
+        regions = self.item_list(body.get("RegionSet"), "RegionSet")
+        if not all(isinstance(r.get("Region"), str) and r["Region"] for r in regions):
+            raise MalformedResponse("RegionSet has an item without a Region name")
+        return [r["Region"] for r in regions]
 
     def _paging(self) -> PagingStrategy:
         return SinglePage(self.source.options.get("listing_cap", DEFAULT_LISTING_CAP), _NARROW)
@@ -226,6 +241,21 @@ class KsyunCollector(PagedCollector):
         )
 
     def _parse(self, status: int, content: bytes, number: int) -> Page:
+        body = self._body(status, content)
+        # Note the key: "ImagesSet", not "ImageSet".
+        items = self.item_list(body.get("ImagesSet"), "ImagesSet")
+        request_id = body.get("RequestId")
+        # The one response is the whole listing, so its length is the total.
+        return Page(
+            number=number,
+            items=items,
+            total=len(items),
+            meta={"request_id": request_id} if isinstance(request_id, str) else {},
+        )
+
+    @staticmethod
+    def _body(status: int, content: bytes) -> dict[str, Any]:
+        """An answer's JSON object, raising the error its status or ``Error`` says."""
         body = _json(content)
         if status != 200 or (isinstance(body, dict) and "Error" in body):
             code, message = _error_of(body)
@@ -238,16 +268,7 @@ class KsyunCollector(PagedCollector):
             )
         if not isinstance(body, dict):
             raise MalformedResponse("response is not a JSON object")
-        # Note the key: "ImagesSet", not "ImageSet".
-        items = self.item_list(body.get("ImagesSet"), "ImagesSet")
-        request_id = body.get("RequestId")
-        # The one response is the whole listing, so its length is the total.
-        return Page(
-            number=number,
-            items=items,
-            total=len(items),
-            meta={"request_id": request_id} if isinstance(request_id, str) else {},
-        )
+        return body
 
 
 def _json(content: bytes) -> Any:

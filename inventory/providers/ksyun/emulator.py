@@ -26,6 +26,7 @@ DEFAULT_ACCESS_KEY_ID = "AKLTKSEMULATORKEY"
 DEFAULT_SECRET_ACCESS_KEY = "ksyun-emulator-secret-access-key"  # noqa: S105 - a documented test key
 DEFAULT_REGIONS = frozenset({"cn-beijing-6", "cn-shanghai-2", "cn-guangzhou-1", "cn-hongkong-2"})
 ACTION, API_VERSION = "DescribeImages", "2016-03-04"
+REGIONS_ACTION = "DescribeRegions"
 IMAGE_SOURCES = ("system", "import", "copy", "share", "extend")  # also the ImageType values
 _FILTER_FIELDS = {"ImageId": "ImageId", "ImageType": "ImageSource"}  # parameter: image field
 #: Every answer but the listing: name, HTTP status, code, message (a str.format template).
@@ -135,11 +136,11 @@ class KsyunApp(EmulatorApp):
     paging = "single"
     refusals = _REFUSALS
     answers = {kind: _REFUSALS[kind] for kind in ("throttle", "error", "internal", "server_busy")}
-    regions = DEFAULT_REGIONS  # those a credential scope may name
+    default_locations = DEFAULT_REGIONS  # those a credential scope may name
     catalogue: KsyunCatalogue
 
     def banner(self) -> str:
-        return f"access key id {self.key_id}; regions {', '.join(sorted(self.regions))}"
+        return f"access key id {self.key_id}; regions {', '.join(sorted(self.locations))}"
 
     def envelope(self, status: int, code: Any, message: str) -> Response:
         error = {"Code": code, "Message": message}
@@ -188,7 +189,26 @@ class KsyunApp(EmulatorApp):
         # After the signature: a stale request is reported as stale only if otherwise genuine.
         skew = abs((self.now() - moment).total_seconds())
         self.check(skew <= self.clock_skew_s, "expired", amz_date, skew)
-        self.check(region in self.regions, "region", region)
+        # The region list is asked for in a region the cloud has, offered to the account
+        # or not (KSyun's SDK asks cn-beijing-6).
+        listing_regions = call.extra[1].get("Action") == REGIONS_ACTION
+        served = self.locations | self.default_locations if listing_regions else self.locations
+        self.check(region in served, "region", region)
+
+    def route(self, request: Request) -> Response | None:
+        """DescribeRegions: signed and limited like the listing."""
+        if request.path != "/":
+            return None
+        call = self.read(request)
+        if call.extra[1].get("Action") != REGIONS_ACTION:
+            return None
+        return self.serve_other(request, call, self._regions)
+
+    def _regions(self, call: Call) -> Response:
+        version = call.extra[1].get("Version")
+        self.check(version == API_VERSION, "version", version, API_VERSION)
+        regions = [{"Region": region, "RegionName": region} for region in sorted(self.locations)]
+        return Response.json(200, {"RequestId": str(uuid.uuid4()), "RegionSet": regions})
 
     def _moment(self, stamp: str | None, date_header: str | None) -> datetime:
         if stamp:

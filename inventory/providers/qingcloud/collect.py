@@ -26,6 +26,10 @@ from inventory.providers.qingcloud.auth import QingCloudAuth
 from inventory.source import SourceConfig
 
 DEFAULT_ENDPOINT = "https://api.qingcloud.com/iaas/"
+#: The call listing the zones the account may use (``zones = "*"``): it answers
+#: ``zone_set`` of ``{zone_id, status}``; only zones in status ``active`` are used
+#: (``faulty`` and ``defunct`` ones are not).
+DISCOVERY = "DescribeZones"
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 100
 #: Requests in flight: QingCloud publishes no rate limit for DescribeImages, so a modest 4.
@@ -94,6 +98,7 @@ class QingCloudCollector(PagedCollector):
     """Pages through DescribeImages for one source."""
 
     action = "DescribeImages"
+    discovery_action = DISCOVERY
     default_page_size = DEFAULT_PAGE_SIZE
     default_concurrency = DEFAULT_CONCURRENCY
     default_rate_limit_per_s = DEFAULT_RATE_LIMIT_PER_S
@@ -118,6 +123,20 @@ class QingCloudCollector(PagedCollector):
         return self._parse(self._client.get(self.endpoint, params=params), number)
 
     def _parse(self, response: httpx.Response, number: int) -> Page:
+        body = self._body(response)
+        items = self.item_list(body.get("image_set"), "image_set")
+        total = self.total_count(body.get("total_count"), "total_count")
+        return Page(number=number, items=items, total=total)
+
+    def _discover(self) -> list[str]:
+        body = self._body(self._client.get(self.endpoint, params={"action": DISCOVERY}))
+        zones = self.item_list(body.get("zone_set"), "zone_set")
+        if not all(isinstance(z.get("zone_id"), str) and z["zone_id"] for z in zones):
+            raise MalformedResponse("zone_set has an item without a zone_id")
+        return [z["zone_id"] for z in zones if z.get("status") == "active"]
+
+    def _body(self, response: httpx.Response) -> dict[str, Any]:
+        """The answer's JSON object, raising the error its ``ret_code`` names."""
         self.raise_for_http(response, self.endpoint)
         body = self.json_body(response)
         if not isinstance(body, dict) or not isinstance(body.get("ret_code"), int):
@@ -133,6 +152,4 @@ class QingCloudCollector(PagedCollector):
             hint = TERMINAL_HINTS.get(code, "refused by QingCloud")
             error_class = AuthenticationError if code == 1200 else ProviderTerminalError
             raise error_class(f"ret_code {code}: {message} — {hint}", code=str(code))
-        items = self.item_list(body.get("image_set"), "image_set")
-        total = self.total_count(body.get("total_count"), "total_count")
-        return Page(number=number, items=items, total=total)
+        return body

@@ -48,7 +48,7 @@ invalid     1100 invalid {} [{}]
 not_int     1100 parameter [{}] should be an integer
 negative    1100 parameter [{}] should not be negative
 verbose     1100 invalid verbose [{}]: only 0
-action      1100 invalid action [{}]: this emulator serves DescribeImages only
+action      1100 invalid action [{}]: this emulator serves DescribeImages and DescribeZones
 zone        1100 zone [{}] is not available
 key         1200 access key [{}] not found
 signature   1200 signature not matched
@@ -181,17 +181,32 @@ class QingCloudApp(EmulatorApp):
     clock_skew_s = 60.0  # QingCloud refuses a time_stamp further off (ret_code 1300)
     refusals = _REFUSALS
     answers = {kind: _REFUSALS[kind] for kind in ("throttle", "error", "internal", "server_busy")}
-    zones = DEFAULT_ZONES  # those it serves, all the same catalogue
+    default_locations = DEFAULT_ZONES
     catalogue: QingCloudCatalogue
 
     def banner(self) -> str:
-        zones = ", ".join(sorted(self.zones))
+        zones = ", ".join(sorted(self.locations))
         return f"access key id {self.key_id}; owner {self.catalogue.owner}; zones {zones}"
 
     def state(self) -> dict[str, Any]:
         owner = self.catalogue.owner
         owned = len(self.catalogue.listing((("owner", owner),)))
-        return {**super().state(), "owned": owned, "owner": owner, "zones": sorted(self.zones)}
+        zones = sorted(self.locations)
+        return {**super().state(), "owned": owned, "owner": owner, "zones": zones}
+
+    def route(self, request: Request) -> Response | None:
+        """DescribeZones: signed and limited like the listing; its zones all ``active``."""
+        if request.path not in ("/iaas/", "/iaas"):
+            return None
+        call = self.read(request)
+        if call.extra[1].get("action") != "DescribeZones":
+            return None
+        return self.serve_other(request, call, self._zones)
+
+    def _zones(self, _call: Call) -> Response:
+        zones = [{"zone_id": zone, "status": "active"} for zone in sorted(self.locations)]
+        body = dict(action="DescribeZonesResponse", zone_set=zones, total_count=len(zones))
+        return Response.json(200, {**body, "ret_code": 0})
 
     def envelope(self, status: int, code: Any, message: str) -> Response:
         # The table's codes are text; QingCloud's ret_code is a number.
@@ -243,7 +258,7 @@ class QingCloudApp(EmulatorApp):
         self.check(action, "empty", "action")
         self.check(action == "DescribeImages", "action", action)
         self.check(zone, "empty", "zone")
-        self.check(zone in self.zones, "zone", zone)
+        self.check(zone in self.locations, "zone", zone)
         paging: dict[str, int] = {}
         for name, default in (("offset", "0"), ("limit", str(DEFAULT_LIMIT))):
             paging[name] = self.integer(single.get(name) or default, "not_int", name)

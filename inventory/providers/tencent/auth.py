@@ -36,6 +36,8 @@ from inventory.secrets import Secret
 ALGORITHM = "TC3-HMAC-SHA256"
 SERVICE = "cvm"
 ACTION = "DescribeImages"
+#: The call listing the regions CVM offers (it takes no ``X-TC-Region``).
+REGIONS_ACTION = "DescribeRegions"
 API_VERSION = "2017-03-12"
 CONTENT_TYPE = "application/json"
 #: The current documentation signs the action header as well as the SDK's minimum
@@ -178,7 +180,7 @@ class TencentAuth(httpx.Auth):
         secret_id: str,
         secret_key: Secret,
         *,
-        region: str,
+        region: str | None,
         action: str = ACTION,
         version: str = API_VERSION,
         service: str = SERVICE,
@@ -201,9 +203,12 @@ class TencentAuth(httpx.Auth):
         timestamp = int(self._clock())
         if "content-type" not in request.headers:
             request.headers["Content-Type"] = CONTENT_TYPE
-        request.headers["X-TC-Action"] = self.action
+        # A request may name another action of the same API version (DescribeRegions);
+        # one without a region (None) is for an action that takes none.
+        request.headers.setdefault("X-TC-Action", self.action)
         request.headers["X-TC-Version"] = self.version
-        request.headers["X-TC-Region"] = self.region
+        if self.region is not None:
+            request.headers["X-TC-Region"] = self.region
         request.headers["X-TC-Timestamp"] = str(timestamp)
         # httpx sets Host from the URL (with the port when it is not the default one);
         # that exact value goes on the wire, so that is what gets signed.

@@ -36,10 +36,14 @@ from inventory.errors import (
 from inventory.http import MAX_RATE_LIMIT_PER_S
 from inventory.paging import OffsetPaging, Page, PagingStrategy
 from inventory.providers.base import PagedCollector
-from inventory.providers.tencent.auth import ACTION, CONTENT_TYPE, TencentAuth
-from inventory.source import SourceConfig
+from inventory.providers.tencent.auth import ACTION, CONTENT_TYPE, REGIONS_ACTION, TencentAuth
+from inventory.source import EVERY_LOCATION, SourceConfig
 
 DEFAULT_ENDPOINT = "https://cvm.tencentcloudapi.com/"
+#: The call listing the regions CVM offers the account (``regions = "*"``): it takes no
+#: region, answers ``RegionSet`` of ``{Region, RegionName, RegionState}``; only regions in
+#: state ``AVAILABLE`` are used.
+DISCOVERY = REGIONS_ACTION
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 100
 #: Requests in flight: with ~100 ms a page, 8 keep the 40 calls/s the limiter allows busy.
@@ -191,6 +195,7 @@ class TencentCollector(PagedCollector):
     """Pages through DescribeImages for one source."""
 
     action = ACTION
+    discovery_action = DISCOVERY
 
     default_page_size = DEFAULT_PAGE_SIZE
     default_concurrency = DEFAULT_CONCURRENCY
@@ -203,7 +208,8 @@ class TencentCollector(PagedCollector):
         self._base = request_parameters(source.filters)
 
     def _auth(self, source: SourceConfig) -> httpx.Auth:
-        return TencentAuth(self._secret_id, source.credential("secret_key"), region=source.location)
+        region = None if source.location == EVERY_LOCATION else source.location
+        return TencentAuth(self._secret_id, source.credential("secret_key"), region=region)
 
     def _paging(self) -> PagingStrategy:
         return OffsetPaging(self.page_size, offset_param="Offset", limit_param="Limit")
@@ -217,6 +223,25 @@ class TencentCollector(PagedCollector):
         return self._parse(response, number)
 
     def _parse(self, response: httpx.Response, number: int) -> Page:
+        envelope, request_id = self._envelope(response)
+        items = self.item_list(envelope.get("ImageSet"), "Response.ImageSet")
+        total = self.total_count(envelope.get("TotalCount"), "Response.TotalCount")
+        return Page(number=number, items=items, total=total, meta={"request_id": request_id})
+
+    def _discover(self) -> list[str]:
+        response = self._client.post(
+            self.endpoint,
+            content=b"{}",
+            headers={"Content-Type": CONTENT_TYPE, "X-TC-Action": DISCOVERY},
+        )
+        envelope, _ = self._envelope(response)
+        regions = self.item_list(envelope.get("RegionSet"), "Response.RegionSet")
+        if not all(isinstance(r.get("Region"), str) and r["Region"] for r in regions):
+            raise MalformedResponse("Response.RegionSet has an item without a Region name")
+        return [r["Region"] for r in regions if r.get("RegionState") == "AVAILABLE"]
+
+    def _envelope(self, response: httpx.Response) -> tuple[dict[str, Any], str | None]:
+        """The ``Response`` object of an answer and its RequestId; raises its ``Error``."""
         self.raise_for_http(response, self.endpoint)
         body = self.json_body(response)
         envelope = body.get("Response") if isinstance(body, dict) else None
@@ -227,9 +252,7 @@ class TencentCollector(PagedCollector):
         error = envelope.get("Error")
         if error is not None:
             raise self._error(error, request_id)
-        items = self.item_list(envelope.get("ImageSet"), "Response.ImageSet")
-        total = self.total_count(envelope.get("TotalCount"), "Response.TotalCount")
-        return Page(number=number, items=items, total=total, meta={"request_id": request_id})
+        return envelope, request_id
 
     @staticmethod
     def _error(error: object, request_id: str | None) -> ProviderError:

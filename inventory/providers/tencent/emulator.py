@@ -198,17 +198,34 @@ class TencentApp(EmulatorApp):
     answers = {kind: _REFUSALS[kind] for kind in ("throttle", "error", "server_busy")}
     answers["internal"] = answers["error"]  # an extra fault kind, answered as error_200 is
 
-    regions = DEFAULT_REGIONS  # those it serves, all the same catalogue
-    _known = {"action": {tc3.ACTION}, "version": {tc3.API_VERSION}, "region": regions}
+    default_locations = DEFAULT_REGIONS
+    _known = {"action": {tc3.ACTION, tc3.REGIONS_ACTION}, "version": {tc3.API_VERSION}}
     catalogue: TencentCatalogue
 
     def banner(self) -> str:
-        return f"SecretId {self.key_id}; regions {', '.join(sorted(self.regions))}"
+        return f"SecretId {self.key_id}; regions {', '.join(sorted(self.locations))}"
 
     def state(self) -> dict[str, Any]:
         owned = sum(1 for image in self.catalogue.listing() if self.catalogue.owned(image))
-        regions = sorted(self.regions)
+        regions = sorted(self.locations)
         return {**super().state(), "owned": owned, "uin": self.catalogue.owner, "regions": regions}
+
+    def route(self, request: Request) -> Response | None:
+        """DescribeRegions: signed and limited like the listing; no region, no parameters."""
+        if request.path != "/" or request.headers.get("x-tc-action") != tc3.REGIONS_ACTION:
+            return None
+        return self.serve_other(request, self.read(request), self._regions)
+
+    def _regions(self, call: Call) -> Response:
+        body = call.extra
+        self.check(isinstance(body, dict), "body")
+        self.check(not body, "unknown", *sorted(body)[:1])
+        regions = [
+            {"Region": region, "RegionName": region, "RegionState": "AVAILABLE"}
+            for region in sorted(self.locations)
+        ]
+        answer = {"TotalCount": len(regions), "RegionSet": regions, "RequestId": str(uuid.uuid4())}
+        return Response.json(200, {"Response": answer})
 
     def envelope(self, status: int, code: Any, message: str) -> Response:
         error = {"Error": {"Code": code, "Message": message}, "RequestId": str(uuid.uuid4())}
@@ -256,10 +273,14 @@ class TencentApp(EmulatorApp):
         # fails around midnight); the real API refuses that as a signature failure too.
         valid = hmac.compare_digest(expected.encode(), auth.signature.encode())
         self.check(auth.date == tc3.utc_date(stamp) and valid, "signature")
-        for name in ("Action", "Version", "Region"):
+        for name in ("Action", "Version"):
             self.check(headers.get(f"x-tc-{name.lower()}"), "missing", name)
         for name, known in self._known.items():
             self.check(headers[f"x-tc-{name}"] in known, name, headers[f"x-tc-{name}"])
+        region = headers.get("x-tc-region")
+        # DescribeRegions takes no region; one given must be served all the same.
+        self.check(region or headers["x-tc-action"] == tc3.REGIONS_ACTION, "missing", "Region")
+        self.check(region is None or region in self.locations, "region", region)
         media = headers.get("content-type", "").split(";")[0].strip().lower()
         self.check(media == "application/json", "json")
 
