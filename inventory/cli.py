@@ -126,7 +126,36 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="after the run, write Prometheus metrics for node_exporter's textfile collector",
     )
+    p.add_argument(
+        "--enqueue",
+        action="store_true",
+        help="queue the syncs for `inventory worker` processes instead of running them",
+    )
     p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser(
+        "worker", help="run queued sync jobs (queue mode) until SIGTERM; any number of them"
+    )
+    p.add_argument(
+        "--concurrency",
+        type=_jobs,
+        metavar="N",
+        help="jobs run at once by this worker (default: [queue] concurrency, 4)",
+    )
+    p.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
+    p.add_argument(
+        "--metrics-addr", default="127.0.0.1", help="address for /metrics (default 127.0.0.1)"
+    )
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser(
+        "jobs", help="queue mode: each source's waiting, running, failed and done jobs"
+    )
+    p.add_argument(
+        "--hours", type=float, default=24.0, help="count failed and done jobs of the last H hours"
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object per source")
+    p.set_defaults(func=cmd_jobs)
 
     p = sub.add_parser(
         "scheduler", help="run the scheduler daemon: each source on its schedule, HA-safe"
@@ -225,12 +254,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _open(args: argparse.Namespace, extra_connections: int = 0) -> tuple[Any, Any, Any]:
+def _open(
+    args: argparse.Namespace,
+    extra_connections: int = 0,
+    jobs_of: Callable[[Any], int] | None = None,
+) -> tuple[Any, Any, Any]:
+    """Settings, an engine for as many syncs at once as ``jobs_of(settings)`` (default: the
+    command's ``--jobs``, else ``[sync] jobs``) plus ``extra_connections``, its target."""
     from inventory.config import load_settings
     from inventory.db import engine_for
 
     settings = load_settings(args.config)
-    jobs = getattr(args, "jobs", None) or settings.sync.jobs
+    jobs = jobs_of(settings) if jobs_of else getattr(args, "jobs", None) or settings.sync.jobs
     engine, target = engine_for(settings, jobs + extra_connections)
     return settings, engine, target
 
@@ -264,6 +299,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     ensure_current(engine)
     settings, discovered = discover_sources(settings, engine, args.sources)
     sources = select_sources(settings, engine, args.sources)
+    if args.enqueue:
+        return _enqueue(args, settings, engine, sources, discovered)
     codes = [EXIT_FAILED for found in discovered if found.error is not None]
     for found in discovered:
         if found.error is not None and args.json:
@@ -334,6 +371,92 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _enqueue(
+    args: argparse.Namespace, settings: Any, engine: Any, sources: Sequence[Any], discovered: Any
+) -> int:
+    """``sync --enqueue``: a job per source for the workers; exit 1 if a discovery failed."""
+    from inventory.queue import enqueue_sources
+
+    for name, job in enqueue_sources(settings, engine, [s.name for s in sources], "cron"):
+        status = "queued" if job is not None else "already waiting"
+        if args.json:
+            print(json.dumps({"source": name, "status": status, "job": job}))
+        elif not args.quiet:
+            print(f"{name}: {status}" + (f" (job {job})" if job is not None else ""))
+    return EXIT_FAILED if any(found.error for found in discovered) else EXIT_OK
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from inventory.migrate import ensure_current
+    from inventory.queue import WorkerCounts, run_worker, worker_name
+
+    settings, engine, target = _open(
+        args, extra_connections=1, jobs_of=lambda s: args.concurrency or s.queue.concurrency
+    )  # one more connection for /metrics
+    concurrency = args.concurrency or settings.queue.concurrency
+    ensure_current(engine)
+    counts = WorkerCounts()
+    metrics_server = None
+    if args.metrics_port is not None:
+        from inventory.metrics import WorkerCollector, serve_metrics
+
+        collector = WorkerCollector(engine, worker_name(), counts.snapshot)
+        metrics_server = serve_metrics(
+            engine, args.metrics_port, args.metrics_addr, extra=[collector]
+        )
+    log.info("database: %s", target.describe())
+    try:
+        run_worker(settings, engine, concurrency=concurrency, counts=counts)
+    finally:
+        if metrics_server is not None:
+            metrics_server.stop()
+    return EXIT_OK
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from inventory.migrate import ensure_current
+    from inventory.queue import source_jobs
+
+    _, engine, target = _open(args)
+    ensure_current(engine)
+    rows = source_jobs(engine, args.hours)
+    if args.json:
+        for row in rows:
+            print(json.dumps({**_jsonable_row(row)}))
+        return EXIT_OK
+    print(f"database: {target.describe()}")
+    if not rows:
+        print(
+            "no job has been queued (queue mode: `inventory sync --enqueue`, or [scheduler] "
+            'mode = "queue")'
+        )
+        return EXIT_OK
+    window = f"{args.hours:g}H"
+    header = ("SOURCE", "WAITING", "RUNNING", f"FAILED {window}", f"DONE {window}", "LAST DONE")
+    table = [
+        (
+            r.source,
+            str(r.waiting),
+            str(r.running),
+            str(r.failed),
+            str(r.done),
+            _when(r.last_done_at),
+        )
+        for r in rows
+    ]
+    print(format_table(header, table))
+    for r in rows:
+        if r.last_error:
+            print(f"  {r.source}: last failure: {r.last_error}")
+    return EXIT_OK
+
+
+def _jsonable_row(row: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {k: _jsonable(v) for k, v in asdict(row).items()}
+
+
 def _each_done(
     work: Callable[[T], R], items: Sequence[T], jobs: int
 ) -> Iterator[tuple[T, Callable[[], R]]]:
@@ -372,13 +495,16 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
         raise ConfigError(f'{where}: no source has a schedule; add schedule = "..." to one')
     from inventory.metrics import count_skipped
 
-    housekeeping: list[tuple[str, str, Any]] = []
+    scheduler = InventoryScheduler(settings, engine, on_skipped=count_skipped)
     if settings.alerts.enabled:
-        # Every minute on the active replica: pending alerts go out soon after their run.
-        housekeeping.append(("alerts-dispatch", "* * * * *", lambda: _dispatch(engine, settings)))
-    scheduler = InventoryScheduler(
-        settings, engine, on_skipped=count_skipped, housekeeping=housekeeping
-    )
+        # Every minute on the active replica: pending alerts go out soon after their run
+        # (queue mode: a worker sends them).
+        dispatch = (
+            (lambda: _enqueue_dispatch(scheduler.queue))
+            if scheduler.queue is not None
+            else (lambda: _dispatch(engine, settings))
+        )
+        scheduler.housekeeping.append(("alerts-dispatch", "* * * * *", dispatch))
     metrics_server = None
     if args.metrics_port is not None:
         from inventory.metrics import serve_metrics
@@ -398,6 +524,12 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
         if metrics_server is not None:
             metrics_server.stop()
     return EXIT_OK
+
+
+def _enqueue_dispatch(app: Any) -> None:
+    from inventory.queue import enqueue_dispatch
+
+    enqueue_dispatch(app)
 
 
 def _dispatch(engine: Any, settings: Any) -> None:

@@ -80,6 +80,29 @@ class SchedulerSettings:
     #: How often the active scheduler asks the providers again for the regions of the
     #: ``regions = "*"`` sources (inventory/discovery.py); it also asks on becoming active.
     discover_every_s: float = 3600.0
+    #: "process": the active scheduler runs each scheduled sync itself; "queue": it queues
+    #: each one for ``inventory worker`` processes (inventory/queue.py).
+    mode: str = "process"
+
+
+SCHEDULER_MODES = ("process", "queue")
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSettings:
+    """Queue mode: ``inventory worker`` and the jobs it runs (docs/operations.md)."""
+
+    #: Sync jobs one worker runs at once.
+    concurrency: int = 4
+    #: Runs of one job in all: a failed sync is retried (after a backoff) until then.
+    max_attempts: int = 3
+    #: The wait before the first retry, doubled for each one after, at most ``retry_max_s``.
+    retry_base_s: float = 30.0
+    retry_max_s: float = 900.0
+    #: How often a worker says it is alive, and after how long without a word its
+    #: running jobs are put back in the queue for another worker.
+    heartbeat_s: float = 10.0
+    stalled_after_s: float = 30.0
 
 
 #: Statuses an image may change to that alert by default (docs/alerts.md).
@@ -165,6 +188,7 @@ class Settings:
     database_url: SecretRef | None = None
     sync: SyncSettings = field(default_factory=SyncSettings)
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
+    queue: QueueSettings = field(default_factory=QueueSettings)
     sources: tuple[SourceConfig, ...] = ()
     alerts: AlertSettings = field(default_factory=AlertSettings)
     accounts: Mapping[str, AccountConfig] = field(default_factory=lambda: MappingProxyType({}))
@@ -211,7 +235,7 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
 def parse_settings(data: Mapping[str, Any], path: Path | None) -> Settings:
     """Validate a parsed TOML document. ``path`` is only used in messages."""
     label = str(path) if path else "<config>"
-    _only(data, {"database", "sync", "scheduler", "accounts", "sources", "alerts"}, label)
+    _only(data, {"database", "sync", "scheduler", "queue", "accounts", "sources", "alerts"}, label)
 
     database_url = None
     db = _table(data.get("database", {}), f"{label}: [database]")
@@ -274,9 +298,16 @@ def parse_settings(data: Mapping[str, Any], path: Path | None) -> Settings:
             "stop_grace_s",
             "stale_after_intervals",
             "discover_every_s",
+            "mode",
         },
         where_sched,
     )
+    mode = sched_table.get("mode", "process")
+    if mode not in SCHEDULER_MODES:
+        raise ConfigError(
+            f"{where_sched}: field mode: {mode!r} is not one of {', '.join(SCHEDULER_MODES)} "
+            '("queue" needs `inventory worker` processes)'
+        )
     scheduler = SchedulerSettings(
         leader_poll_s=_number(sched_table, "leader_poll_s", 5.0, 0.1, 3600.0, where_sched),
         misfire_grace_s=_number(sched_table, "misfire_grace_s", 300.0, 1.0, 86400.0, where_sched),
@@ -288,7 +319,9 @@ def parse_settings(data: Mapping[str, Any], path: Path | None) -> Settings:
         discover_every_s=_number(
             sched_table, "discover_every_s", 3600.0, 1.0, 604800.0, where_sched
         ),
+        mode=mode,
     )
+    queue = _parse_queue(_table(data.get("queue", {}), f"{label}: [queue]"), f"{label}: [queue]")
 
     accounts = {
         name: _parse_account(name, body, label)
@@ -312,6 +345,7 @@ def parse_settings(data: Mapping[str, Any], path: Path | None) -> Settings:
         database_url=database_url,
         sync=sync,
         scheduler=scheduler,
+        queue=queue,
         sources=tuple(sources),
         alerts=alerts,
         accounts=MappingProxyType(accounts),
@@ -535,6 +569,25 @@ _SOURCE_KEYS = {
     "max_attempts",
 }
 _ACCOUNT_KEYS = {"provider", "credentials", "options", "endpoint", "rate_limit_per_s"}
+
+
+def _parse_queue(table: Mapping[str, Any], where: str) -> QueueSettings:
+    """``[queue]``: queue mode's workers and retries."""
+    _only(table, set(QueueSettings.__dataclass_fields__), where)
+    queue = QueueSettings(
+        concurrency=int(_number(table, "concurrency", 4, 1, MAX_JOBS, where, integer=True)),
+        max_attempts=int(_number(table, "max_attempts", 3, 1, 100, where, integer=True)),
+        retry_base_s=_number(table, "retry_base_s", 30.0, 0.0, 86400.0, where),
+        retry_max_s=_number(table, "retry_max_s", 900.0, 0.0, 86400.0, where),
+        heartbeat_s=_number(table, "heartbeat_s", 10.0, 0.1, 3600.0, where),
+        stalled_after_s=_number(table, "stalled_after_s", 30.0, 0.3, 86400.0, where),
+    )
+    if queue.stalled_after_s < 2 * queue.heartbeat_s:
+        raise ConfigError(
+            f"{where}: field stalled_after_s: {queue.stalled_after_s:g} is less than two "
+            f"heartbeats ({queue.heartbeat_s:g} s each): a live worker would look dead"
+        )
+    return queue
 
 
 def _parse_account(name: str, raw: object, label: str) -> AccountConfig:

@@ -109,6 +109,28 @@ def select_sources(settings: Settings, engine: Engine, names: Sequence[str]) -> 
     return list({source.name: source for source in chosen}.values())
 
 
+def source_named(settings: Settings, engine: Engine, name: str) -> SourceConfig:
+    """The source ``name``: written out, or found by an earlier discovery (its row names
+    its table and region; the provider is not asked). Raises ConfigError when there is
+    none (a retired one says so)."""
+    for template in settings.templates:
+        if not name.startswith(f"{template.name}-"):
+            continue
+        with engine.connect() as conn:
+            location = conn.execute(
+                text(
+                    "SELECT location FROM sources WHERE name = :name AND discovered_by = :by"
+                    " AND retired_at IS NULL"
+                ),
+                {"name": name, "by": template.name},
+            ).scalar()
+        if location is not None:
+            return replace(template, name=name, location=location, discovered_by=template.name)
+    if any(template.name == name for template in settings.templates):
+        raise ConfigError(f'{name!r} is a regions = "*" table: name one of its sources')
+    return select_sources(settings, engine, [name])[0]
+
+
 def expand(
     settings: Settings,
     engine: Engine,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import email.utils
 import functools
+import hashlib
 import logging
 import random
 import ssl
@@ -24,7 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
@@ -148,18 +149,121 @@ class RateLimiter:
                 self.rate = min(self.rate, rate)
 
 
+class SharedRateLimiter(RateLimiter):
+    """A :class:`RateLimiter` whose window is kept in PostgreSQL (table ``rate_windows``),
+    so that every process pacing one account and region with it, on any machine, stays
+    within ``rate`` together: queue mode's workers (inventory/queue.py).
+
+    Each call first passes this process's own window (which throttled answers slow down,
+    as for :class:`RateLimiter`), then takes the next slot of the shared one in a single
+    statement on the database's clock: at the earliest a second and :data:`MARGIN_S` after
+    the call ``n`` places before it, made by any process. The margin absorbs the few
+    milliseconds between a slot and its request reaching the provider, which differ from
+    one request to the next. The row holds a digest of the key, never the key id itself.
+    Every limiter of a process takes its slots over one connection (:class:`_Slots`): one
+    statement of a fraction of a millisecond per call, however many accounts it paces.
+    """
+
+    #: Extra spacing beyond one second between a call and the one ``n`` places before it.
+    MARGIN_S = 0.05
+
+    def __init__(self, slots: _Slots, key: tuple[str, ...], rate: float) -> None:
+        super().__init__(rate)
+        self._slots = slots
+        self.key = hashlib.sha256("\x1f".join(key).encode()).hexdigest()
+
+    def __repr__(self) -> str:  # the conninfo may hold a password
+        return f"SharedRateLimiter(key={self.key[:12]}, rate={self.rate:g})"
+
+    def acquire(self) -> float:
+        waited = super().acquire()
+        n = max(1, int(self.rate))
+        spacing = max(1.0, 1 / self.rate) + self.MARGIN_S
+        wait = self._slots.take(self.key, n, spacing, keep=max(n, int(self.ceiling)))
+        if wait > 0:
+            self._sleep(wait)
+        return waited + max(wait, 0.0)
+
+
+class _Slots:
+    """One process's connection to the shared windows, used by a call at a time."""
+
+    def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
+        self._connection: Any = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:  # the conninfo may hold a password
+        return "_Slots()"
+
+    def take(self, key: str, n: int, spacing: float, keep: int) -> float:
+        """Record the next slot of ``key``'s window; how long until it comes (seconds)."""
+        import psycopg
+
+        params = {"key": key, "n": n, "spacing": spacing, "keep": keep}
+        with self._lock:
+            if self._connection is None or self._connection.closed:
+                self._connection = psycopg.connect(self._conninfo, autocommit=True)
+            try:
+                row = self._connection.execute(_TAKE_SLOT, params).fetchone()
+            except psycopg.OperationalError:
+                self._connection.close()  # reconnect at the next call
+                raise
+        assert row is not None
+        at, now = row
+        return float((at - now).total_seconds())
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+
+
+#: The next slot of one key's window, recorded in the same statement (the row is created
+#: on first use): no earlier than now, than the latest slot, or than the slot ``n`` places
+#: back plus ``spacing``. The window keeps the latest ``keep`` slots, in order.
+_TAKE_SLOT = """
+INSERT INTO rate_windows AS w (key, sent) VALUES (%(key)s, ARRAY[clock_timestamp()])
+ON CONFLICT (key) DO UPDATE SET sent = (w.sent || greatest(
+        clock_timestamp(),
+        w.sent[cardinality(w.sent)],
+        w.sent[cardinality(w.sent) - %(n)s + 1] + make_interval(secs => %(spacing)s)
+    ))[greatest(1, cardinality(w.sent) + 2 - %(keep)s):]
+RETURNING w.sent[cardinality(w.sent)], clock_timestamp()
+"""
+
+
 _shared: dict[tuple[str, ...], RateLimiter] = {}
 _shared_lock = threading.Lock()
+#: Where :func:`shared_limiter` keeps its windows: this process (None), or the database
+#: of :func:`share_limits_through`.
+_shared_through: _Slots | None = None
+
+
+def share_limits_through(conninfo: str | None) -> None:
+    """From now on, pace each account and region together with every other process using
+    the database ``conninfo`` (a libpq URL), or in this process only (None)."""
+    global _shared_through
+    with _shared_lock:
+        if _shared_through is not None:
+            _shared_through.close()
+        _shared_through = _Slots(conninfo) if conninfo is not None else None
+        _shared.clear()
 
 
 def shared_limiter(key: tuple[str, ...], rate: float) -> RateLimiter:
     """The one limiter of ``key`` (provider, account key id, region...) in this process, so
-    every source of one account and region, synced at once (``--jobs``), shares one budget.
-    A source that asks for a lower rate lowers it for all: the strictest setting holds."""
+    every source of one account and region, synced at once (``--jobs``), shares one budget
+    (with every process, see :func:`share_limits_through`). A source that asks for a lower
+    rate lowers it for all: the strictest setting holds."""
     with _shared_lock:
         limiter = _shared.get(key)
         if limiter is None:
-            limiter = _shared[key] = RateLimiter(rate)
+            through = _shared_through
+            limiter = (
+                RateLimiter(rate) if through is None else SharedRateLimiter(through, key, rate)
+            )
+            _shared[key] = limiter
         else:
             limiter.limit(rate)
         return limiter

@@ -79,7 +79,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
@@ -366,11 +366,60 @@ class InventoryCollector:
             fam.missing.add_metric(labels[sid], count)
 
 
-def build_registry(engine: Engine, *, process_metrics: bool = False) -> CollectorRegistry:
+class WorkerCollector:
+    """Queue mode, for ``inventory worker``'s /metrics: the jobs this worker ran, by task
+    and outcome, and the jobs in the queue now, by status (a database read at scrape
+    time; left out, with a warning, when the database cannot be read)."""
+
+    def __init__(
+        self, engine: Engine, worker: str, counts: Callable[[], Mapping[tuple[str, str], int]]
+    ) -> None:
+        self.engine, self.worker, self.counts = engine, worker, counts
+
+    @staticmethod
+    def _families() -> tuple[CounterMetricFamily, GaugeMetricFamily]:
+        jobs = CounterMetricFamily(
+            "inventory_worker_jobs",
+            "Jobs this worker ran, by task and outcome: succeeded, failed, aborted (by a "
+            "shutdown), skipped (another process was syncing); retried counts the runs that "
+            "were retries",
+            labels=["worker", "task", "outcome"],
+        )
+        depth = GaugeMetricFamily(
+            "inventory_queue_jobs",
+            "Jobs in the queue by status (todo: waiting, doing: running)",
+            labels=["status"],
+        )
+        return jobs, depth
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families()
+
+    def collect(self) -> Iterable[Metric]:
+        from inventory.queue import queue_depth
+
+        jobs, depth = self._families()
+        for (task, outcome), count in sorted(self.counts().items()):
+            jobs.add_metric([self.worker, task, outcome], count)
+        try:
+            by_status = queue_depth(self.engine)
+        except SQLAlchemyError as err:
+            log.warning("metrics: could not read the queue: %s", scrub(f"{type(err).__name__}"))
+            return [jobs]
+        for status in ("todo", "doing", "succeeded", "failed", "cancelled", "aborted"):
+            depth.add_metric([status], by_status.get(status, 0))
+        return [jobs, depth]
+
+
+def build_registry(
+    engine: Engine, *, process_metrics: bool = False, extra: Sequence[Any] = ()
+) -> CollectorRegistry:
     """A fresh registry holding an :class:`InventoryCollector` (never the global one, so
-    several servers or files in one process do not clash)."""
+    several servers or files in one process do not clash), and the ``extra`` collectors."""
     registry = CollectorRegistry()
     registry.register(InventoryCollector(engine))
+    for collector in extra:
+        registry.register(collector)
     if process_metrics:
         # CPU, memory, file descriptors, Python version: meaningful for a long-running
         # process only, so the textfile of a one-shot sync leaves them out.
@@ -410,7 +459,9 @@ class MetricsServer:
         self.stop()
 
 
-def serve_metrics(engine: Engine, port: int, addr: str = "127.0.0.1") -> MetricsServer:
+def serve_metrics(
+    engine: Engine, port: int, addr: str = "127.0.0.1", extra: Sequence[Any] = ()
+) -> MetricsServer:
     """Serve the metrics over HTTP at ``http://addr:port/metrics`` from a daemon thread.
 
     ``port`` 0 picks a free port (read it from the result's ``port``). The default address
@@ -418,7 +469,7 @@ def serve_metrics(engine: Engine, port: int, addr: str = "127.0.0.1") -> Metrics
     OSError when the address cannot be bound (port in use).
     """
     httpd, thread = start_http_server(
-        port, addr=addr, registry=build_registry(engine, process_metrics=True)
+        port, addr=addr, registry=build_registry(engine, process_metrics=True, extra=extra)
     )
     server = MetricsServer(httpd, thread)
     log.info("serving metrics at %s", server.url)

@@ -88,6 +88,17 @@ class Source(Base):
     retired_at: Mapped[datetime | None] = mapped_column(TSTZ)
 
 
+class RateWindow(Base):
+    """The latest calls to one provider account and region, by any process (0012)."""
+
+    __tablename__ = "rate_windows"
+    __table_args__ = {"prefixes": ["UNLOGGED"]}
+
+    #: A digest of the limiter's key (provider, endpoint, account id, region).
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    sent: Mapped[list[datetime]] = mapped_column(ARRAY(TSTZ))
+
+
 class SyncRun(Base):
     __tablename__ = "sync_runs"
     __table_args__ = (

@@ -31,6 +31,7 @@ import socket
 import threading
 from collections.abc import Callable
 from datetime import UTC
+from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -166,6 +167,12 @@ class InventoryScheduler:
         self._aps: BackgroundScheduler | None = None
         self._in_flight = 0
         self._idle = threading.Condition()
+        #: Queue mode's app (``[scheduler] mode = "queue"``), open while the process runs.
+        self.queue: Any = None
+        if settings.scheduler.mode == "queue":
+            from inventory.queue import make_app
+
+            self.queue = make_app(settings, engine).open()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -207,6 +214,8 @@ class InventoryScheduler:
         finally:
             self._stop_jobs(grace_s=self.settings.scheduler.stop_grace_s)
             self._leadership.release()
+            if self.queue is not None:
+                self.queue.close()
             log.info(
                 "scheduler %s stopped",
                 self.identity,
@@ -306,6 +315,9 @@ class InventoryScheduler:
     def _run_source(self, name: str) -> None:
         if self.stopping.is_set() or self.cancel.is_set():
             return
+        if self.queue is not None:
+            self._queue_source(name)
+            return
         with self._idle:
             self._in_flight += 1
         try:
@@ -327,6 +339,32 @@ class InventoryScheduler:
             with self._idle:
                 self._in_flight -= 1
                 self._idle.notify_all()
+
+    def _queue_source(self, name: str) -> None:
+        """Queue mode: a job for the workers instead of a run here (inventory/queue.py)."""
+        from inventory.queue import enqueue
+
+        assert self.queue is not None
+        try:
+            job = enqueue(self.queue, name, "scheduler")
+        except Exception:
+            log.exception("source %s: could not queue its sync", name)
+            return
+        if job is None:
+            log.info(
+                "source %s: a sync already waits in the queue; not queued again",
+                name,
+                extra={"fields": {"event": "sync_skipped", "source": name}},
+            )
+            if self.on_skipped is not None:
+                self.on_skipped(name)
+            return
+        log.info(
+            "source %s: sync queued (job %d)",
+            name,
+            job,
+            extra={"fields": {"event": "sync_queued", "source": name, "job": job}},
+        )
 
     def _guarded(self, function: Callable[[], None], job_id: str) -> Callable[[], None]:
         def run() -> None:

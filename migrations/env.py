@@ -13,6 +13,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, text
 
+from inventory.migrate import ours
 from inventory.models import Base
 
 MIGRATION_LOCK_KEY = 0x1A6E_0001  # arbitrary, fixed: "inventory migrations"
@@ -26,6 +27,7 @@ def run_with(connection: Connection) -> None:
         target_metadata=target_metadata,
         compare_type=True,
         transaction_per_migration=False,
+        include_object=ours,
     )
     connection.execute(text("SET lock_timeout = '10s'"))
     connection.execute(text("SET statement_timeout = '15min'"))

@@ -24,7 +24,9 @@ from inventory.migrate import upgrade
 
 TABLES = (
     "alert_attempts, alert_outbox, source_health, "
-    "image_events, image_status_history, images, sync_runs, sources"
+    "image_events, image_status_history, images, sync_runs, sources, rate_windows, "
+    "procrastinate_events, procrastinate_periodic_defers, procrastinate_jobs, "
+    "procrastinate_workers"
 )
 
 

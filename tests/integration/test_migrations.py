@@ -17,6 +17,7 @@ from inventory.migrate import (
     downgrade,
     ensure_current,
     head_revision,
+    ours,
     upgrade,
 )
 from inventory.models import Base
@@ -42,8 +43,12 @@ def test_upgrade_matches_models_and_downgrades_to_empty(empty_engine: Engine) ->
     ensure_current(empty_engine)
 
     with empty_engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        context = MigrationContext.configure(conn, opts={"include_object": ours})
+        diff = compare_metadata(context, Base.metadata)
     assert diff == []
+    assert {"procrastinate_jobs", "procrastinate_workers"} <= set(
+        inspect(empty_engine).get_table_names()
+    )
 
     tables = set(inspect(empty_engine).get_table_names())
     assert {"sources", "sync_runs", "images", "image_status_history", "image_events"} <= tables
@@ -54,9 +59,15 @@ def test_upgrade_matches_models_and_downgrades_to_empty(empty_engine: Engine) ->
     assert left == set()
     with empty_engine.connect() as conn:
         functions = conn.execute(
-            text("SELECT count(*) FROM pg_proc WHERE proname LIKE 'inventory_%'")
+            text(
+                "SELECT count(*) FROM pg_proc"
+                " WHERE proname LIKE 'inventory_%' OR proname LIKE 'procrastinate%'"
+            )
         ).scalar_one()
-    assert functions == 0
+        types = conn.execute(
+            text("SELECT count(*) FROM pg_type WHERE typname LIKE '%procrastinate%'")
+        ).scalar_one()
+    assert (functions, types) == (0, 0)
     assert inspect(empty_engine).get_view_names() == []
 
     upgrade(empty_engine)  # and up again from empty

@@ -55,11 +55,13 @@ secret_access_key = "${{{Emulator.SECRET_ENV}}}"
 
 
 class Daemon:
-    """One `inventory scheduler` process with its JSON log in a file."""
+    """One `inventory scheduler` process (or the command ``args``) with its JSON log in a
+    file."""
 
-    def __init__(self, config: Path, log_path: Path) -> None:
+    def __init__(self, config: Path, log_path: Path, *args: str) -> None:
         self.log_path = log_path
         self._log = log_path.open("w")
+        command = args or ("scheduler",)
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -69,7 +71,7 @@ class Daemon:
                 str(config),
                 "--log-format",
                 "json",
-                "scheduler",
+                *command,
             ],
             stdout=subprocess.DEVNULL,
             stderr=self._log,
