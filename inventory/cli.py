@@ -190,6 +190,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--source", help="only this source")
     p.add_argument("--provider", help="only this provider")
+    p.add_argument("--account", help="only the sources of this account")
     p.add_argument(
         "--status",
         help="only this status (flagged, summary: the status; changes: the new status; "
@@ -767,7 +768,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         cutoff = reports.parse_since(since) if since else None
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    filters = reports.Filters(cutoff, args.source, args.provider, args.status)
+    filters = reports.Filters(cutoff, args.source, args.provider, args.status, args.account)
     settings, engine, _ = _open(args)
     ensure_current(engine)
     with engine.connect() as conn:
@@ -779,6 +780,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             table = reports.report_summary(conn, filters)
         else:
             schedules = {s.name: (s.schedule, s.timezone) for s in settings.sources if s.schedule}
+            # A discovered source is scheduled as the regions = "*" table that found it.
+            schedules.update(_discovered_schedules(engine, settings))
             table = reports.report_health(
                 conn, filters, schedules, settings.scheduler.stale_after_intervals
             )
@@ -786,6 +789,20 @@ def cmd_report(args: argparse.Namespace) -> int:
         render(args.format, table.columns, table.rows, terminal_width=_terminal_width())
     )
     return EXIT_OK
+
+
+def _discovered_schedules(engine: Any, settings: Any) -> dict[str, tuple[str, str]]:
+    from sqlalchemy import text
+
+    tables = {t.name: (t.schedule, t.timezone) for t in settings.templates if t.schedule}
+    if not tables:
+        return {}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT name, discovered_by FROM sources WHERE discovered_by = ANY(:names)"),
+            {"names": list(tables)},
+        ).all()
+    return {name: tables[by] for name, by in rows}
 
 
 def cmd_history(args: argparse.Namespace) -> int:

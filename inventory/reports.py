@@ -182,6 +182,7 @@ class Filters:
     source: str | None = None
     provider: str | None = None
     status: str | None = None
+    account: str | None = None
 
 
 @dataclass(frozen=True)
@@ -198,25 +199,40 @@ class Table:
 def _where(
     filters: Filters, *, since_column: str | None, status_column: str
 ) -> tuple[str, dict[str, Any]]:
+    """The filters on a report view aliased ``v``, joined to its ``sources`` row ``s``."""
     clauses: list[str] = ["true"]
     params: dict[str, Any] = {}
     if filters.since is not None and since_column is not None:
-        clauses.append(f"{since_column} >= :since")
+        clauses.append(f"v.{since_column} >= :since")
         params["since"] = filters.since
     for column, value in (
-        ("source", filters.source),
-        ("provider", filters.provider),
-        (status_column, filters.status),
+        ("v.source", filters.source),
+        ("v.provider", filters.provider),
+        (f"v.{status_column}", filters.status),
+        ("s.account", filters.account),
     ):
         if value is not None:
-            clauses.append(f"{column} = :{column.replace('.', '_')}")
-            params[column.replace(".", "_")] = value
+            name = column.split(".", 1)[1]
+            clauses.append(f"{column} = :{name}")
+            params[name] = value
     return " AND ".join(clauses), params
 
 
 def _table(conn: Connection, sql: str, params: dict[str, Any]) -> Table:
+    """The query's result; its ``account`` column only when some source has an account
+    (the sources of one account are listed together either way)."""
     result = conn.execute(text(sql), params)
-    return Table(tuple(result.keys()), [tuple(row) for row in result.all()])
+    columns, rows = tuple(result.keys()), [tuple(row) for row in result.all()]
+    if "account" in columns:
+        at = columns.index("account")
+        if all(row[at] is None for row in rows):
+            columns = columns[:at] + columns[at + 1 :]
+            rows = [row[:at] + row[at + 1 :] for row in rows]
+    return Table(columns, rows)
+
+
+#: How a report view ``v`` reaches its source's account.
+_ACCOUNT_JOIN = "LEFT JOIN sources s ON s.id = v.source_id"
 
 
 def report_flagged(conn: Connection, filters: Filters) -> Table:
@@ -225,11 +241,11 @@ def report_flagged(conn: Connection, filters: Filters) -> Table:
     return _table(
         conn,
         f"""
-        SELECT source, provider, provider_image_id, name, status, raw_status, flagged_since,
-               flagged_run_id, status_since, status_run_id
-          FROM report_flagged_images
+        SELECT v.source, s.account, v.provider, v.provider_image_id, v.name, v.status,
+               v.raw_status, v.flagged_since, v.flagged_run_id, v.status_since, v.status_run_id
+          FROM report_flagged_images v {_ACCOUNT_JOIN}
          WHERE {where}
-         ORDER BY flagged_since DESC, source, provider_image_id
+         ORDER BY s.account NULLS FIRST, v.flagged_since DESC, v.source, v.provider_image_id
         """,
         params,
     )
@@ -241,11 +257,11 @@ def report_changes(conn: Connection, filters: Filters) -> Table:
     return _table(
         conn,
         f"""
-        SELECT occurred_at, source, provider, provider_image_id, image_name, kind,
-               old_status, new_status, run_id
-          FROM report_status_changes
+        SELECT v.occurred_at, v.source, s.account, v.provider, v.provider_image_id,
+               v.image_name, v.kind, v.old_status, v.new_status, v.run_id
+          FROM report_status_changes v {_ACCOUNT_JOIN}
          WHERE {where}
-         ORDER BY occurred_at DESC, source, provider_image_id
+         ORDER BY s.account NULLS FIRST, v.occurred_at DESC, v.source, v.provider_image_id
         """,
         params,
     )
@@ -259,14 +275,15 @@ def report_summary(conn: Connection, filters: Filters) -> Table:
     return _table(
         conn,
         f"""
-        SELECT provider, source, effective_status AS status, count(*) AS images,
+        SELECT v.provider, s.account, v.source, v.effective_status AS status,
+               count(*) AS images,
                CASE WHEN CAST(:since AS timestamptz) IS NULL THEN NULL
-                    ELSE count(*) FILTER (WHERE status_since >= CAST(:since AS timestamptz))
+                    ELSE count(*) FILTER (WHERE v.status_since >= CAST(:since AS timestamptz))
                END AS changed_since
-          FROM report_images
+          FROM report_images v {_ACCOUNT_JOIN}
          WHERE {where}
-         GROUP BY provider, source, effective_status
-         ORDER BY provider, source, effective_status
+         GROUP BY v.provider, s.account, v.source, v.effective_status
+         ORDER BY v.provider, s.account NULLS FIRST, v.source, v.effective_status
         """,
         params,
     )
@@ -289,12 +306,13 @@ def report_health(
     table = _table(
         conn,
         f"""
-        SELECT source, provider, location, runs, last_run_id, last_run_status,
-               last_run_started_at, last_run_finished_at, last_success_at, failure_streak,
-               typical_gap, since_success, stale, last_run_error
-          FROM report_sync_health
+        SELECT v.source, s.account, v.provider, v.location, v.runs, v.last_run_id,
+               v.last_run_status, v.last_run_started_at, v.last_run_finished_at,
+               v.last_success_at, v.failure_streak, v.typical_gap, v.since_success, v.stale,
+               v.last_run_error
+          FROM report_sync_health v {_ACCOUNT_JOIN}
          WHERE {where}
-         ORDER BY source
+         ORDER BY s.account NULLS FIRST, v.source
         """,
         params,
     )

@@ -69,3 +69,64 @@ page_size = 40
         ["qy-pek3a", "main", "qingcloud"],
         ["qy-sh1a", "main", "qingcloud"],
     ]
+
+
+def test_reports_list_an_accounts_sources_together_and_filter_by_account(
+    engine: Engine, emulator: Emulator, tmp_path: Path
+) -> None:
+    import json
+
+    emu = emulator.reset(images=30, page_size=30)
+    os.environ["INVENTORY_TEST_ACCOUNT_KEY_ID"] = DEFAULT_ACCESS_KEY_ID
+    os.environ["INVENTORY_TEST_ACCOUNT_SECRET"] = DEFAULT_SECRET_ACCESS_KEY
+    config = tmp_path / "inventory.toml"
+    credentials = (
+        'credentials = { access_key_id = "${INVENTORY_TEST_ACCOUNT_KEY_ID}", '
+        'secret_access_key = "${INVENTORY_TEST_ACCOUNT_SECRET}" }'
+    )
+    config.write_text(
+        f"""
+[accounts.zeta]
+provider = "qingcloud"
+endpoint = "{emu.endpoint}"
+{credentials}
+
+[accounts.alpha]
+provider = "qingcloud"
+endpoint = "{emu.endpoint}"
+{credentials}
+
+[[sources]]
+name = "a"
+account = "zeta"
+zones = ["pek3a", "sh1a"]
+
+[[sources]]
+name = "b"
+account = "alpha"
+zone = "pek3a"
+"""
+    )
+    settings = load_settings(config)
+    for source in (*settings.sources, emu.source("lone")):
+        assert sync_source(engine, settings, source, policy=FAST).status == "succeeded"
+
+    def report(*args: str) -> list[dict[str, object]]:
+        done = inventory("report", *args, "--format", "json", config=config)
+        assert done.returncode == 0, done.stderr
+        return list(json.loads(done.stdout))
+
+    health = report("health")
+    assert [(r["source"], r["account"]) for r in health] == [
+        ("lone", None),
+        ("b", "alpha"),
+        ("a-pek3a", "zeta"),
+        ("a-sh1a", "zeta"),
+    ]
+    summary = {(r["account"], r["source"]) for r in report("summary")}
+    assert ("zeta", "a-sh1a") in summary and (None, "lone") in summary
+    flagged = report("flagged", "--account", "zeta")
+    assert flagged and {r["source"] for r in flagged} == {"a-pek3a", "a-sh1a"}
+    assert {r["account"] for r in flagged} == {"zeta"}
+    table = inventory("report", "health", config=config).stdout.splitlines()
+    assert table[0].split()[:2] == ["SOURCE", "ACCOUNT"]
