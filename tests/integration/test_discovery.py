@@ -1,6 +1,6 @@
 """``regions = "*"``: one account's sources found through the provider's own region API
-(Tencent DescribeRegions, QingCloud DescribeZones, KEC DescribeRegions), served by the
-emulators over real HTTP.
+(Tencent DescribeRegions, QingCloud DescribeZones, KEC DescribeRegions, Huawei IAM's
+projects for IMS), served by the emulators over real HTTP.
 
 A region the emulator stops listing retires its source, and none of its images is marked
 gone; listed again, it syncs again; a new region starts with a first sync, without alerts.
@@ -26,6 +26,8 @@ from inventory.config import load_settings
 from inventory.discovery import Discovery, expand
 from inventory.emulation import FaultRule
 from inventory.emulation.sources import Running
+from inventory.providers.huawei_common.emulator_iam import DEFAULT_PROJECTS
+from inventory.providers.huawei_ims.emulator import EMULATED as IMS
 from inventory.providers.ksyun.emulator import EMULATED as KSYUN
 from inventory.providers.qingcloud.emulator import EMULATED as QINGCLOUD
 from inventory.providers.tencent.emulator import EMULATED as TENCENT
@@ -40,6 +42,7 @@ EMULATORS = {
     "tencent": (TENCENT, "regions"),
     "qingcloud": (QINGCLOUD, "zones"),
     "ksyun": (KSYUN, "regions"),
+    "huawei-ims-v1": (IMS, "regions"),
 }
 
 
@@ -48,6 +51,8 @@ def running(request: pytest.FixtureRequest) -> Iterator[Running]:
     emulated, _ = EMULATORS[request.param]
     started = emulated.start(images=60, seed=5, name="unused")
     os.environ.update(started.env)
+    if request.param == "huawei-ims-v1":  # one region served by default: all its projects
+        started.server.app.locations = frozenset(DEFAULT_PROJECTS)
     yield started
     started.stop()
 
@@ -58,6 +63,9 @@ def config_for(running: Running, tmp_path: Path, *, extra: str = "") -> Path:
     plural = EMULATORS[running.provider][1]
     credentials = ", ".join(f'{k} = "{v}"' for k, v in table["credentials"].items())
     page = f"page_size = {table['page_size']}\n" if "page_size" in table else ""
+    options = table.get("options", {})
+    given = ", ".join(f'{k} = "{v}"' for k, v in options.items())
+    option_line = f"options = {{ {given} }}\n" if options else ""
     path = tmp_path / "inventory.toml"
     path.write_text(
         f"""
@@ -65,7 +73,7 @@ def config_for(running: Running, tmp_path: Path, *, extra: str = "") -> Path:
 provider = "{running.provider}"
 endpoint = "{table["endpoint"]}"
 credentials = {{ {credentials} }}
-
+{option_line}
 [[sources]]
 name = "all"
 account = "fleet"
@@ -299,7 +307,7 @@ def docs_examples() -> dict[str, str]:
     blocks = [part.split("```", 1)[0] for part in section.split("```toml\n")[1:]]
     examples = {}
     for block in blocks:
-        provider = re.search(r'provider = "([a-z-]+)"', block)
+        provider = re.search(r'provider = "([a-z0-9-]+)"', block)
         assert provider is not None, block
         examples[provider[1]] = block
     return examples
@@ -323,6 +331,9 @@ def test_each_docs_example_finds_every_region_of_its_emulator(
         monkeypatch.setenv(env, values[field])
     endpoint = running.source["endpoint"]
     block = block.replace("\n[[sources]]", f'endpoint = "{endpoint}"\n\n[[sources]]', 1)
+    if options := running.source.get("options"):  # its account, and the emulator's IAM
+        given = ", ".join(f'{k} = "{v}"' for k, v in options.items())
+        block = re.sub(r"options = \{[^}]*\}", f"options = {{ {given} }}", block, count=1)
     path = tmp_path / "inventory.toml"
     path.write_text(block)
     settings, found = expand(load_settings(path), engine)

@@ -228,7 +228,6 @@ def test_every_region_is_a_template_found_by_discovery(tmp_path: Path) -> None:
     ("provider", "why"),
     [
         ("huawei-iec", "IEC is one global endpoint: one source (region = 'cn-north-4')"),
-        ("huawei-ims-v1", "not built yet; list them: regions = ['cn-north-4', ...]"),
     ],
 )
 def test_every_region_of_a_provider_without_discovery_says_what_to_write(

@@ -11,7 +11,12 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from inventory.emulation import Call, Catalogue, EmulatorApp, Request, Response, refusal_table
-from inventory.providers.huawei_common.emulator_iam import DEFAULT_PROJECTS, TOKEN_PATH, IamService
+from inventory.providers.huawei_common.emulator_iam import (
+    DEFAULT_PROJECTS,
+    PROJECTS_PATH,
+    TOKEN_PATH,
+    IamService,
+)
 
 #: How the gateway's 401 for a credential it does not accept begins.
 IAM_REFUSED = "Incorrect IAM authentication information: "
@@ -64,7 +69,8 @@ error    502 APIGW.0202 Backend unavailable
         "token": (401, "APIGW.0301", IAM_REFUSED + "decrypt token fail"),
         "scope": (401, "APIGW.0301", IAM_REFUSED + "the token is not scoped to project {}"),
     }
-    #: The region whose project a token must be scoped to (None: any token of the account).
+    #: The region served by default, whose project a token must be scoped to (None: any
+    #: token of the account); :attr:`locations` are the regions served (their projects).
     region: str | None = None
     #: The header of the request id in the service's own answers.
     id_header = "X-Request-Id"
@@ -73,8 +79,16 @@ error    502 APIGW.0202 Backend unavailable
     def __init__(self, catalogue: Catalogue, *, iam: IamService | None = None, **engine: Any):
         super().__init__(catalogue, **engine)
         self.iam = iam or IamService()
+        if self.region is not None and not self.locations:
+            self.locations = frozenset({self.region})
 
     def route(self, request: Request) -> Response | None:
+        if request.path.rstrip("/") == PROJECTS_PATH:  # the regions = "*" listing
+            early = self._answer(self.faults.take_all(1))
+            if early is not None:
+                return early
+            self._admit()
+            return self.iam.projects_answer(request, self.locations)
         return self.iam.handle(request) if self.iam.handles(request) else None
 
     def state(self) -> dict[str, Any]:
@@ -103,7 +117,8 @@ error    502 APIGW.0202 Backend unavailable
         if info is None:
             raise self.fail("token")
         if self.region is not None:
-            self.check(info.project_id == self.iam.projects[self.region], "scope", self.region)
+            served = {self.iam.projects.get(region) for region in self.locations}
+            self.check(info.project_id in served, "scope", " or ".join(sorted(self.locations)))
 
     def listing(self, call: Call) -> Sequence[Image]:
         # The selection is the listing's arguments: (filters, sort key, sort direction).

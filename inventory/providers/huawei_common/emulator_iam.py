@@ -12,6 +12,7 @@ import hmac
 import json
 import secrets
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
@@ -21,6 +22,9 @@ from inventory.emulation import Refusal, Request, Response
 from inventory.emulation.traits import utc_text
 
 TOKEN_PATH = "/v3/auth/tokens"  # noqa: S105 - a URL path
+PROJECTS_PATH = "/v3/auth/projects"
+#: The project every Huawei account has for OBS billing: no region.
+MOS_PROJECT = ("MOS", "9f8e7d6c5b4a39281706f5e4d3c2b1a0")
 DEFAULT_DOMAIN_NAME = "emulator-account"
 DEFAULT_DOMAIN_ID = "d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f"
 DEFAULT_USERNAME = "emulator-user"
@@ -129,6 +133,30 @@ class IamService:
 
     def handles(self, request: Request) -> bool:
         return request.path.rstrip("/") == TOKEN_PATH
+
+    def projects_answer(self, request: Request, regions: Iterable[str]) -> Response:
+        """``GET /v3/auth/projects`` (KeystoneListAuthProjects): the projects the token's
+        user may use, one per region of ``regions`` (known to this IAM) and ``MOS``."""
+        if request.method != "GET":
+            return keystone_error(405, "use GET to list the projects")
+        if self.check(request.headers.get("x-auth-token")) is None:
+            return keystone_error(401, "The request you have made requires authentication.")
+        listed = [(name, self.projects[name]) for name in sorted(regions) if name in self.projects]
+        projects = [
+            {
+                "id": project_id,
+                "name": name,
+                "enabled": True,
+                "domain_id": self.domain_id,
+                "parent_id": self.domain_id,
+                "is_domain": False,
+                "description": "",
+                "links": {"self": f"{PROJECTS_PATH}/{project_id}"},
+            }
+            for name, project_id in [*listed, MOS_PROJECT]
+        ]
+        links = {"self": PROJECTS_PATH, "previous": None, "next": None}
+        return Response.json(200, {"projects": projects, "links": links})
 
     def handle(self, request: Request) -> Response:
         if request.method != "POST":

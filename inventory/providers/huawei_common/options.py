@@ -44,9 +44,10 @@ def options_validator(allowed: Collection[str]) -> Callable[[Mapping[str, Any]],
 
 
 def token_auth(
-    source: SourceConfig, *, default_iam_endpoint: str, default_scope: TokenScope
+    source: SourceConfig, *, default_iam_endpoint: str, default_scope: TokenScope | None
 ) -> KeystonePasswordAuth:
-    """The IAM token auth of a source that gives ``username`` + ``password``."""
+    """The IAM token auth of a source that gives ``username`` + ``password``; scoped to
+    ``default_scope`` unless the options name a project (None: to the account's domain)."""
     options = source.options
     domain = options.get("domain_name")
     if not domain:
@@ -60,7 +61,7 @@ def token_auth(
     elif "project_name" in options:
         scope = TokenScope("project_name", options["project_name"])
     else:
-        scope = default_scope
+        scope = default_scope or TokenScope("domain", domain)
     return KeystonePasswordAuth(
         options.get("iam_endpoint", default_iam_endpoint),
         source.credential("username").reveal(),

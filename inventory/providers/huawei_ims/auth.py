@@ -12,14 +12,26 @@ from __future__ import annotations
 
 from inventory.providers.huawei_common.options import token_auth
 from inventory.providers.huawei_common.token import KeystonePasswordAuth, TokenScope
-from inventory.source import SourceConfig
+from inventory.source import EVERY_LOCATION, SourceConfig
 
 DEFAULT_IAM_ENDPOINT = "https://iam.{region}.myhuaweicloud.com"
+#: The global IAM endpoint: where a ``regions = "*"`` source lists the account's projects,
+#: with a token scoped to the account's domain.
+GLOBAL_IAM_ENDPOINT = "https://iam.myhuaweicloud.com"
+
+
+def iam_endpoint(source: SourceConfig) -> str:
+    if "iam_endpoint" in source.options:
+        return str(source.options["iam_endpoint"])
+    if source.location == EVERY_LOCATION:
+        return GLOBAL_IAM_ENDPOINT
+    return DEFAULT_IAM_ENDPOINT.format(region=source.location)
 
 
 def make_auth(source: SourceConfig) -> KeystonePasswordAuth:
+    every = source.location == EVERY_LOCATION  # listing the projects: the domain's token
     return token_auth(
         source,
-        default_iam_endpoint=DEFAULT_IAM_ENDPOINT.format(region=source.location),
-        default_scope=TokenScope("project_name", source.location),
+        default_iam_endpoint=iam_endpoint(source),
+        default_scope=None if every else TokenScope("project_name", source.location),
     )

@@ -25,6 +25,7 @@ which no longer returns Windows images from it):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -37,14 +38,17 @@ from inventory.providers.base import PagedCollector
 from inventory.providers.fields import parse_time
 from inventory.providers.huawei_common.errors import raise_for_response
 from inventory.providers.huawei_common.options import options_validator
-from inventory.providers.huawei_ims.auth import make_auth
+from inventory.providers.huawei_ims.auth import iam_endpoint, make_auth
 from inventory.source import SourceConfig
 
 DEFAULT_ENDPOINT = "https://ims.{region}.myhuaweicloud.com"
-#: Why ``regions = "*"`` is refused (inventory/discovery.py).
-NO_DISCOVERY = (
-    "its project listing (IAM) is not built yet; list them: regions = ['cn-north-4', ...]"
-)
+#: The call listing the account's projects (``regions = "*"``): IAM's
+#: ``GET /v3/auth/projects`` with a token scoped to the account's domain. A region's project
+#: is named like the region; sub-projects (``cn-north-4_dev``) and ``MOS`` (OBS billing)
+#: are no regions of their own, and disabled projects are left out.
+DISCOVERY = "KeystoneListAuthProjects"
+PROJECTS_PATH = "/v3/auth/projects"
+REGION_PROJECT = re.compile(r"^[a-z]{2}(-[a-z0-9]+)+-\d+$")
 PATH = "/v1.1/images/detail"
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -108,6 +112,7 @@ class ImsCollector(PagedCollector):
     """Pages through IMS ``/v1.1/images/detail`` for one source."""
 
     action = "images/detail"
+    discovery_action = DISCOVERY
 
     default_page_size = DEFAULT_PAGE_SIZE
     #: The API gateway's published default for a cloud-service API (requests per second).
@@ -120,6 +125,27 @@ class ImsCollector(PagedCollector):
 
     def _auth(self, source: SourceConfig) -> httpx.Auth:
         return make_auth(source)
+
+    def _discover(self) -> list[str]:
+        response = self._client.get(iam_endpoint(self.source).rstrip("/") + PROJECTS_PATH)
+        raise_for_response(
+            response,
+            what=f"GET {PROJECTS_PATH}",
+            auth_hint="check credentials.username and credentials.password and "
+            "options.domain_name of this source",
+            hints={403: "access denied; the IAM user may not list the account's projects"},
+        )
+        body = self.json_body(response, "projects response")
+        projects = self.item_list(
+            body.get("projects") if isinstance(body, dict) else None, "'projects'"
+        )
+        if not all(isinstance(p.get("name"), str) for p in projects):
+            raise MalformedResponse("a project of 'projects' has no name")
+        return [
+            p["name"]
+            for p in projects
+            if p.get("enabled", True) is not False and REGION_PROJECT.match(p["name"])
+        ]
 
     def _paging(self) -> PagingStrategy:
         # The probe that confirms the end asks for the listing oldest first: Glance's
