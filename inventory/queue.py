@@ -151,7 +151,11 @@ def _sync_job(context: JobContext, source: str, trigger: str = "queue") -> str:
     runtime = _running()
     if context.job.attempts:
         runtime.counts.count(SYNC_TASK, "retried")  # this run is a retry
-    config = source_named(runtime.settings, runtime.engine, source)
+    try:  # a source no longer configured, or retired: a configuration error, not retried
+        config = source_named(runtime.settings, runtime.engine, source)
+    except ConfigError:
+        runtime.counts.count(SYNC_TASK, "failed")
+        raise
     cancel, done = threading.Event(), threading.Event()
 
     def watch() -> None:  # a stop past the grace period asks the sync to stop at a page

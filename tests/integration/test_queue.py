@@ -365,3 +365,39 @@ def test_a_worker_serves_its_jobs_and_the_queue_depth_on_metrics(
     assert 'inventory_queue_jobs{status="succeeded"} 3.0' in text
     assert 'inventory_queue_jobs{status="todo"} 0.0' in text
     assert "inventory_images{" in text  # and the inventory's own series
+
+
+def test_a_worker_sends_the_alerts_the_queue_asks_it_to(
+    engine: Engine, emulator: Emulator, tmp_path: Path, processes: list[Process]
+) -> None:
+    from inventory.config import load_settings
+    from inventory.queue import enqueue_dispatch, make_app
+    from inventory.sync import sync_source
+
+    emu = emulator.reset(images=20, page_size=20)
+    config = write_config(tmp_path, emu, ["qy-a"])
+    config.write_text(
+        config.read_text()
+        + '\n[alerts]\nhealth_channels = []\n[alerts.channels.log]\ntype = "log"\n'
+        + '[[alerts.rules]]\nname = "all"\nchannels = ["log"]\n'
+    )
+    settings = load_settings(config)
+    source = settings.source("qy-a")
+    assert sync_source(engine, settings, source).ok
+    emu.mutate(seed=4, deprecate=1)
+    assert sync_source(engine, settings, source).ok
+    assert [r.status for r in fetch_all(engine, "SELECT status FROM alert_outbox")] == ["pending"]
+
+    app = make_app(settings, engine).open()
+    try:
+        assert enqueue_dispatch(app) is not None
+        assert enqueue_dispatch(app) is None  # one waits at a time
+    finally:
+        app.close()
+    worker(processes, config, tmp_path, "alerts")
+    wait_for(
+        lambda: (
+            [r.status for r in fetch_all(engine, "SELECT status FROM alert_outbox")] == ["sent"]
+        ),
+        "the alert sent by the worker",
+    )
