@@ -103,6 +103,9 @@ class QueueSettings:
     #: running jobs are put back in the queue for another worker.
     heartbeat_s: float = 10.0
     stalled_after_s: float = 30.0
+    #: Finished jobs are deleted from the queue this many days after they ended (their
+    #: runs stay in ``sync_runs``); 0 keeps them.
+    keep_jobs_days: int = 7
 
 
 #: Statuses an image may change to that alert by default (docs/alerts.md).
@@ -581,6 +584,7 @@ def _parse_queue(table: Mapping[str, Any], where: str) -> QueueSettings:
         retry_max_s=_number(table, "retry_max_s", 900.0, 0.0, 86400.0, where),
         heartbeat_s=_number(table, "heartbeat_s", 10.0, 0.1, 3600.0, where),
         stalled_after_s=_number(table, "stalled_after_s", 30.0, 0.3, 86400.0, where),
+        keep_jobs_days=int(_number(table, "keep_jobs_days", 7, 0, 3650, where, integer=True)),
     )
     if queue.stalled_after_s < 2 * queue.heartbeat_s:
         raise ConfigError(

@@ -229,6 +229,7 @@ def run_worker(
     async def main() -> None:
         async with app.open_async():
             recovery = asyncio.create_task(_requeue_stalled(app, queue))
+            pruning = asyncio.create_task(_prune_finished(app, queue))
             try:
                 await app.run_worker_async(
                     name=name,
@@ -241,6 +242,7 @@ def run_worker(
                 )
             finally:
                 recovery.cancel()
+                pruning.cancel()
 
     log.info(
         "worker %s starting: %d job(s) at once",
@@ -278,6 +280,26 @@ async def _requeue_stalled(app: procrastinate.App, queue: QueueSettings) -> None
                 )
         except Exception:  # never let recovery take the worker down
             log.exception("could not look for stalled jobs")
+
+
+async def _prune_finished(app: procrastinate.App, queue: QueueSettings) -> None:
+    """At the start and hourly: delete the jobs finished more than ``keep_jobs_days`` ago
+    (any worker may; deleting twice is harmless). Their runs stay in ``sync_runs``."""
+    if not queue.keep_jobs_days:
+        return
+    while True:
+        try:
+            await prune_finished(app, hours=24 * queue.keep_jobs_days)
+        except Exception:  # never let housekeeping take the worker down
+            log.exception("could not delete old jobs")
+        await asyncio.sleep(3600)
+
+
+async def prune_finished(app: procrastinate.App, *, hours: int) -> None:
+    """Delete the jobs that ended (succeeded, failed, cancelled, aborted) ``hours`` ago."""
+    await app.job_manager.delete_old_jobs(
+        nb_hours=hours, include_failed=True, include_cancelled=True, include_aborted=True
+    )
 
 
 @dataclass(frozen=True)

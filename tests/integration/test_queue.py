@@ -401,3 +401,29 @@ def test_a_worker_sends_the_alerts_the_queue_asks_it_to(
         ),
         "the alert sent by the worker",
     )
+
+
+def test_finished_jobs_leave_the_queue_their_runs_stay(
+    engine: Engine, emulator: Emulator, tmp_path: Path, processes: list[Process]
+) -> None:
+    import asyncio
+
+    from inventory.config import load_settings
+    from inventory.queue import make_app, prune_finished
+
+    emu = emulator.reset(images=20, page_size=20)
+    config = write_config(tmp_path, emu, ["qy-a", "qy-b"])
+    enqueue(config, "qy-a")
+    only = worker(processes, config, tmp_path, "w")
+    wait_for(lambda: [j.status for j in jobs(engine)] == ["succeeded"], "qy-a done")
+    assert only.stop() == 0
+    enqueue(config, "qy-b")  # waiting (or running): never deleted
+
+    async def prune() -> None:
+        async with make_app(load_settings(config), engine).open_async() as app:
+            await prune_finished(app, hours=0)
+
+    asyncio.run(prune())
+    left = jobs(engine)
+    assert [j.args["source"] for j in left] == ["qy-b"]
+    assert [r.source for r in runs(engine)][:1] == ["qy-a"]  # its run is kept

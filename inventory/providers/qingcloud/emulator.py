@@ -196,8 +196,9 @@ class QingCloudApp(EmulatorApp):
 
     def route(self, request: Request) -> Response | None:
         """DescribeZones: signed and limited like the listing; its zones all ``active``."""
-        if request.path not in ("/iaas/", "/iaas"):
-            return None
+        asked = request.raw_query + "&" + request.body.decode("latin-1")
+        if request.path not in ("/iaas/", "/iaas") or "DescribeZones" not in asked:
+            return None  # a listing page: read once, by the listing's own pipeline
         call = self.read(request)
         if call.extra[1].get("action") != "DescribeZones":
             return None
