@@ -346,7 +346,7 @@ def source_jobs(engine: Engine, hours: float = 24.0) -> list[SourceJobs]:
                     """
                     SELECT DISTINCT ON (s.name) s.name, r.error
                       FROM sync_runs r JOIN sources s ON s.id = r.source_id
-                     WHERE r.trigger = 'queue' AND r.status = 'failed'
+                     WHERE r.status = 'failed'
                      ORDER BY s.name, r.started_at DESC
                     """
                 )

@@ -366,6 +366,20 @@ def test_a_worker_serves_its_jobs_and_the_queue_depth_on_metrics(
     assert 'inventory_queue_jobs{status="todo"} 0.0' in text
     assert "inventory_images{" in text  # and the inventory's own series
 
+    import json
+
+    listed = subprocess.run(
+        [sys.executable, "-m", "inventory.cli", "--config", str(config), "jobs", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE_S,
+        check=False,
+    )
+    assert listed.returncode == 0, listed.stderr
+    by_source = {row["source"]: row for row in map(json.loads, listed.stdout.splitlines())}
+    assert (by_source["qy-a"]["failed"], by_source["qy-a"]["done"]) == (0, 1)
+    assert by_source["qy-b"]["done"] == 1 and by_source["qy-b"]["last_error"] is None
+
 
 def test_a_worker_sends_the_alerts_the_queue_asks_it_to(
     engine: Engine, emulator: Emulator, tmp_path: Path, processes: list[Process]
@@ -427,3 +441,28 @@ def test_finished_jobs_leave_the_queue_their_runs_stay(
     left = jobs(engine)
     assert [j.args["source"] for j in left] == ["qy-b"]
     assert [r.source for r in runs(engine)][:1] == ["qy-a"]  # its run is kept
+
+
+def test_a_job_that_keeps_failing_ends_failed_and_jobs_shows_why(
+    engine: Engine, emulator: Emulator, tmp_path: Path, processes: list[Process]
+) -> None:
+    import json
+
+    emu = emulator.reset(images=20, page_size=20)
+    emu.fail(page=1, kind="http_503")  # every run fails: 3 runs ([queue] max_attempts)
+    config = write_config(tmp_path, emu, ["qy-down"])
+    enqueue(config)
+    worker(processes, config, tmp_path, "w")
+    wait_for(lambda: [j.status for j in jobs(engine)] == ["failed"], "the job given up")
+    assert [r.status for r in runs(engine)] == ["failed"] * 3
+    assert jobs(engine)[0].attempts == 3
+    listed = subprocess.run(
+        [sys.executable, "-m", "inventory.cli", "--config", str(config), "jobs", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE_S,
+        check=False,
+    )
+    [row] = map(json.loads, listed.stdout.splitlines())
+    assert (row["source"], row["failed"], row["done"]) == ("qy-down", 1, 0)
+    assert "HTTP 503" in row["last_error"]
