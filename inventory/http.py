@@ -202,13 +202,22 @@ class _Slots:
 
         params = {"key": key, "n": n, "spacing": spacing, "keep": keep}
         with self._lock:
-            if self._connection is None or self._connection.closed:
-                self._connection = psycopg.connect(self._conninfo, autocommit=True)
-            try:
-                row = self._connection.execute(_TAKE_SLOT, params).fetchone()
-            except psycopg.OperationalError:
-                self._connection.close()  # reconnect at the next call
-                raise
+            for attempt in (1, 2):  # a connection dropped while idle: once more, anew
+                try:
+                    if self._connection is None or self._connection.closed:
+                        self._connection = psycopg.connect(
+                            self._conninfo, autocommit=True, connect_timeout=10
+                        )
+                    row = self._connection.execute(_TAKE_SLOT, params).fetchone()
+                    break
+                except psycopg.OperationalError as err:
+                    if self._connection is not None:
+                        self._connection.close()
+                    if attempt == 2:  # the page's retries try again later
+                        raise ProviderTransientError(
+                            "the shared request budget in the database could not be "
+                            f"reached ({type(err).__name__}); is the database up?"
+                        ) from None
         assert row is not None
         at, now = row
         return float((at - now).total_seconds())
@@ -221,14 +230,16 @@ class _Slots:
 
 #: The next slot of one key's window, recorded in the same statement (the row is created
 #: on first use): no earlier than now, than the latest slot, or than the slot ``n`` places
-#: back plus ``spacing``. The window keeps the latest ``keep`` slots, in order.
+#: back plus ``spacing``. The window keeps the latest ``keep`` slots, in order, or as many
+#: as it holds if more (a process pacing faster may need them), at most 1000 (the highest
+#: rate allowed).
 _TAKE_SLOT = """
 INSERT INTO rate_windows AS w (key, sent) VALUES (%(key)s, ARRAY[clock_timestamp()])
 ON CONFLICT (key) DO UPDATE SET sent = (w.sent || greatest(
         clock_timestamp(),
         w.sent[cardinality(w.sent)],
         w.sent[cardinality(w.sent) - %(n)s + 1] + make_interval(secs => %(spacing)s)
-    ))[greatest(1, cardinality(w.sent) + 2 - %(keep)s):]
+    ))[greatest(1, cardinality(w.sent) + 2 - least(1000, greatest(%(keep)s, cardinality(w.sent)))):]
 RETURNING w.sent[cardinality(w.sent)], clock_timestamp()
 """
 

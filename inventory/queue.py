@@ -38,6 +38,7 @@ import os
 import socket
 import threading
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +83,8 @@ class Backoff(BaseRetryStrategy):
         self.queue = queue
 
     def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
+        if isinstance(exception, JobAborted):  # stopped by a worker's shutdown: not a failure
+            return RetryDecision(retry_in={"seconds": 0})
         if isinstance(exception, ConfigError) or job.attempts + 1 >= self.queue.max_attempts:
             return None
         delay = min(self.queue.retry_max_s, self.queue.retry_base_s * 2**job.attempts)
@@ -127,13 +130,25 @@ def make_app(settings: Settings, engine: Engine) -> procrastinate.App:
     return app
 
 
+#: Whether a job of the source waits or runs (then no other is queued).
+_BUSY = (
+    "SELECT count(*) AS busy FROM procrastinate_jobs"
+    " WHERE queueing_lock = %(lock)s AND status IN ('todo', 'doing')"
+)
+
+
 def enqueue(app: procrastinate.App, source: str, trigger: str) -> int | None:
-    """Queue a sync of ``source``; its job id, or None when one already waits."""
+    """Queue a sync of ``source``; its job id, or None when one of its jobs already waits
+    or runs. (A job queued beside a running one would block that one's retry: both would
+    wait with one queueing lock, which the database refuses.)"""
     lock = lock_of(source)
+    connector = app.connector.get_sync_connector()
+    if connector.execute_query_one(_BUSY, lock=lock)["busy"]:
+        return None
     deferrer = app.tasks[SYNC_TASK].configure(lock=lock, queueing_lock=lock)
     try:
         return deferrer.defer(source=source, trigger=trigger)
-    except AlreadyEnqueued:
+    except AlreadyEnqueued:  # another process queued one first
         return None
 
 
@@ -170,6 +185,12 @@ def _sync_job(context: JobContext, source: str, trigger: str = "queue") -> str:
             runtime.engine, runtime.settings, config, trigger=trigger, cancel=cancel
         )
     except AlreadyRunning as err:
+        if context.job.attempts:
+            # A retry finding the source locked: the lock may be a dead worker's session
+            # that the server has not dropped yet (a host lost, not a process), so try
+            # again later instead of calling the job done.
+            runtime.counts.count(SYNC_TASK, "failed")
+            raise SyncFailed(f"{err} (a retry: tried again later)") from None
         runtime.counts.count(SYNC_TASK, "skipped")
         log.info("%s", err, extra={"fields": {"event": "sync_skipped", "source": source}})
         return f"skipped: {err}"
@@ -227,6 +248,11 @@ def run_worker(
     name = name or worker_name()
 
     async def main() -> None:
+        # Sync jobs run in the loop's default executor: one thread each, and a few for
+        # the database driver's own (name lookups), whatever the core count.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(concurrency + 4, thread_name_prefix="job")
+        )
         async with app.open_async():
             recovery = asyncio.create_task(_requeue_stalled(app, queue))
             pruning = asyncio.create_task(_prune_finished(app, queue))
@@ -259,6 +285,14 @@ def run_worker(
     return runtime
 
 
+_REQUEUE = """
+UPDATE procrastinate_jobs
+   SET status = 'todo', attempts = attempts + 1, scheduled_at = now()
+ WHERE id = %(id)s AND status = 'doing' AND worker_id IS NOT DISTINCT FROM %(worker)s
+RETURNING id
+"""
+
+
 async def _requeue_stalled(app: procrastinate.App, queue: QueueSettings) -> None:
     """Put back in the queue the jobs of workers silent for ``stalled_after_s``."""
     manager = app.job_manager
@@ -267,10 +301,13 @@ async def _requeue_stalled(app: procrastinate.App, queue: QueueSettings) -> None
         try:
             stalled = await manager.get_stalled_jobs(seconds_since_heartbeat=queue.stalled_after_s)
             for job in stalled:
-                try:
-                    await manager.retry_job(job)
-                except procrastinate.exceptions.ConnectorException:
-                    continue  # another worker put it back first
+                # Only if it is still the stalled worker's: another worker may have put it
+                # back, and a third started it, since the list was read.
+                requeued = await app.connector.execute_query_one_async(
+                    _REQUEUE, id=job.id, worker=job.worker_id
+                )
+                if requeued is None:
+                    continue
                 log.warning(
                     "job %s (%s) was running on a worker silent for %gs: queued again",
                     job.id,

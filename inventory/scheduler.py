@@ -279,9 +279,14 @@ class InventoryScheduler:
         )
 
     def _discover(self) -> None:
-        """Ask the providers for the regions of the ``regions = "*"`` sources (a failure
-        keeps the regions found before: inventory/discovery.py)."""
-        self.settings, _ = discover_sources(self.configured, self.engine)
+        """Ask the providers for the regions of the ``regions = "*"`` sources (a provider's
+        failure keeps the regions found before: inventory/discovery.py). Any other error
+        keeps the sources of the last discovery too: the written-out ones are scheduled
+        whatever happens here."""
+        try:
+            self.settings, _ = discover_sources(self.configured, self.engine)
+        except Exception:
+            log.exception("could not discover the regions; the sources found before stay")
 
     def _rediscover(self, aps: BackgroundScheduler) -> None:
         """Discover again: jobs for the regions new since, none for those retired."""

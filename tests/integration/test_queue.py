@@ -466,3 +466,104 @@ def test_a_job_that_keeps_failing_ends_failed_and_jobs_shows_why(
     [row] = map(json.loads, listed.stdout.splitlines())
     assert (row["source"], row["failed"], row["done"]) == ("qy-down", 1, 0)
     assert "HTTP 503" in row["last_error"]
+
+
+def enqueue_output(config: Path, *names: str) -> str:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "inventory.cli",
+            "--config",
+            str(config),
+            "sync",
+            "--enqueue",
+            *names,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE_S,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_no_job_is_queued_beside_a_running_one_so_its_retry_never_jams(
+    engine: Engine, emulator: Emulator, tmp_path: Path, processes: list[Process]
+) -> None:
+    emu = emulator.reset(images=40, page_size=20)
+    # The first run stalls on page 2, then fails there (the source tries a page twice).
+    emu.fail(page=2, kind="latency", latency_s=3.0, times=1)
+    emu.fail(page=2, kind="http_503", times=2)
+    config = write_config(tmp_path, emu, ["qy-a"])
+    assert enqueue_output(config).startswith("qy-a: queued")
+    worker(processes, config, tmp_path, "w")
+    wait_for(lambda: [j.status for j in jobs(engine)] == ["doing"], "the job running")
+    assert enqueue_output(config) == "qy-a: already waiting"  # a tick during the run
+    # The run fails and is retried (the same job, waiting again): no second job blocks it.
+    wait_for(lambda: [j.status for j in jobs(engine)] == ["succeeded"], "the retry done")
+    assert [r.status for r in runs(engine)] == ["failed", "succeeded"]
+    assert enqueue_output(config).startswith("qy-a: queued")  # and the source queues again
+
+
+def test_a_retry_that_finds_the_source_locked_tries_again_later(
+    engine: Engine, emulator: Emulator, tmp_path: Path, processes: list[Process]
+) -> None:
+    """A requeued job whose source is still locked (by a session the server has not yet
+    dropped, after a host was lost) is not done: it waits and runs once the lock is free."""
+    import psycopg
+    from sqlalchemy import text
+
+    from inventory.queue import conninfo
+    from inventory.store import LOCK_NAMESPACE
+
+    emu = emulator.reset(images=20, page_size=20)
+    config = write_config(tmp_path, emu, ["qy-a"])
+    enqueue(config)
+    with engine.begin() as conn:  # as the stalled-job recovery leaves it: a retry
+        conn.execute(text("UPDATE procrastinate_jobs SET attempts = 1"))
+        conn.execute(
+            text(
+                "INSERT INTO sources (name, provider, location)"
+                " VALUES ('qy-a', 'qingcloud', 'pek3a')"
+            )
+        )
+    # The dead worker's session, still holding the lock, until the server drops it.
+    holder = psycopg.connect(conninfo(engine), autocommit=True)
+    try:
+        row = holder.execute("SELECT id FROM sources WHERE name = 'qy-a'").fetchone()
+        assert row is not None
+        holder.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_NAMESPACE, row[0]))
+        worker(processes, config, tmp_path, "w")
+        wait_for(lambda: jobs(engine)[0].attempts >= 2, "the locked retry tried again")
+        assert jobs(engine)[0].status in ("todo", "doing")  # not called done
+        assert runs(engine) == []
+    finally:
+        holder.close()  # the session ends: the lock is free
+    wait_for(lambda: [j.status for j in jobs(engine)] == ["succeeded"], "the run once free")
+    assert [r.status for r in runs(engine)] == ["succeeded"]
+
+
+def test_processes_pacing_one_account_at_different_rates_share_one_window(
+    engine: Engine,
+) -> None:
+    from inventory.http import SharedRateLimiter, _Slots
+    from inventory.queue import conninfo
+
+    slots = _Slots(conninfo(engine))
+    key = ("qingcloud", "http://x", "AKID", "pek3a")
+    fast, slow = SharedRateLimiter(slots, key, 10.0), SharedRateLimiter(slots, key, 2.0)
+    try:
+        for _ in range(10):
+            fast.acquire()  # the first second's ten calls
+        slow.acquire()  # a slower process's call must not forget them
+        [kept] = fetch_all(engine, "SELECT cardinality(sent) AS n FROM rate_windows")
+        assert kept.n >= 10
+        [before] = fetch_all(engine, "SELECT sent FROM rate_windows")
+        fast.acquire()
+        [after] = fetch_all(engine, "SELECT sent FROM rate_windows")
+        # The new slot is a second (and the margin) after the one ten places before it.
+        assert (after.sent[-1] - before.sent[-10]).total_seconds() >= 1.0
+    finally:
+        slots.close()
