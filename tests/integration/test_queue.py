@@ -118,7 +118,8 @@ def jobs(engine: Engine) -> list[Any]:
     )
 
 
-def enqueue(config: Path, *names: str) -> None:
+def enqueue(config: Path, *names: str) -> str:
+    """`inventory sync --enqueue`: what it printed."""
     done = subprocess.run(
         [
             sys.executable,
@@ -136,6 +137,7 @@ def enqueue(config: Path, *names: str) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
 
 
 def test_one_scheduler_three_workers_thirty_sources_each_runs_once_per_tick(
@@ -468,27 +470,6 @@ def test_a_job_that_keeps_failing_ends_failed_and_jobs_shows_why(
     assert "HTTP 503" in row["last_error"]
 
 
-def enqueue_output(config: Path, *names: str) -> str:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "inventory.cli",
-            "--config",
-            str(config),
-            "sync",
-            "--enqueue",
-            *names,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE_S,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
-
-
 def test_no_job_is_queued_beside_a_running_one_so_its_retry_never_jams(
     engine: Engine, emulator: Emulator, tmp_path: Path, processes: list[Process]
 ) -> None:
@@ -497,14 +478,14 @@ def test_no_job_is_queued_beside_a_running_one_so_its_retry_never_jams(
     emu.fail(page=2, kind="latency", latency_s=3.0, times=1)
     emu.fail(page=2, kind="http_503", times=2)
     config = write_config(tmp_path, emu, ["qy-a"])
-    assert enqueue_output(config).startswith("qy-a: queued")
+    assert enqueue(config).startswith("qy-a: queued")
     worker(processes, config, tmp_path, "w")
     wait_for(lambda: [j.status for j in jobs(engine)] == ["doing"], "the job running")
-    assert enqueue_output(config) == "qy-a: already waiting"  # a tick during the run
+    assert enqueue(config) == "qy-a: already waiting"  # a tick during the run
     # The run fails and is retried (the same job, waiting again): no second job blocks it.
     wait_for(lambda: [j.status for j in jobs(engine)] == ["succeeded"], "the retry done")
     assert [r.status for r in runs(engine)] == ["failed", "succeeded"]
-    assert enqueue_output(config).startswith("qy-a: queued")  # and the source queues again
+    assert enqueue(config).startswith("qy-a: queued")  # and the source queues again
 
 
 def test_a_retry_that_finds_the_source_locked_tries_again_later(
