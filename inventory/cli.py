@@ -12,8 +12,10 @@ Exit codes of ``inventory sync`` (documented in README.md):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -49,6 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     level = args.log_level or ("INFO" if args.command == "scheduler" else "WARNING")
     setup_logging(level, args.log_format)
+    guard = _StdoutGuard(sys.stdout)
+    sys.stdout = guard
     try:
         code: int = args.func(args)
         return code
@@ -70,6 +74,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("inventory: interrupted", file=sys.stderr)
         return 130
+    finally:
+        sys.stdout = guard.stream
+
+
+class _StdoutGuard:
+    """stdout for a command whose reader may go away (``inventory sync --json | head -1``):
+    once the pipe is closed, output stops quietly and the work goes on (every source is
+    still synced, and the exit code is the work's), never a BrokenPipeError traceback."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.reader_gone = False
+
+    def write(self, text: str) -> int:
+        if not self.reader_gone:
+            try:
+                return int(self.stream.write(text))
+            except BrokenPipeError:
+                self._gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.reader_gone:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._gone()
+
+    def _gone(self) -> None:
+        self.reader_gone = True
+        # What the stream still holds goes nowhere at exit, instead of failing again.
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding...
+        return getattr(self.stream, name)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -324,3 +324,48 @@ def test_jobs_sync_several_sources_at_once_and_never_more(
     bad = inventory("sync", "--jobs", "0", config=config)
     assert bad.returncode == EXIT_CONFIG
     assert "argument --jobs/-j: must be a whole number from 1 to 64" in bad.stderr
+
+
+def test_a_closed_stdout_ends_output_quietly_and_every_source_still_syncs(
+    engine: Engine, emulator: Emulator, tmp_path: Path
+) -> None:
+    """`inventory sync --json | head -1`: the reader leaves after the first line; the other
+    sources sync all the same, the exit code is theirs, and no traceback is printed."""
+    emu = emulator.reset(images=20, page_size=20)
+    emu.fail(page=1, kind="latency", latency_s=1.0)  # the reader is gone before the next
+    emu.source()
+    sources = "".join(
+        f"""
+[[sources]]
+name = "{name}"
+provider = "qingcloud"
+zone = "pek3a"
+endpoint = "{emu.endpoint}"
+[sources.credentials]
+access_key_id = "${{{Emulator.ACCESS_KEY_ENV}}}"
+secret_access_key = "${{{Emulator.SECRET_ENV}}}"
+"""
+        for name in ("qy-1", "qy-2", "qy-3")
+    )
+    config = tmp_path / "inventory.toml"
+    config.write_text(sources)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "inventory.cli", "--config", str(config), "sync", "--json", "-j1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    first = process.stdout.readline()
+    process.stdout.close()  # as `head -1` does
+    code = process.wait(timeout=120)
+    stderr = process.stderr.read()
+    assert json.loads(first)["source"] == "qy-1"
+    assert code == 0, stderr
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr
+    synced = fetch_all(
+        engine,
+        "SELECT s.name FROM sync_runs r JOIN sources s ON s.id = r.source_id"
+        " WHERE r.status = 'succeeded' ORDER BY s.name",
+    )
+    assert [r.name for r in synced] == ["qy-1", "qy-2", "qy-3"]
