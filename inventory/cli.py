@@ -126,7 +126,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level",
         default=None,
-        help="DEBUG, INFO, WARNING (default WARNING; INFO for the scheduler)",
+        type=_log_level,
+        help="DEBUG, INFO, WARNING or ERROR (default WARNING; INFO for the scheduler)",
     )
     parser.add_argument(
         "--log-format",
@@ -311,6 +312,15 @@ def _open(
     jobs = jobs_of(settings) if jobs_of else getattr(args, "jobs", None) or settings.sync.jobs
     engine, target = engine_for(settings, jobs + extra_connections)
     return settings, engine, target
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _log_level(text: str) -> str:
+    if text.upper() not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(LOG_LEVELS)}")
+    return text.upper()
 
 
 def _jobs(text: str) -> int:
@@ -594,8 +604,10 @@ def cmd_alerts_dispatch(args: argparse.Namespace) -> int:
 
 def cmd_alerts_list(args: argparse.Namespace) -> int:
     from inventory.alerts.dispatcher import list_alerts
+    from inventory.migrate import ensure_current
 
     _, engine, _ = _open(args)
+    ensure_current(engine)
     rows = list_alerts(engine, args.status, args.limit)
     if args.json:
         for row in rows:
@@ -644,8 +656,10 @@ def cmd_alerts_test(args: argparse.Namespace) -> int:
 
 def cmd_alerts_replay(args: argparse.Namespace) -> int:
     from inventory.alerts.dispatcher import replay
+    from inventory.migrate import ensure_current
 
     _, engine, _ = _open(args)
+    ensure_current(engine)
     if not replay(engine, args.alert_id):
         print(f"inventory: no dead alert with id {args.alert_id}", file=sys.stderr)
         return EXIT_FAILED
@@ -917,7 +931,13 @@ def cmd_emulate(args: argparse.Namespace) -> int:
         if args.provider != "qingcloud":
             raise ConfigError("--system-share applies to the qingcloud emulator only")
         kwargs["system_share"] = args.system_share
-    PROVIDERS.emulated(args.provider).serve(**kwargs)
+    try:
+        PROVIDERS.emulated(args.provider).serve(**kwargs)
+    except OSError as err:  # the port is taken, or not ours to bind
+        raise ConfigError(
+            f"cannot listen on 127.0.0.1:{args.port}: {err.strerror or err}; "
+            "choose another --port (0 picks a free one)"
+        ) from None
     return EXIT_OK
 
 

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -369,3 +370,30 @@ secret_access_key = "${{{Emulator.SECRET_ENV}}}"
         " WHERE r.status = 'succeeded' ORDER BY s.name",
     )
     assert [r.name for r in synced] == ["qy-1", "qy-2", "qy-3"]
+
+
+def test_mistakes_get_one_clear_line_not_a_traceback(tmp_path: Path, pg_server: Any) -> None:
+    """A log level that does not exist, an emulator port in use, alerts on an unmigrated
+    database: each says what to change (friction 3 of issue 13)."""
+    import socket
+
+    loud = inventory("--log-level", "LOUD", "status")
+    assert loud.returncode == EXIT_CONFIG
+    assert "'LOUD' is not one of DEBUG, INFO, WARNING, ERROR" in loud.stderr
+    assert "Traceback" not in loud.stderr
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = inventory("emulate", "tencent", "--port", str(port))
+    assert busy.returncode == EXIT_CONFIG, busy.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in busy.stderr and "--port" in busy.stderr
+    assert "Traceback" not in busy.stderr
+
+    empty = pg_server.create_database("inventory_unmigrated")
+    for command in (("alerts", "list"), ("alerts", "replay", "1")):
+        done = inventory(*command, env={"INVENTORY_DATABASE_URL": empty})
+        assert done.returncode == EXIT_FAILED, done.stderr
+        assert "run `inventory migrate`" in done.stderr
+        assert "Traceback" not in done.stderr
