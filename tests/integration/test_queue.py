@@ -10,8 +10,6 @@ from __future__ import annotations
 import itertools
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +23,8 @@ from inventory.emulation import EmulatorServer
 from inventory.providers.qingcloud.emulator import QingCloudApp
 
 from .helpers import Emulator, fetch_all
-from .test_scheduler import DEADLINE_S, Daemon, wait_for
+from .test_cli import inventory
+from .test_scheduler import Daemon, wait_for
 
 QUEUE = """
 [scheduler]
@@ -120,22 +119,7 @@ def jobs(engine: Engine) -> list[Any]:
 
 def enqueue(config: Path, *names: str) -> str:
     """`inventory sync --enqueue`: what it printed."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "inventory.cli",
-            "--config",
-            str(config),
-            "sync",
-            "--enqueue",
-            *names,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE_S,
-        check=False,
-    )
+    done = inventory("sync", "--enqueue", *names, config=config)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
@@ -305,23 +289,8 @@ def test_jobs_lists_each_sources_jobs(engine: Engine, emulator: Emulator, tmp_pa
     emu = emulator.reset(images=20, page_size=20)
     config = write_config(tmp_path, emu, ["qy-a", "qy-b"])
     enqueue(config)
-    again = subprocess.run(
-        [sys.executable, "-m", "inventory.cli", "--config", str(config), "sync", "--enqueue"],
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE_S,
-        check=False,
-    )
-    assert again.returncode == 0
-    assert again.stdout.splitlines() == ["qy-a: already waiting", "qy-b: already waiting"]
-    listed = subprocess.run(
-        [sys.executable, "-m", "inventory.cli", "--config", str(config), "jobs"],
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE_S,
-        check=False,
-        env=dict(os.environ),
-    )
+    assert enqueue(config).splitlines() == ["qy-a: already waiting", "qy-b: already waiting"]
+    listed = inventory("jobs", config=config)
     assert listed.returncode == 0, listed.stderr
     rows = [line.split() for line in listed.stdout.splitlines()[2:]]
     assert rows == [["qy-a", "1", "0", "0", "0", "never"], ["qy-b", "1", "0", "0", "0", "never"]]
@@ -370,13 +339,7 @@ def test_a_worker_serves_its_jobs_and_the_queue_depth_on_metrics(
 
     import json
 
-    listed = subprocess.run(
-        [sys.executable, "-m", "inventory.cli", "--config", str(config), "jobs", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE_S,
-        check=False,
-    )
+    listed = inventory("jobs", "--json", config=config)
     assert listed.returncode == 0, listed.stderr
     by_source = {row["source"]: row for row in map(json.loads, listed.stdout.splitlines())}
     assert (by_source["qy-a"]["failed"], by_source["qy-a"]["done"]) == (0, 1)
@@ -458,13 +421,7 @@ def test_a_job_that_keeps_failing_ends_failed_and_jobs_shows_why(
     wait_for(lambda: [j.status for j in jobs(engine)] == ["failed"], "the job given up")
     assert [r.status for r in runs(engine)] == ["failed"] * 3
     assert jobs(engine)[0].attempts == 3
-    listed = subprocess.run(
-        [sys.executable, "-m", "inventory.cli", "--config", str(config), "jobs", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE_S,
-        check=False,
-    )
+    listed = inventory("jobs", "--json", config=config)
     [row] = map(json.loads, listed.stdout.splitlines())
     assert (row["source"], row["failed"], row["done"]) == ("qy-down", 1, 0)
     assert "HTTP 503" in row["last_error"]
