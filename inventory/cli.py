@@ -13,21 +13,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.exc import OperationalError
 
 from inventory import __version__
-from inventory.errors import AlreadyRunning, ConfigError, InventoryError
+from inventory.errors import AlreadyRunning, ConfigError, InventoryError, UsageError
 from inventory.providers import PROVIDERS
-from inventory.report_render import FORMATS
+from inventory.report_render import FORMATS, json_line
 from inventory.secrets import scrub
 
 if TYPE_CHECKING:
@@ -62,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except ConfigError as err:
         print(f"inventory: configuration error: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    except UsageError as err:
+        print(f"inventory: {err}", file=sys.stderr)
         return EXIT_CONFIG
     except InventoryError as err:
         print(f"inventory: {err}", file=sys.stderr)
@@ -217,6 +220,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_migrate)
 
     p = sub.add_parser("status", help="each source with its last run, result and age")
+    p.add_argument("--json", action="store_true", help="one JSON object per source")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser(
@@ -243,7 +247,13 @@ def _parser() -> argparse.ArgumentParser:
         help="only this status (flagged, summary: the status; changes: the new status; "
         "health: the last run's outcome)",
     )
+    p.add_argument(
+        "--limit", type=_positive, metavar="N", help="at most N rows (the first N in its order)"
+    )
     p.add_argument("--format", choices=FORMATS, default="table", help="default table")
+    p.add_argument(
+        "--json", action="store_const", const="json", dest="format", help="= --format json"
+    )
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("alerts", help="deliver, list, test and replay alerts")
@@ -252,7 +262,7 @@ def _parser() -> argparse.ArgumentParser:
     a.set_defaults(func=cmd_alerts_dispatch)
     a = alerts.add_parser("list", help="alerts in the outbox, newest first")
     a.add_argument("--status", choices=("pending", "sent", "dead"), help="only this status")
-    a.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    a.add_argument("--limit", type=_positive, default=100, help="at most this many (default 100)")
     a.add_argument("--json", action="store_true", help="one JSON object per line")
     a.set_defaults(func=cmd_alerts_list)
     a = alerts.add_parser("test", help="send a test message through one channel")
@@ -266,6 +276,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("image_id", metavar="IMAGE_ID", help="the provider's image id")
     p.add_argument("--source", help="the source, when several hold an image with this id")
     p.add_argument("--format", choices=("table", "json"), default="table", help="default table")
+    p.add_argument(
+        "--json", action="store_const", const="json", dest="format", help="= --format json"
+    )
     p.set_defaults(func=cmd_history)
 
     p = sub.add_parser(
@@ -356,6 +369,12 @@ def _log_level(text: str) -> str:
     return text.upper()
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError("must be a whole number, 1 or more")
+    return int(text)
+
+
 def _jobs(text: str) -> int:
     from inventory.config import MAX_JOBS
 
@@ -378,6 +397,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from inventory.migrate import ensure_current
     from inventory.sync import sync_source
 
+    if args.metrics_textfile:
+        _check_textfile(args.metrics_textfile)
     settings, engine, _ = _open(args)
     if not settings.sources and not settings.templates:
         where = settings.path or "no config file (looked for ./inventory.toml)"
@@ -391,7 +412,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     for found in discovered:
         if found.error is not None and args.json:
             print(
-                json.dumps(
+                json_line(
                     {
                         "source": found.template,
                         "status": "discovery_failed",
@@ -402,7 +423,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
             )
         elif found.retired and args.json:
             for name in found.retired:
-                print(json.dumps({"source": name, "status": "retired"}))
+                print(json_line({"source": name, "status": "retired"}))
     if not sources:
         return codes[0] if codes else EXIT_OK
 
@@ -434,7 +455,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         # Cron friendliness: quiet on success unless asked (or a person is watching).
         chatty = (args.verbose or sys.stdout.isatty()) and not args.quiet
         if args.json:
-            print(json.dumps(_result_dict(result)))
+            print(json_line(_result_dict(result)))
         elif chatty or not result.ok or result.disappearance_blocked or result.warning:
             print(_result_line(result))
         if not result.ok:
@@ -457,6 +478,27 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _check_textfile(path: str) -> None:
+    """node_exporter's textfile collector reads ``*.prom`` files of an existing folder:
+    anything else would be written where nothing ever reads it, so refuse before syncing."""
+    from pathlib import Path
+
+    target = Path(path)
+    if target.suffix != ".prom":
+        raise ConfigError(
+            f"--metrics-textfile {path}: node_exporter reads only files named *.prom; "
+            f"use {target.with_suffix('.prom')}"
+        )
+    folder = target.parent
+    if not folder.is_dir():
+        raise ConfigError(
+            f"--metrics-textfile {path}: the folder {folder} does not exist; create it, or "
+            "point at node_exporter's --collector.textfile.directory"
+        )
+    if not os.access(folder, os.W_OK):
+        raise ConfigError(f"--metrics-textfile {path}: the folder {folder} is not writable")
+
+
 def _enqueue(
     args: argparse.Namespace, settings: Any, engine: Any, sources: Sequence[Any], discovered: Any
 ) -> int:
@@ -466,7 +508,7 @@ def _enqueue(
     for name, job in enqueue_sources(settings, engine, [s.name for s in sources], "cron"):
         status = "queued" if job is not None else "already waiting"
         if args.json:
-            print(json.dumps({"source": name, "status": status, "job": job}))
+            print(json_line({"source": name, "status": status, "job": job}))
         elif not args.quiet:
             print(f"{name}: {status}" + (f" (job {job})" if job is not None else ""))
     return EXIT_FAILED if any(found.error for found in discovered) else EXIT_OK
@@ -508,7 +550,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     rows = source_jobs(engine, args.hours)
     if args.json:
         for row in rows:
-            print(json.dumps({**_jsonable_row(row)}))
+            print(json_line(asdict(row)))
         return EXIT_OK
     print(f"database: {target.describe()}")
     if not rows:
@@ -535,12 +577,6 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         if r.last_error:
             print(f"  {r.source}: last failure: {r.last_error}")
     return EXIT_OK
-
-
-def _jsonable_row(row: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return {k: _jsonable(v) for k, v in asdict(row).items()}
 
 
 def _each_done(
@@ -644,7 +680,7 @@ def cmd_alerts_list(args: argparse.Namespace) -> int:
     rows = list_alerts(engine, args.status, args.limit)
     if args.json:
         for row in rows:
-            print(json.dumps({k: _jsonable(v) for k, v in row._mapping.items()}))
+            print(json_line(row._mapping))
         return EXIT_OK
     header = ("ID", "STATUS", "CHANNEL", "KIND", "SEVERITY", "SOURCE", "EVENTS", "TRIES", "AT")
     table = [
@@ -666,10 +702,6 @@ def cmd_alerts_list(args: argparse.Namespace) -> int:
         if r.status != "sent" and r.last_error:
             print(f"  #{r.id}: {r.last_error}")
     return EXIT_OK
-
-
-def _jsonable(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def cmd_alerts_test(args: argparse.Namespace) -> int:
@@ -694,15 +726,17 @@ def cmd_alerts_replay(args: argparse.Namespace) -> int:
     _, engine, _ = _open(args)
     ensure_current(engine)
     if not replay(engine, args.alert_id):
-        print(f"inventory: no dead alert with id {args.alert_id}", file=sys.stderr)
-        return EXIT_FAILED
+        raise UsageError(
+            f"no dead alert with id {args.alert_id}; `inventory alerts list --status dead` "
+            "shows those that may be replayed"
+        )
     print(f"alert {args.alert_id} re-queued; it goes out with the next dispatch")
     return EXIT_OK
 
 
 def _emit(args: argparse.Namespace, payload: dict[str, Any]) -> None:
     if args.json:
-        print(json.dumps(payload))
+        print(json_line(payload))
     else:
         print(f"{payload['source']}: {payload['status']}: {payload.get('reason', '')}")
 
@@ -716,8 +750,6 @@ def _progress(source: str, pages: int, images: int, total: int | None) -> None:
 
 
 def _result_dict(result: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
     data: dict[str, Any] = asdict(result)
     data["duration_s"] = round(result.duration_s, 3)
     return data
@@ -752,8 +784,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     ensure_current(engine)
     with engine.connect() as conn:
         rows = source_status(conn)
-    print(f"database: {target.describe()}")
-    if not rows:
+    if not args.json:
+        print(f"database: {target.describe()}")
+    if not rows and not args.json:
         print("no source has been synced yet")
         return EXIT_OK
     # A discovered source is scheduled as the [[sources]] table that found it.
@@ -770,6 +803,21 @@ def cmd_status(args: argparse.Namespace) -> int:
         return "STALE" if late is not None else "ok"
 
     fresh = {r.name: freshness(r) for r in rows}
+    if args.json:
+        for r in rows:
+            record = asdict(r)
+            # "source" as in every other command's JSON; stale: null when not scheduled here
+            print(
+                json_line(
+                    {
+                        "source": record.pop("name"),
+                        **record,
+                        "stale": {"ok": False, "STALE": True}.get(fresh[r.name]),
+                        "retired": r.retired_at is not None,
+                    }
+                )
+            )
+        return EXIT_OK
     # Sources of one account (their regions, say) together, and its name beside them.
     accounts = any(r.account for r in rows)
     table = [
@@ -857,10 +905,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         cutoff = reports.parse_since(since) if since else None
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    filters = reports.Filters(cutoff, args.source, args.provider, args.status, args.account)
+    filters = reports.Filters(
+        cutoff, args.source, args.provider, args.status, args.account, args.limit
+    )
     settings, engine, _ = _open(args)
     ensure_current(engine)
     with engine.connect() as conn:
+        reports.check_filters(conn, args.kind, filters)
         if args.kind == "flagged":
             table = reports.report_flagged(conn, filters)
         elif args.kind == "changes":
@@ -877,6 +928,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     sys.stdout.write(
         render(args.format, table.columns, table.rows, terminal_width=_terminal_width())
     )
+    if table.more:  # on stderr: csv and json stay just the rows
+        print(
+            f"inventory: the first {args.limit:,} rows; there are more (raise --limit)",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 
@@ -909,7 +965,7 @@ def cmd_history(args: argparse.Namespace) -> int:
             "intervals": [{k: plain(v) for k, v in r.items()} for r in found.intervals.dicts()],
             "events": [{k: plain(v) for k, v in r.items()} for r in found.events.dicts()],
         }
-        print(json.dumps(payload, indent=2, ensure_ascii=False))
+        print(json_line(payload))  # one object: the image, its intervals and its events
         return EXIT_OK
     image, width = found.image, _terminal_width()
     print(
@@ -1006,13 +1062,13 @@ def cmd_db_status(args: argparse.Namespace) -> int:
     if configured := _not_embedded(args):
         url, origin = configured
         if args.json:
-            print(json.dumps({"embedded": False, "url": _shown(url), "from": origin}))
+            print(json_line({"embedded": False, "url": _shown(url), "from": origin}))
         else:
             print(f"the inventory uses {_shown(url)} (from {origin}), not the embedded server")
         return EXIT_OK
     server = state()
     if args.json:
-        print(json.dumps({"embedded": True, **server.as_dict()}))
+        print(json_line({"embedded": True, **server.as_dict()}))
         return EXIT_OK if server.running else EXIT_SKIPPED
     if not server.running:
         made = "" if server.created else " (not created yet: the first command creates it)"

@@ -10,6 +10,7 @@ failed call is worth repeating is decided in one place, here, by the two markers
 
     InventoryError
     ├── ConfigError                 bad or missing configuration (file, source, field)
+    ├── UsageError                  a command asked for something that does not exist
     ├── DatabaseUnavailable         no usable database URL and no embedded server
     ├── DatabaseLost                the database connection broke during a run
     ├── DatabaseRefused             the database refused a run's statement (page or merge)
@@ -44,6 +45,11 @@ class Terminal:
 
 class ConfigError(InventoryError):
     """The configuration file or environment is invalid."""
+
+
+class UsageError(InventoryError):
+    """A command line names what does not exist (a source, a status...): exit 2, one line
+    with the values that would do."""
 
 
 class DatabaseUnavailable(InventoryError):

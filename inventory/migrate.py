@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import ProgrammingError
 
-from inventory.errors import InventoryError
+from inventory.errors import InventoryError, UsageError
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -93,7 +93,7 @@ def ensure_current(engine: Engine) -> None:
     """Refuse to work on a database whose schema is not at head."""
     current, head = current_revision(engine), HEAD
     if current != head:
-        raise InventoryError(
+        raise UsageError(
             f"the database schema is at {current or 'nothing'} but this version needs {head}; "
             "run `inventory migrate`"
         )

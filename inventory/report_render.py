@@ -4,7 +4,8 @@
   shortened with an ellipsis to fit the window; piped, it is plain text, never cut, with
   no escape codes, so ``grep`` and ``awk`` see every value.
 - ``csv``: a header row then one row per record (RFC 4180 quoting by the csv module).
-- ``json``: one array of objects.
+- ``json``: JSON Lines, one object per row (the convention of every ``--json`` of the
+  CLI; docs/operations.md, "Output for scripts").
 
 In csv and json, timestamps are ISO 8601 in UTC (``2026-11-24T08:00:00.123456Z``),
 durations are seconds (a number), decimals are numbers in json and exact text in csv,
@@ -17,7 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -136,8 +137,13 @@ def render_csv(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def render_json(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    records = [{c: plain(v) for c, v in zip(columns, row, strict=True)} for row in rows]
-    return json.dumps(records, indent=2, ensure_ascii=False)
+    return "".join(json_line(dict(zip(columns, row, strict=True))) + "\n" for row in rows)
+
+
+def json_line(record: Mapping[str, Any]) -> str:
+    """One record as one line of JSON: the output convention of every command
+    (times ISO 8601 in UTC with Z, durations in seconds, decimals as numbers, nulls kept)."""
+    return json.dumps({k: plain(v) for k, v in record.items()}, ensure_ascii=False)
 
 
 def render(
@@ -150,7 +156,7 @@ def render(
     if fmt == "csv":
         return render_csv(columns, rows)
     if fmt == "json":
-        return render_json(columns, rows) + "\n"
+        return render_json(columns, rows)
     if fmt == "table":
         return render_table(columns, rows, terminal_width=terminal_width) + "\n"
     raise ValueError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")

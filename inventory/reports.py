@@ -15,6 +15,8 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from inventory.errors import UsageError
+
 
 @dataclass(frozen=True)
 class SourceStatus:
@@ -183,6 +185,7 @@ class Filters:
     provider: str | None = None
     status: str | None = None
     account: str | None = None
+    limit: int | None = None  # at most this many rows (Table.more says whether there were more)
 
 
 @dataclass(frozen=True)
@@ -191,9 +194,56 @@ class Table:
 
     columns: tuple[str, ...]
     rows: list[tuple[Any, ...]]
+    more: bool = False  # rows beyond the limit were left out
 
     def dicts(self) -> list[dict[str, Any]]:
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+
+def check_filters(conn: Connection, kind: str, filters: Filters) -> None:
+    """Refuse a filter no row could ever match (a typo reads as "nothing flagged"
+    otherwise): the source, provider, account and status must exist for this report."""
+    from inventory.models import HISTORY_STATUSES, RUN_STATUSES
+    from inventory.providers import PROVIDERS
+    from inventory.records import FLAGGED_STATUSES
+
+    statuses = {
+        "flagged": [s for s in HISTORY_STATUSES if s in FLAGGED_STATUSES or s == "gone"],
+        "changes": list(HISTORY_STATUSES),
+        "summary": list(HISTORY_STATUSES),
+        "health": list(RUN_STATUSES),
+    }[kind]
+    what = {"health": "last-run outcome", "changes": "new status"}.get(kind, "status")
+    if filters.status is not None and filters.status not in statuses:
+        raise UsageError(
+            f"report {kind}: --status {filters.status!r} is not a {what}; "
+            f"use one of {', '.join(statuses)}"
+        )
+    if filters.provider is not None and filters.provider not in PROVIDERS:
+        raise UsageError(
+            f"report {kind}: --provider {filters.provider!r} is not a provider; "
+            f"use one of {', '.join(sorted(PROVIDERS))}"
+        )
+    for option, column, value in (
+        ("--source", "name", filters.source),
+        ("--account", "account", filters.account),
+    ):
+        if value is None:
+            continue
+        known = list(
+            conn.execute(
+                text(f"SELECT DISTINCT {column} FROM sources WHERE {column} IS NOT NULL ORDER BY 1")
+            ).scalars()
+        )
+        if value not in known:
+            listed = ", ".join(known[:20]) + (
+                f" and {len(known) - 20} more" if len(known) > 20 else ""
+            )
+            none = "no source has been synced yet" if option == "--source" else "none has one"
+            raise UsageError(
+                f"report {kind}: {option} {value!r} matches no synced source; "
+                + (f"known: {listed}" if known else none)
+            )
 
 
 def _where(
@@ -218,17 +268,21 @@ def _where(
     return " AND ".join(clauses), params
 
 
-def _table(conn: Connection, sql: str, params: dict[str, Any]) -> Table:
-    """The query's result; its ``account`` column only when some source has an account
-    (the sources of one account are listed together either way)."""
+def _table(conn: Connection, sql: str, params: dict[str, Any], limit: int | None = None) -> Table:
+    """The query's result, at most ``limit`` rows; its ``account`` column only when some
+    source has an account (the sources of one account are listed together either way)."""
+    if limit is not None:
+        sql, params = f"{sql} LIMIT :limit_plus_one", {**params, "limit_plus_one": limit + 1}
     result = conn.execute(text(sql), params)
     columns, rows = tuple(result.keys()), [tuple(row) for row in result.all()]
+    more = limit is not None and len(rows) > limit
+    rows = rows[:limit] if limit is not None else rows
     if "account" in columns:
         at = columns.index("account")
         if all(row[at] is None for row in rows):
             columns = columns[:at] + columns[at + 1 :]
             rows = [row[:at] + row[at + 1 :] for row in rows]
-    return Table(columns, rows)
+    return Table(columns, rows, more)
 
 
 #: How a report view ``v`` reaches its source's account.
@@ -248,6 +302,7 @@ def report_flagged(conn: Connection, filters: Filters) -> Table:
          ORDER BY s.account NULLS FIRST, v.flagged_since DESC, v.source, v.provider_image_id
         """,
         params,
+        filters.limit,
     )
 
 
@@ -264,6 +319,7 @@ def report_changes(conn: Connection, filters: Filters) -> Table:
          ORDER BY s.account NULLS FIRST, v.occurred_at DESC, v.source, v.provider_image_id
         """,
         params,
+        filters.limit,
     )
 
 
@@ -286,6 +342,7 @@ def report_summary(conn: Connection, filters: Filters) -> Table:
          ORDER BY v.provider, s.account NULLS FIRST, v.source, v.effective_status
         """,
         params,
+        filters.limit,
     )
 
 
@@ -315,6 +372,7 @@ def report_health(
          ORDER BY s.account NULLS FIRST, v.source
         """,
         params,
+        filters.limit,
     )
     schedules = schedules or {}
     at = table.columns.index("last_success_at")
@@ -328,7 +386,7 @@ def report_health(
             )
         rows.append((*row[:-1], late, row[-1]))
     columns = (*table.columns[:-1], "schedule_stale", table.columns[-1])
-    return Table(columns, rows)
+    return Table(columns, rows, table.more)
 
 
 @dataclass(frozen=True)
@@ -342,9 +400,7 @@ class ImageHistory:
 
 def image_history(conn: Connection, provider_image_id: str, source: str | None) -> ImageHistory:
     """The timeline of one image by provider id; ``source`` is needed when several sources
-    hold an image with that id. Raises InventoryError when none or several match."""
-    from inventory.errors import InventoryError
-
+    hold an image with that id. Raises UsageError when none or several match."""
     matches = conn.execute(
         text(
             """
@@ -360,10 +416,10 @@ def image_history(conn: Connection, provider_image_id: str, source: str | None) 
     ).all()
     if not matches:
         where = f" in source {source!r}" if source else ""
-        raise InventoryError(f"no image {provider_image_id!r}{where} in the inventory")
+        raise UsageError(f"no image {provider_image_id!r}{where} in the inventory")
     if len(matches) > 1:
         names = ", ".join(m.source for m in matches)
-        raise InventoryError(
+        raise UsageError(
             f"image {provider_image_id!r} is in several sources ({names}); choose one with --source"
         )
     image = matches[0]._asdict()

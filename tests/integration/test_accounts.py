@@ -114,7 +114,7 @@ zone = "pek3a"
     def report(*args: str) -> list[dict[str, object]]:
         done = inventory("report", *args, "--format", "json", config=config)
         assert done.returncode == 0, done.stderr
-        return list(json.loads(done.stdout))
+        return [json.loads(line) for line in done.stdout.splitlines()]
 
     health = report("health")
     assert [(r["source"], r["account"]) for r in health] == [

@@ -560,6 +560,6 @@ secret = "${{{HMAC_ENV}}}"
     listed = json.loads(line)
     assert (listed["status"], listed["channel"], listed["events"]) == ("dead", "hook", 1)
     assert main(["--config", str(config), "alerts", "replay", str(listed["id"])]) == 0
-    assert main(["--config", str(config), "alerts", "replay", str(listed["id"])]) == 1
+    assert main(["--config", str(config), "alerts", "replay", str(listed["id"])]) == 2
     [row] = outbox(engine)
     assert row.status == "pending"

@@ -289,9 +289,39 @@ def test_sync_writes_the_metrics_textfile(engine: Engine, emu: Emulator, tmp_pat
         'inventory_last_run_status{provider="qingcloud",source="qy-cli",status="succeeded"} 1.0'
         in text
     )
-    unwritable = inventory("sync", "--metrics-textfile", "/nonexistent/dir/x.prom", config=config)
+    occupied = tmp_path / "textfile" / "taken.prom"
+    occupied.mkdir()  # a folder where the file should go: found only when writing
+    unwritable = inventory("sync", "--metrics-textfile", str(occupied), config=config)
     assert unwritable.returncode == EXIT_OK  # metrics never hide the sync's outcome
     assert "could not write metrics" in unwritable.stderr
+
+
+def test_a_metrics_textfile_node_exporter_would_never_read_is_refused(
+    engine: Engine, emu: Emulator, tmp_path: Path
+) -> None:
+    """Before: a name without .prom or a missing folder synced and exited 0, and the
+    metrics went where node_exporter never looks (or nowhere)."""
+    config = write_config(tmp_path, emu)
+    for path, said in (
+        (tmp_path / "inventory.txt", "inventory.prom"),
+        (tmp_path / "missing" / "inventory.prom", "does not exist"),
+    ):
+        done = inventory("sync", "--metrics-textfile", str(path), config=config)
+        assert done.returncode == EXIT_CONFIG, done.stderr
+        assert said in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    status = inventory("status", "--json", config=config)
+    assert status.returncode == EXIT_OK and status.stdout == ""  # nothing was synced
+
+
+def test_status_as_json_lines(engine: Engine, emu: Emulator, tmp_path: Path) -> None:
+    config = write_config(tmp_path, emu)
+    assert inventory("sync", config=config).returncode == EXIT_OK
+    done = inventory("status", "--json", config=config)
+    assert done.returncode == EXIT_OK, done.stderr
+    [record] = [json.loads(line) for line in done.stdout.splitlines()]
+    assert record["source"] == "qy-cli" and record["run_status"] == "succeeded"
+    assert record["images"] == 80 and record["gone"] == 0 and record["stale"] is None
+    assert record["last_success_at"].endswith("Z")  # the one time format of every --json
 
 
 def test_jobs_sync_several_sources_at_once_and_never_more(
@@ -392,6 +422,27 @@ def test_mistakes_get_one_clear_line_not_a_traceback(tmp_path: Path, pg_server: 
     empty = pg_server.create_database("inventory_unmigrated")
     for command in (("alerts", "list"), ("alerts", "replay", "1")):
         done = inventory(*command, env={"INVENTORY_DATABASE_URL": empty})
-        assert done.returncode == EXIT_FAILED, done.stderr
+        assert done.returncode == EXIT_CONFIG, done.stderr
         assert "run `inventory migrate`" in done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_report_filters_name_what_exists(engine: Engine, emu: Emulator, tmp_path: Path) -> None:
+    """A typo in a filter is an error listing the values that would do, never "(no rows)"
+    with exit 0 (which read as "nothing flagged")."""
+    config = write_config(tmp_path, emu)
+    assert inventory("sync", config=config).returncode == EXIT_OK
+    for args, names in (
+        (("flagged", "--status", "bogus"), ("deprecated", "ceased", "gone")),
+        (("changes", "--status", "bogus"), ("available", "gone")),
+        (("health", "--status", "deprecated"), ("succeeded", "failed")),
+        (("flagged", "--provider", "aws"), ("qingcloud", "tencent", "huawei-ims-v1")),
+        (("summary", "--source", "nosuch"), ("qy-cli",)),
+        (("flagged", "--account", "nobody"), ("none has one",)),
+    ):
+        done = inventory("report", *args, config=config)
+        assert done.returncode == EXIT_CONFIG, (args, done.stdout, done.stderr)
+        assert done.stdout == "" and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert repr(args[-1]) in done.stderr and all(n in done.stderr for n in names), done.stderr
+    for args in (("flagged", "--status", "gone"), ("summary", "--source", "qy-cli")):
+        assert inventory("report", *args, config=config).returncode == EXIT_OK

@@ -30,7 +30,7 @@ import psycopg
 import pytest
 from sqlalchemy import Engine, text
 
-from inventory.cli import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, main
+from inventory.cli import EXIT_CONFIG, EXIT_OK, main
 from inventory.providers.qingcloud.emulator import DEFAULT_OWNER
 from inventory.providers.qingcloud.normalize import STATUS_MAP
 from inventory.reports import REPORT_TABLES, REPORT_VIEWS
@@ -528,7 +528,7 @@ def test_report_commands_in_every_format(engine: Engine, world: World, capsys: A
             assert "\x1b[" not in out  # piped: plain text
             assert {line.split()[2] for line in lines[1:]} == flagged_a
             continue
-        records = list(csv.DictReader(io.StringIO(out))) if fmt == "csv" else json.loads(out)
+        records = list(csv.DictReader(io.StringIO(out))) if fmt == "csv" else json_lines(out)
         assert {r["provider_image_id"] for r in records} == flagged_a
         assert {r["source"] for r in records} == {A}
         for r in records:
@@ -542,15 +542,15 @@ def test_report_commands_in_every_format(engine: Engine, world: World, capsys: A
         out = run_cli(
             capsys, "report", "changes", "--status", "deprecated", "--since", "7d", "--format", fmt
         )
-        records = list(csv.DictReader(io.StringIO(out))) if fmt == "csv" else json.loads(out)
+        records = list(csv.DictReader(io.StringIO(out))) if fmt == "csv" else json_lines(out)
         assert {(r["provider_image_id"], r["new_status"]) for r in records} == recent
         run_ids = {int(r["run_id"]) for r in records}
         assert run_ids <= {run.run_id for run in world.runs[A]}
     # B's changes are 40 days old: a 60-day window shows them, with --provider too.
     out = run_cli(capsys, "report", "changes", "--since", "60d", "--source", B, "--format", "json")
-    assert len(json.loads(out)) == len(transitions(world.snaps[B])) > 0
+    assert len(json_lines(out)) == len(transitions(world.snaps[B])) > 0
     out = run_cli(capsys, "report", "changes", "--provider", "tencent", "--format", "json")
-    assert json.loads(out) == []
+    assert out == ""  # JSON Lines: no row, no line
 
     for fmt in ("table", "csv", "json"):
         out = run_cli(capsys, "report", "summary", "--since", "1d", "--format", fmt)
@@ -563,7 +563,7 @@ def test_report_commands_in_every_format(engine: Engine, world: World, capsys: A
                 "CHANGED_SINCE",
             ]
             continue
-        records = list(csv.DictReader(io.StringIO(out))) if fmt == "csv" else json.loads(out)
+        records = list(csv.DictReader(io.StringIO(out))) if fmt == "csv" else json_lines(out)
         got = {(r["source"], r["status"]): int(r["images"]) for r in records}
         expected = {
             (name, s): n
@@ -579,7 +579,7 @@ def test_report_commands_in_every_format(engine: Engine, world: World, capsys: A
         if fmt == "table":
             assert [line.split()[0] for line in out.splitlines()[1:]] == [B, A]
             continue
-        records = list(csv.DictReader(io.StringIO(out))) if fmt == "csv" else json.loads(out)
+        records = list(csv.DictReader(io.StringIO(out))) if fmt == "csv" else json_lines(out)
         by_source = {r["source"]: r for r in records}
         assert set(by_source) == {A, B}
         assert str(by_source[B]["failure_streak"]) == "2"
@@ -587,7 +587,23 @@ def test_report_commands_in_every_format(engine: Engine, world: World, capsys: A
         assert str(by_source[A]["stale"]).lower() == "false"
         assert by_source[A]["schedule_stale"] in ("", None)  # no schedule configured
     out = run_cli(capsys, "report", "health", "--status", "failed", "--format", "json")
-    assert [r["source"] for r in json.loads(out)] == [B]
+    assert [r["source"] for r in json_lines(out)] == [B]
+
+
+def json_lines(out: str) -> list[dict[str, Any]]:
+    """The CLI's JSON: one object per line."""
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_report_limit(engine: Engine, world: World, capsys: Any) -> None:
+    every = json_lines(run_cli(capsys, "report", "changes", "--since", "60d", "--json"))
+    assert len(every) > 3
+    assert main(["report", "changes", "--since", "60d", "--json", "--limit", "3"]) == EXIT_OK
+    captured = capsys.readouterr()
+    assert json_lines(captured.out) == every[:3]  # the first three, in the report's order
+    assert "the first 3 rows; there are more" in captured.err
+    assert main(["report", "changes", "--since", "60d", "--limit", str(len(every))]) == EXIT_OK
+    assert "there are more" not in capsys.readouterr().err
 
 
 def test_report_since_parsing_and_errors(engine: Engine, capsys: Any) -> None:
@@ -605,7 +621,7 @@ def test_history_command(engine: Engine, world: World, capsys: Any) -> None:
     )
     shared = ceased in world.snaps[B][-1].statuses
     if shared:  # both sources hold an image with this id: the command asks which
-        assert main(["history", ceased]) == EXIT_FAILED
+        assert main(["history", ceased]) == EXIT_CONFIG
         assert "choose one with --source" in capsys.readouterr().err
     out = run_cli(capsys, "history", ceased, "--source", A, "--format", "json")
     payload = json.loads(out)
@@ -620,5 +636,5 @@ def test_history_command(engine: Engine, world: World, capsys: Any) -> None:
 
     out = run_cli(capsys, "history", ceased, "--source", A)
     assert f"{ceased} (" in out and "status timeline" in out and "events" in out
-    assert main(["history", "img-does-not-exist"]) == EXIT_FAILED
+    assert main(["history", "img-does-not-exist"]) == EXIT_CONFIG
     assert "no image" in capsys.readouterr().err
