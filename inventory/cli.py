@@ -428,8 +428,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         return codes[0] if codes else EXIT_OK
 
     jobs = min(args.jobs or settings.sync.jobs, len(sources))
-    # One progress line can follow one source; several at once report only when done.
-    progress = _progress if sys.stderr.isatty() and not args.json and jobs == 1 else None
+    display = _sync_display(args, sources)
 
     def one(source: SourceConfig) -> RunResult:
         return sync_source(
@@ -438,32 +437,17 @@ def cmd_sync(args: argparse.Namespace) -> int:
             source,
             trigger="cli",
             allow_mass_disappearance=args.allow_mass_disappearance,
-            progress=progress,
+            progress=display.progress if display else None,
+            retrying=display.retrying if display else None,
+            # Shown in the closing table: not a second time as a log line.
+            failure_level=logging.INFO if display and display.table else logging.ERROR,
         )
 
-    for source, outcome in _each_done(one, sources, jobs):
-        try:
-            result = outcome()
-        except AlreadyRunning as err:
-            log.info("%s", err, extra={"fields": {"event": "sync_skipped", "source": source.name}})
-            _count_skipped(source.name)
-            # A skip is a normal cron overlap: said with --json or when asked, and by exit 3.
-            if args.json or args.verbose or (sys.stdout.isatty() and not args.quiet):
-                _emit(args, {"source": source.name, "status": "skipped", "reason": str(err)})
-            codes.append(EXIT_SKIPPED)
-            continue
-        # Cron friendliness: quiet on success unless asked (or a person is watching).
-        chatty = (args.verbose or sys.stdout.isatty()) and not args.quiet
-        if args.json:
-            print(json_line(_result_dict(result)))
-        elif chatty or not result.ok or result.disappearance_blocked or result.warning:
-            print(_result_line(result))
-        if not result.ok:
-            codes.append(EXIT_FAILED)
-        elif result.disappearance_blocked:
-            codes.append(EXIT_GUARD)
-        else:
-            codes.append(EXIT_OK)
+    with display.shown() if display else contextlib.nullcontext():
+        for source, outcome in _each_done(one, sources, jobs):
+            codes.append(_one_outcome(args, source, outcome, display))
+    if display:
+        display.summary()
     if args.metrics_textfile:
         from inventory.metrics import write_textfile
 
@@ -497,6 +481,49 @@ def _check_textfile(path: str) -> None:
         )
     if not os.access(folder, os.W_OK):
         raise ConfigError(f"--metrics-textfile {path}: the folder {folder} is not writable")
+
+
+def _sync_display(args: argparse.Namespace, sources: Sequence[Any]) -> Any:
+    """Live rows on a terminal's stderr, a closing table on a terminal's stdout; None when
+    neither is a terminal (cron, pipes: plain lines only)."""
+    if args.json or args.quiet:
+        return None
+    live, table = sys.stderr.isatty(), sys.stdout.isatty()
+    if not (live or table):
+        return None
+    from inventory.terminal import SyncDisplay
+
+    return SyncDisplay([s.name for s in sources], live=live, table=table)
+
+
+def _one_outcome(
+    args: argparse.Namespace, source: Any, outcome: Callable[[], Any], display: Any
+) -> int:
+    """Report one source's run (a JSON line, a plain line, or a row of the closing table)
+    and return its exit code."""
+    try:
+        result = outcome()
+    except AlreadyRunning as err:
+        log.info("%s", err, extra={"fields": {"event": "sync_skipped", "source": source.name}})
+        _count_skipped(source.name)
+        if display:
+            display.skip(source.name, str(err))
+        # A skip is a normal cron overlap: said with --json or when asked, and by exit 3.
+        if not (display and display.table) and (args.json or args.verbose):
+            _emit(args, {"source": source.name, "status": "skipped", "reason": str(err)})
+        return EXIT_SKIPPED
+    if display:
+        display.finished(result)
+    if args.json:
+        print(json_line(_result_dict(result)))
+    elif display and display.table:
+        pass  # in the closing table, with its failure or warning under it
+    elif args.verbose or not result.ok or result.disappearance_blocked or result.warning:
+        # Cron friendliness: quiet on success unless asked.
+        print(_result_line(result))
+    if not result.ok:
+        return EXIT_FAILED
+    return EXIT_GUARD if result.disappearance_blocked else EXIT_OK
 
 
 def _enqueue(
@@ -741,12 +768,26 @@ def _emit(args: argparse.Namespace, payload: dict[str, Any]) -> None:
         print(f"{payload['source']}: {payload['status']}: {payload.get('reason', '')}")
 
 
-def _progress(source: str, pages: int, images: int, total: int | None) -> None:
-    of = f" of {total:,}" if total is not None else ""
-    sys.stderr.write(f"\r  {source}: page {pages:,}, {images:,}{of} images   ")
-    if total is not None and images >= total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
+class _LineProgress:
+    """The demo's progress: one line on a terminal's stderr, rewritten in place and erased
+    before the demo says anything (so it never stays on screen)."""
+
+    def __init__(self) -> None:
+        self.shown = False
+
+    def __call__(self, source: str, pages: int, images: int, total: int | None) -> None:
+        from inventory.terminal import plural
+
+        of = f" of {total:,}" if total is not None else ""
+        sys.stderr.write(f"\r\x1b[2K  {source}: {plural(pages, 'page')}, {images:,}{of} images")
+        sys.stderr.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\x1b[2K")
+            sys.stderr.flush()
+            self.shown = False
 
 
 def _result_dict(result: Any) -> dict[str, Any]:
@@ -756,17 +797,23 @@ def _result_dict(result: Any) -> dict[str, Any]:
 
 
 def _result_line(result: Any) -> str:
+    """One plain line per source (cron mail, pipes): stable wording, numbers with
+    thousands separators."""
+    from inventory.terminal import local, plural
+
     if not result.ok:
-        return f"{result.source}: {result.status} (run {result.run_id}): {result.error}"
+        return f"{result.source}: {result.status} (run {result.run_id}): {local(result)}"
+    became = "".join(f", {n:,} {status}" for status, n in sorted(result.became.items()))
     line = (
         f"{result.source}: succeeded (run {result.run_id}) in {result.duration_s:.1f}s — "
-        f"{result.pages} pages, {result.images_seen} seen, {result.inserted} new, "
-        f"{result.changed} changed, {result.unchanged} unchanged, "
-        f"{result.disappeared} gone, {result.reappeared} reappeared"
+        f"{plural(result.pages, 'page')}, {result.images_seen:,} seen, "
+        f"{result.inserted:,} new, {result.changed:,} changed{became}, "
+        f"{result.unchanged:,} unchanged, {result.disappeared:,} gone, "
+        f"{result.reappeared:,} reappeared"
     )
     if result.missing:
         line += (
-            f"\n  {result.missing} missing from this listing: marked gone once missing from "
+            f"\n  {result.missing:,} missing from this listing: marked gone once missing from "
             "[sync] confirm_gone_runs complete listings in a row"
         )
     if not result.listing_complete:
@@ -925,9 +972,13 @@ def cmd_report(args: argparse.Namespace) -> int:
             table = reports.report_health(
                 conn, filters, schedules, settings.scheduler.stale_after_intervals
             )
-    sys.stdout.write(
-        render(args.format, table.columns, table.rows, terminal_width=_terminal_width())
-    )
+    width = _terminal_width()
+    if args.kind == "health" and args.format == "table" and width is not None:
+        from inventory.terminal import print_health
+
+        print_health(table.columns, table.rows)  # readable at 80 columns, errors in full
+    else:
+        sys.stdout.write(render(args.format, table.columns, table.rows, terminal_width=width))
     if table.more:  # on stderr: csv and json stay just the rows
         print(
             f"inventory: the first {args.limit:,} rows; there are more (raise --limit)",
@@ -1140,8 +1191,15 @@ def cmd_db_client(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from inventory.demo import run_demo
 
-    progress = _progress if sys.stderr.isatty() else None
-    return run_demo(images=args.images, seed=args.seed, progress=progress)
+    if not sys.stderr.isatty():
+        return run_demo(images=args.images, seed=args.seed)
+    progress = _LineProgress()
+
+    def out(text: str) -> None:
+        progress.clear()
+        print(text, flush=True)
+
+    return run_demo(images=args.images, seed=args.seed, progress=progress, out=out)
 
 
 def cmd_emulate(args: argparse.Namespace) -> int:

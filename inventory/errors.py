@@ -108,7 +108,8 @@ class ProviderError(InventoryError):
         where = []
         if self.source is not None:
             where.append(f"source {self.source!r}")
-        if self.page is not None:
+        # "DescribeImages page 3: ..." names its page already: said once.
+        if self.page is not None and f"page {self.page}" not in self.message.split(":", 1)[0]:
             where.append(f"page {self.page}")
         prefix = ", ".join(where)
         return f"{prefix}: {self.message}" if prefix else self.message

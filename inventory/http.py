@@ -362,9 +362,7 @@ def call_with_retries(
         try:
             return call()
         except httpx.TransportError as err:
-            failure: BaseException = ProviderTransientError(
-                f"{what}: {type(err).__name__}: {scrub(str(err)) or 'connection failed'}"
-            )
+            failure: BaseException = ProviderTransientError(f"{what}: {_transport(err)}")
         except Exception as err:
             if not isinstance(err, Transient):
                 raise
@@ -372,19 +370,30 @@ def call_with_retries(
         if attempt >= policy.max_attempts:
             code = failure.code if isinstance(failure, ProviderError) else None
             raise RetriesExhausted(
-                f"{what}: gave up after {attempt} attempts; last error: {_message(failure)}",
+                f"{what}: gave up after {attempt} attempts: {_message(failure, what)}",
                 code=code,
             ) from failure
         # A provider that said how long to wait is waited for at least that long.
         asked = getattr(failure, "retry_after_s", None)
         pause = max(policy.delay(attempt), asked or 0.0)
+        reason = _message(failure, what)
         log.warning(
             "%s failed (attempt %d of %d), retrying in %.1fs: %s",
             what,
             attempt,
             policy.max_attempts,
             pause,
-            _message(failure),
+            reason,
+            extra={
+                "fields": {
+                    "event": "retry",
+                    "call": what,
+                    "attempt": attempt,
+                    "attempts": policy.max_attempts,
+                    "pause_s": round(pause, 3),
+                    "error": reason,
+                }
+            },
         )
         if on_retry is not None:
             on_retry(attempt, failure)
@@ -392,7 +401,23 @@ def call_with_retries(
         attempt += 1
 
 
-def _message(err: BaseException) -> str:
-    if isinstance(err, ProviderError):
-        return err.message
-    return scrub(str(err))
+def _message(err: BaseException, what: str | None = None) -> str:
+    """The error's own words, without the call's name when it already starts with it
+    (``what`` is said once, by the line that quotes this)."""
+    text = err.message if isinstance(err, ProviderError) else scrub(str(err))
+    if what and text.startswith(f"{what}: "):
+        return text[len(what) + 2 :]
+    return text
+
+
+def _transport(err: httpx.TransportError) -> str:
+    """A connection-level failure with the endpoint it was trying to reach (credential
+    query values redacted): "ConnectError reaching http://127.0.0.1:9/iaas/: [Errno 111]
+    Connection refused"."""
+    reason = scrub(str(err)) or "connection failed"
+    try:
+        url = err.request.url
+    except RuntimeError:  # no request attached
+        return f"{type(err).__name__}: {reason}"
+    endpoint = redact(url.copy_with(query=None, fragment=None))
+    return f"{type(err).__name__} reaching {endpoint}: {reason}"

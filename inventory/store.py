@@ -30,7 +30,7 @@ import os
 import socket
 from array import array
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -86,6 +86,8 @@ class MergeResult:
     empty_listing: bool = False
     #: The staging ``seq`` of the first item that repeated an earlier one, if any did.
     first_repeat: int | None = None
+    #: Of the changed images, those whose status moved: how many went to each status.
+    became: dict[str, int] = field(default_factory=dict)
 
 
 # -- sources, locks, runs -------------------------------------------------------------------
@@ -637,6 +639,19 @@ def merge(
             p,
         )
 
+    became: dict[str, int] = {}
+    if changed:
+        became = {
+            str(row.status): int(row.n)
+            for row in ex(
+                text(
+                    "SELECT d.status, count(*) AS n FROM inventory_diff d"
+                    " WHERE d.outcome = 'changed' AND d.status IS DISTINCT FROM d.old_status"
+                    " GROUP BY d.status ORDER BY d.status"
+                )
+            )
+        }
+
     if changed or reappeared:
         # Their history and events are written below: lock the images first (the new ones
         # are this transaction's own), so none is deleted before this commits (0009).
@@ -864,4 +879,5 @@ def merge(
         active_before=active_before,
         missing=missing,
         empty_listing=empty,
+        became=became,
     )

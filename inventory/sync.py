@@ -39,6 +39,7 @@ from inventory.errors import (
     DatabaseLost,
     DatabaseRefused,
     InventoryError,
+    ProviderError,
     RunAborted,
 )
 from inventory.http import RetryPolicy
@@ -55,6 +56,8 @@ STREAM_BATCH = 500
 
 #: progress(source_name, pages_done, images_done, total_or_None)
 Progress = Callable[[str, int, int, int | None], None]
+#: retrying(source_name, attempt, attempts, reason): a call failed and is tried again.
+Retrying = Callable[[str, int, int, str], None]
 
 
 @dataclass
@@ -79,6 +82,8 @@ class RunResult:
     disappearance_blocked: bool = False
     disappearance_candidates: int = 0
     unknown_statuses: dict[str, int] = field(default_factory=dict)
+    #: Of ``changed``, how many moved to each status ({"deprecated": 5, "ceased": 2}).
+    became: dict[str, int] = field(default_factory=dict)
     warning: str | None = None
     error: str | None = None
     duration_s: float = 0.0
@@ -98,21 +103,27 @@ def sync_source(
     progress: Progress | None = None,
     policy: RetryPolicy | None = None,
     cancel: threading.Event | None = None,
+    retrying: Retrying | None = None,
+    failure_level: int = logging.ERROR,
 ) -> RunResult:
     """Run one sync of ``source``. Raises AlreadyRunning or ConfigError; records the rest.
 
     ``cancel``, when set, stops the run at the next page boundary (or before the merge) and
     records it as ``aborted``; once the merge has begun the run completes, so a run is
-    never half applied."""
+    never half applied. ``retrying`` hears of each retried call; ``failure_level`` is the
+    log level of a failed run's line (lower when the caller shows the failure itself)."""
     provider = PROVIDERS[source.provider]
     policy = policy or RetryPolicy(max_attempts=source.max_attempts)
     started = time.monotonic()
     retries = [0]  # a cell the collector's retry hook and the run recorder share
     counting = threading.Lock()  # pages in flight retry from several threads
 
-    def count_retry() -> None:
+    def count_retry(attempt: int, err: BaseException) -> None:
         with counting:
             retries[0] += 1
+        if retrying is not None:
+            reason = err.message if isinstance(err, ProviderError) else str(err)
+            retrying(source.name, attempt, policy.max_attempts, reason)
 
     # Credentials are resolved here, before a run row exists: a missing secret is a
     # configuration error, not a failed run.
@@ -180,7 +191,7 @@ def sync_source(
                 _release(conn, source_id)
     finally:
         collector.close()
-    _log_result(result)
+    _log_result(result, failure_level)
     return result
 
 
@@ -306,6 +317,7 @@ def _collect_and_merge(
             result.images_seen = merged.images_seen
             result.inserted = merged.inserted
             result.changed = merged.changed
+            result.became = dict(merged.became)
             result.unchanged = merged.unchanged
             result.reappeared = merged.reappeared
             result.disappeared = merged.disappeared
@@ -432,7 +444,7 @@ def _release(conn: Connection, source_id: int) -> None:
         conn.invalidate()
 
 
-def _log_result(result: RunResult) -> None:
+def _log_result(result: RunResult, failure_level: int = logging.ERROR) -> None:
     """The one structured line per run (JSON fields with --log-format json)."""
     fields = {
         "event": "sync_run",
@@ -455,7 +467,7 @@ def _log_result(result: RunResult) -> None:
     if result.ok:
         log.info(
             "source %s: run %s %s in %.1fs: %d pages, %d images seen, %d new, %d changed, "
-            "%d unchanged, %d disappeared, %d missing, %d reappeared%s",
+            "%d unchanged, %d gone, %d missing, %d reappeared%s",
             result.source,
             result.run_id,
             result.status,
@@ -473,7 +485,8 @@ def _log_result(result: RunResult) -> None:
         )
     else:
         fields["error"] = result.error
-        log.error(
+        log.log(
+            failure_level,
             "source %s: run %s %s: %s",
             result.source,
             result.run_id,

@@ -132,7 +132,10 @@ class Provider(Protocol):
     def spec(self) -> ProviderSpec: ...
 
     def collector(
-        self, source: SourceConfig, policy: RetryPolicy, on_retry: Callable[[], None] | None
+        self,
+        source: SourceConfig,
+        policy: RetryPolicy,
+        on_retry: Callable[[int, BaseException], None] | None,
     ) -> Collector: ...
 
     def normalize(self, raw: dict[str, Any]) -> ImageRecord: ...
@@ -157,7 +160,10 @@ class Assembled:
     id_field: str
 
     def collector(
-        self, source: SourceConfig, policy: RetryPolicy, on_retry: Callable[[], None] | None
+        self,
+        source: SourceConfig,
+        policy: RetryPolicy,
+        on_retry: Callable[[int, BaseException], None] | None,
     ) -> Collector:
         return self.collector_class(source, policy, on_retry)
 

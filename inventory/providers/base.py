@@ -68,7 +68,7 @@ class PagedCollector:
         self,
         source: SourceConfig,
         policy: RetryPolicy,
-        on_retry: Callable[[], None] | None = None,
+        on_retry: Callable[[int, BaseException], None] | None = None,
         client: httpx.Client | None = None,
         limiter: RateLimiter | None = None,
     ) -> None:
@@ -151,9 +151,9 @@ class PagedCollector:
     def _fetch(self, paging: dict[str, Any], number: int) -> Page:
         on_retry = self.on_retry
 
-        def retried(_attempt: int, _err: BaseException) -> None:
+        def retried(attempt: int, err: BaseException) -> None:
             if on_retry is not None:
-                on_retry()
+                on_retry(attempt, err)
 
         try:
             return call_with_retries(

@@ -111,6 +111,22 @@ class Emulator:
             },
         )
 
+    def toml(self, name: str, *, endpoint: str | None = None) -> str:
+        """A ``[[sources]]`` table for this emulator (or ``endpoint``), its credentials
+        read from the variables :meth:`source` exports."""
+        return f"""
+[[sources]]
+name = "{name}"
+provider = "qingcloud"
+zone = "pek3a"
+endpoint = "{endpoint or self.endpoint}"
+page_size = {self.page_size}
+max_attempts = 2
+[sources.credentials]
+access_key_id = "${{{self.ACCESS_KEY_ENV}}}"
+secret_access_key = "${{{self.SECRET_ENV}}}"
+"""
+
     def visible_ids(self) -> set[str]:
         return {i["image_id"] for i in self.catalogue.listing((("owner", DEFAULT_OWNER),))}
 

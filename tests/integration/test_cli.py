@@ -23,21 +23,7 @@ SECRET = "s3cr3t-value-that-must-never-be-logged"
 
 def write_config(tmp_path: Path, emu: Emulator, extra: str = "") -> Path:
     path = tmp_path / "inventory.toml"
-    path.write_text(
-        f"""
-{extra}
-[[sources]]
-name = "qy-cli"
-provider = "qingcloud"
-zone = "pek3a"
-endpoint = "{emu.endpoint}"
-page_size = {emu.page_size}
-max_attempts = 2
-[sources.credentials]
-access_key_id = "${{{Emulator.ACCESS_KEY_ENV}}}"
-secret_access_key = "${{{Emulator.SECRET_ENV}}}"
-"""
-    )
+    path.write_text(f"\n{extra}\n" + emu.toml("qy-cli"))
     return path
 
 
