@@ -94,18 +94,10 @@ def run_phase(config: Path, env: dict[str, str]) -> tuple[dict[str, Any], float,
 
 
 def toml_source(table: dict[str, Any]) -> str:
-    """One [[sources]] table as TOML (strings, numbers and one level of sub-tables)."""
+    """One [[sources]] table as TOML (the emulators' own writer, as --print-config uses)."""
+    from inventory.emulation.sources import source_toml
 
-    def value(v: Any) -> str:
-        return json.dumps(v) if isinstance(v, str) else str(v)
-
-    lines = ["[[sources]]"]
-    subtables = {k: v for k, v in table.items() if isinstance(v, dict)}
-    lines += [f"{k} = {value(v)}" for k, v in table.items() if k not in subtables]
-    for key, sub in subtables.items():
-        lines.append(f"[sources.{key}]")
-        lines += [f"{k} = {value(v)}" for k, v in sub.items()]
-    return "\n".join(lines) + "\n"
+    return source_toml(table)
 
 
 def bench_provider(name: str, args: argparse.Namespace, url: str, work: Path) -> None:

@@ -340,6 +340,11 @@ def _parser() -> argparse.ArgumentParser:
         help="qingcloud: share of platform images, which a default listing does not show "
         "(default 0.15)",
     )
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print a [[sources]] table for this emulator (same --port and keys) and exit",
+    )
     p.set_defaults(func=cmd_emulate)
     return parser
 
@@ -1203,6 +1208,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_emulate(args: argparse.Namespace) -> int:
+    emulated = PROVIDERS.emulated(args.provider)
+    if args.print_config:
+        if not args.port:
+            raise ConfigError(
+                "--print-config needs the emulator's own --port (not 0): start it with the "
+                "same --port"
+            )
+        print(
+            emulated.print_config(
+                port=args.port,
+                access_key_id=args.access_key_id,
+                secret_access_key=args.secret_access_key,
+            ),
+            end="",
+        )
+        return EXIT_OK
     kwargs: dict[str, Any] = {
         "port": args.port,
         "images": args.images,
@@ -1215,7 +1236,7 @@ def cmd_emulate(args: argparse.Namespace) -> int:
             raise ConfigError("--system-share applies to the qingcloud emulator only")
         kwargs["system_share"] = args.system_share
     try:
-        PROVIDERS.emulated(args.provider).serve(**kwargs)
+        emulated.serve(**kwargs)
     except OSError as err:  # the port is taken, or not ours to bind
         raise ConfigError(
             f"cannot listen on 127.0.0.1:{args.port}: {err.strerror or err}; "
