@@ -46,6 +46,12 @@ REPORT_KINDS = ("flagged", "changes", "summary", "health")
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["__complete"]:  # the shell completion scripts' call: no logging set up
+        from inventory.completion import candidates
+
+        print("\n".join(candidates(parser, words[1:])))
+        return EXIT_OK
     # `inventory db psql -c "..."`: what follows psql and dump is theirs, whatever it is.
     args, passed = parser.parse_known_args(argv)
     if passed and not getattr(args, "passes_arguments", False):
@@ -215,6 +221,41 @@ def _parser() -> argparse.ArgumentParser:
         "--metrics-addr", default="127.0.0.1", help="address for /metrics (default 127.0.0.1)"
     )
     p.set_defaults(func=cmd_scheduler)
+
+    p = sub.add_parser("init", help="write a commented starter inventory.toml")
+    p.add_argument(
+        "providers",
+        nargs="*",
+        metavar="PROVIDER",
+        help=f"a source for each of these ({', '.join(PROVIDERS)}; default all)",
+    )
+    p.add_argument(
+        "--emulators",
+        action="store_true",
+        help="instead, sources for the five emulators (ports from --first-port), ready to sync",
+    )
+    p.add_argument(
+        "--first-port",
+        type=int,
+        default=8101,
+        metavar="PORT",
+        help="--emulators: their ports, from this one up (default 8101)",
+    )
+    p.add_argument("--path", default="inventory.toml", help="where (default ./inventory.toml)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser(
+        "check",
+        help="test config, credentials, database and one page per source; writes nothing",
+    )
+    p.add_argument("sources", nargs="*", metavar="SOURCE", help="only these (default all)")
+    p.add_argument("--json", action="store_true", help="one JSON object per check")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("completion", help="print a shell completion script (bash, zsh, fish)")
+    p.add_argument("shell", choices=("bash", "zsh", "fish"))
+    p.set_defaults(func=cmd_completion)
 
     p = sub.add_parser("migrate", help="upgrade the database schema to the latest version")
     p.set_defaults(func=cmd_migrate)
@@ -386,6 +427,72 @@ def _jobs(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= MAX_JOBS:
         raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_JOBS}")
     return int(text)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from inventory.invocation import command
+    from inventory.starter import emulator_setup, starter, write
+
+    path = Path(args.path)
+    inv = command()
+    # The next commands as they must be typed: with --config when it is not the default.
+    configured = inv if path == Path("inventory.toml") else f"{inv} --config {path}"
+    if args.emulators:
+        if args.providers:
+            raise UsageError("init: --emulators writes all five; name no provider with it")
+        text, commands = emulator_setup(args.first_port)
+        write(path, text, force=args.force)
+        print(f"wrote {path}: a source for each of the five emulators. Start them and sync:")
+        for line in commands:
+            print(f"  {line.replace('inventory ', inv + ' ', 1)}")
+        print(f"  {configured} sync")
+        return EXIT_OK
+    write(path, starter(args.providers), force=args.force)
+    print(f"wrote {path}; edit its sources, set the variables it names, then:")
+    print(f"  {configured} check    # config, credentials, database, one page of each source")
+    print(f"  {configured} sync")
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from inventory.check import Check, check_database, check_sources, chosen
+    from inventory.config import load_settings
+    from inventory.db import engine_for
+
+    settings = load_settings(args.config)  # a config error is the one line, exit 2
+    sources = chosen(settings, args.sources)
+    if args.log_level is None:  # a retry's cause is the check's own line: said once
+        logging.getLogger("inventory.http").setLevel(logging.ERROR)
+    lines: list[Check] = []
+    width = max([len("database"), *(len(s.name) for s in sources)]) + 2
+
+    def say(line: Check) -> None:
+        lines.append(line)
+        if args.json:
+            print(json_line({"check": line.subject, "ok": line.ok, "detail": line.detail}))
+        else:
+            mark = "ok  " if line.ok else "FAIL"
+            print(f"{line.subject.ljust(width)}{mark}  {line.detail}", flush=True)
+
+    where = settings.path or "no config file (defaults)"
+    say(Check("config", True, f"{where}: {len(sources)} source(s) to check"))
+    try:
+        engine, target = engine_for(settings, 1)
+        say(check_database(engine, target.describe()))
+        engine.dispose()
+    except InventoryError as err:
+        say(Check("database", False, str(err)))
+    check_sources(sources, settings.sync.jobs, say)
+    return EXIT_OK if all(line.ok for line in lines) else EXIT_FAILED
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    from inventory.completion import script
+
+    print(script(args.shell), end="")
+    return EXIT_OK
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
