@@ -247,7 +247,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "check",
-        help="test config, credentials, database and one page per source; writes nothing",
+        help="test config, credentials, database and one page per source, without syncing",
     )
     p.add_argument("sources", nargs="*", metavar="SOURCE", help="only these (default all)")
     p.add_argument("--json", action="store_true", help="one JSON object per check")
@@ -471,7 +471,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     def say(line: Check) -> None:
         lines.append(line)
         if args.json:
-            print(json_line({"check": line.subject, "ok": line.ok, "detail": line.detail}))
+            kind = line.subject if line.subject in ("config", "database") else "source"
+            print(
+                json_line(
+                    {
+                        "check": kind,
+                        "source": line.subject if kind == "source" else None,
+                        "status": "ok" if line.ok else "failed",
+                        "detail": line.detail,
+                    }
+                )
+            )
         else:
             mark = "ok  " if line.ok else "FAIL"
             print(f"{line.subject.ljust(width)}{mark}  {line.detail}", flush=True)
@@ -555,11 +565,13 @@ def cmd_sync(args: argparse.Namespace) -> int:
             failure_level=logging.INFO if display and display.table else logging.ERROR,
         )
 
-    with display.shown() if display else contextlib.nullcontext():
-        for source, outcome in _each_done(one, sources, jobs):
-            codes.append(_one_outcome(args, source, outcome, display))
-    if display:
-        display.summary()
+    try:
+        with display.shown() if display else contextlib.nullcontext():
+            for source, outcome in _each_done(one, sources, jobs):
+                codes.append(_one_outcome(args, source, outcome, display))
+    finally:  # a later error or Ctrl-C must not hide the failures already seen
+        if display:
+            display.summary()
     if args.metrics_textfile:
         from inventory.metrics import write_textfile
 
@@ -1172,9 +1184,11 @@ def _not_embedded(args: argparse.Namespace) -> tuple[str, str] | None:
 
 
 def _shown(url: str) -> str:
-    from sqlalchemy.engine import make_url
+    """A configured database for messages: its password hidden, in the user part or a
+    ``password=`` query parameter."""
+    from inventory.dbserver import shown_url
 
-    return make_url(url).render_as_string(hide_password=True)
+    return shown_url(url)
 
 
 def cmd_db_start(args: argparse.Namespace) -> int:
@@ -1258,8 +1272,9 @@ def cmd_db_url(args: argparse.Namespace) -> int:
 
     if configured := _not_embedded(args):
         url, origin = configured
-        print(_shown(url).replace("postgresql+psycopg://", "postgresql://"))
-        if _has_password(url):
+        shown = _shown(url)
+        print(shown.replace("postgresql+psycopg://", "postgresql://"))
+        if shown != url:
             print(f"inventory: the password is hidden; it is in {origin}", file=sys.stderr)
         return EXIT_OK
     server = state()
@@ -1280,12 +1295,6 @@ def cmd_db_url(args: argparse.Namespace) -> int:
     else:
         print(server.url)
     return EXIT_OK
-
-
-def _has_password(url: str) -> bool:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).password is not None
 
 
 def cmd_db_client(args: argparse.Namespace) -> int:

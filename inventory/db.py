@@ -160,10 +160,11 @@ def _release(pgdata: Path, server: object) -> None:
     """Before the wheel lets go of the server: keep it running if ``inventory db start``
     asks so (now, not when this process began), and forget the processes that died without
     letting go (kill -9), which would otherwise keep it running for ever."""
-    server.cleanup_mode = None if (pgdata / KEEP_RUNNING).exists() else "stop"  # type: ignore[attr-defined]
-    with contextlib.suppress(Exception):
-        handles = server.global_process_id_list  # type: ignore[attr-defined]
-        with server._lock:  # type: ignore[attr-defined]
+    with server._lock:  # type: ignore[attr-defined]  # as `inventory db stop` decides
+        keep = (pgdata / KEEP_RUNNING).exists()
+        server.cleanup_mode = None if keep else "stop"  # type: ignore[attr-defined]
+        with contextlib.suppress(Exception):
+            handles = server.global_process_id_list  # type: ignore[attr-defined]
             alive = [pid for pid in handles.get() if pid == os.getpid() or pid_alive(pid)]
             handles.put(alive)
 

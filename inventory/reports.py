@@ -208,7 +208,11 @@ def check_filters(conn: Connection, kind: str, filters: Filters) -> None:
     from inventory.records import FLAGGED_STATUSES
 
     statuses = {
-        "flagged": [s for s in HISTORY_STATUSES if s in FLAGGED_STATUSES or s == "gone"],
+        # as report_flagged_images shows them: missing is flagged until confirmed gone
+        "flagged": [
+            *(s for s in HISTORY_STATUSES if s in FLAGGED_STATUSES or s == "gone"),
+            "missing",
+        ],
         "changes": list(HISTORY_STATUSES),
         "summary": list(HISTORY_STATUSES),
         "health": list(RUN_STATUSES),

@@ -140,4 +140,7 @@ def write(path: Path, text: str, *, force: bool) -> None:
         parse_settings(tomllib.loads(text), path)
     except (ConfigError, tomllib.TOMLDecodeError) as err:  # pragma: no cover - a bug here
         raise AssertionError(f"the starter config does not load: {err}") from err
-    path.write_text(text)
+    try:
+        path.write_text(text)
+    except OSError as err:
+        raise UsageError(f"init: cannot write {path}: {err.strerror or err}") from None

@@ -430,7 +430,11 @@ def test_report_filters_name_what_exists(engine: Engine, emu: Emulator, tmp_path
         assert done.returncode == EXIT_CONFIG, (args, done.stdout, done.stderr)
         assert done.stdout == "" and len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert repr(args[-1]) in done.stderr and all(n in done.stderr for n in names), done.stderr
-    for args in (("flagged", "--status", "gone"), ("summary", "--source", "qy-cli")):
+    for args in (
+        ("flagged", "--status", "gone"),
+        ("flagged", "--status", "missing"),  # flagged until confirmed gone
+        ("summary", "--source", "qy-cli"),
+    ):
         assert inventory("report", *args, config=config).returncode == EXIT_OK
 
 

@@ -243,3 +243,76 @@ def test_a_configured_database_is_used_not_the_embedded_one(database_url: str, t
 
     assert query.stdout.strip() == make_url(database_url).database
     assert not (tmp_path / "unused").exists()
+
+
+def test_a_password_stays_off_the_clients_command_line_and_out_of_sight(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The review found URL.set(password=None) kept the password: psql got it in argv,
+    where `ps` shows it. The test server trusts loopback, so a password is accepted and
+    ignored, and the child's own command line and environment can be read while it runs."""
+    from sqlalchemy.engine import make_url
+
+    secret = "pw-must-not-show-71"
+    url = make_url(database_url).set(drivername="postgresql", password=secret)
+    env = {
+        **os.environ,
+        "INVENTORY_PGDATA": str(tmp_path / "unused"),
+        "INVENTORY_DATABASE_URL": url.render_as_string(hide_password=False),
+    }
+    proc = subprocess.Popen(
+        [str(INVENTORY), "db", "psql", "-tAc", "select pg_sleep(3)"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        child = None
+        while child is None and time.monotonic() < deadline:
+            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+            pids = children.read_text().split() if children.exists() else []
+            child = pids[0] if pids else None
+            time.sleep(0.05)
+        assert child is not None, "psql never started"
+        argv = Path(f"/proc/{child}/cmdline").read_bytes().decode()
+        environ = Path(f"/proc/{child}/environ").read_bytes().decode()
+        assert secret not in argv, argv
+        assert f"PGPASSWORD={secret}" in environ.split("\0")
+        _out, err = proc.communicate(timeout=30)
+        assert proc.returncode == EXIT_OK, err
+    finally:
+        proc.kill()
+        proc.wait()
+    for args in (("db", "url"), ("db", "status"), ("db", "status", "--json"), ("db", "start")):
+        done = subprocess.run(
+            [str(INVENTORY), *args], capture_output=True, text=True, env=env, check=False
+        )
+        assert secret not in done.stdout + done.stderr, args
+    bare = make_url(database_url).set(drivername="postgresql")
+    rendered = bare.render_as_string(hide_password=False)
+    in_url = f"{rendered}{'&' if '?' in rendered else '?'}password={secret}"
+    in_query = {**env, "INVENTORY_DATABASE_URL": in_url}
+    shown = subprocess.run(
+        [str(INVENTORY), "db", "url"], capture_output=True, text=True, env=in_query, check=False
+    )
+    assert shown.returncode == EXIT_OK and secret not in shown.stdout + shown.stderr
+    assert "password=***" in shown.stdout
+
+
+def test_db_start_on_a_taken_port_changes_nothing(
+    demo: subprocess.CompletedProcess[str], pgdata: Path
+) -> None:
+    import socket
+
+    assert run("db", "stop", pgdata=pgdata).returncode == EXIT_OK
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run("db", "start", "--port", str(port), pgdata=pgdata)
+    assert done.returncode == EXIT_CONFIG and "taken" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (pgdata / "inventory-keep-running").exists()
+    assert run("db", "status", pgdata=pgdata).returncode == EXIT_SKIPPED

@@ -114,6 +114,14 @@ def test_check_says_ok_or_why_per_source_and_writes_nothing(
     # Nothing written: no run, no source, no image.
     assert fetch_all(engine, "SELECT count(*) AS n FROM sync_runs")[0].n == runs_before
     assert fetch_all(engine, "SELECT count(*) AS n FROM images")[0].n == 0
+    assert fetch_all(engine, "SELECT count(*) AS n FROM sources")[0].n == 0
+    as_json = inventory("check", "emulated-ksyun", "--json", config=config, env=env)
+    records = [__import__("json").loads(line) for line in as_json.stdout.splitlines()]
+    assert [(r["check"], r["source"], r["status"]) for r in records] == [
+        ("config", None, "ok"),
+        ("database", None, "ok"),
+        ("source", "emulated-ksyun", "ok"),
+    ]
 
     synced = inventory("sync", config=config, env=env)
     assert synced.returncode == EXIT_OK, synced.stdout + synced.stderr
