@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy import Engine
 
 from inventory.config import Settings
-from inventory.errors import InventoryError, ProviderError, UsageError
+from inventory.errors import InventoryError, ProviderError, UsageError, without_source
 from inventory.http import RetryPolicy
 from inventory.source import SourceConfig
 
@@ -140,8 +140,4 @@ def first_page(source: SourceConfig) -> Check:
 
 
 def _local(source: SourceConfig, err: BaseException) -> str:
-    text = str(err)
-    if isinstance(err, ProviderError):
-        for prefix in (f"source {source.name!r}: ", f"source {source.name!r}, "):
-            text = text.removeprefix(prefix)
-    return text
+    return without_source(source.name, str(err)) if isinstance(err, ProviderError) else str(err)

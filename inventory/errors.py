@@ -115,6 +115,15 @@ class ProviderError(InventoryError):
         return f"{prefix}: {self.message}" if prefix else self.message
 
 
+def without_source(source: str, message: str) -> str:
+    """``message`` without the ``source 'x': `` (or ``source 'x', ``) that
+    :class:`ProviderError` puts in front, for a line that names the source already."""
+    for prefix in (f"source {source!r}: ", f"source {source!r}, "):
+        if message.startswith(prefix):
+            return message[len(prefix) :]
+    return message
+
+
 class ProviderTransientError(ProviderError, Transient):
     """A failure that is worth retrying: 5xx, throttling, a dropped connection.
 

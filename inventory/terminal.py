@@ -33,6 +33,8 @@ from rich.progress import (
 from rich.table import Column, Table
 from rich.text import Text
 
+from inventory.errors import without_source
+
 if TYPE_CHECKING:
     from inventory.sync import RunResult
 
@@ -251,13 +253,6 @@ def notes(results: Sequence[RunResult], skipped: Sequence[tuple[str, str]] = ())
 def local(result: RunResult) -> str:
     """The run's error without the source's name in front (the line says it already)."""
     return without_source(result.source, result.error or "")
-
-
-def without_source(source: str, error: str) -> str:
-    for prefix in (f"source {source!r}: ", f"source {source!r}, "):
-        if error.startswith(prefix):
-            return error[len(prefix) :]
-    return error
 
 
 def _age(moment: Any) -> str:

@@ -111,9 +111,9 @@ class Emulator:
             },
         )
 
-    def toml(self, name: str, *, endpoint: str | None = None) -> str:
+    def toml(self, name: str, *, endpoint: str | None = None, extra: str = "") -> str:
         """A ``[[sources]]`` table for this emulator (or ``endpoint``), its credentials
-        read from the variables :meth:`source` exports."""
+        read from the variables :meth:`source` exports; ``extra``: more of its fields."""
         return f"""
 [[sources]]
 name = "{name}"
@@ -122,6 +122,7 @@ zone = "pek3a"
 endpoint = "{endpoint or self.endpoint}"
 page_size = {self.page_size}
 max_attempts = 2
+{extra}
 [sources.credentials]
 access_key_id = "${{{self.ACCESS_KEY_ENV}}}"
 secret_access_key = "${{{self.SECRET_ENV}}}"

@@ -349,19 +349,7 @@ def test_a_closed_stdout_ends_output_quietly_and_every_source_still_syncs(
     emu = emulator.reset(images=20, page_size=20)
     emu.fail(page=1, kind="latency", latency_s=1.0)  # the reader is gone before the next
     emu.source()
-    sources = "".join(
-        f"""
-[[sources]]
-name = "{name}"
-provider = "qingcloud"
-zone = "pek3a"
-endpoint = "{emu.endpoint}"
-[sources.credentials]
-access_key_id = "${{{Emulator.ACCESS_KEY_ENV}}}"
-secret_access_key = "${{{Emulator.SECRET_ENV}}}"
-"""
-        for name in ("qy-1", "qy-2", "qy-3")
-    )
+    sources = "".join(emu.toml(name) for name in ("qy-1", "qy-2", "qy-3"))
     config = tmp_path / "inventory.toml"
     config.write_text(sources)
     process = subprocess.Popen(

@@ -52,23 +52,8 @@ def write_config(
 ) -> Path:
     emu.source()  # sets the credentials' environment variables
     blocks = [QUEUE.format(stop_grace_s=stop_grace_s)]
-    for name in names:
-        blocks.append(
-            f"""
-[[sources]]
-name = "{name}"
-provider = "qingcloud"
-zone = "pek3a"
-endpoint = "{emu.endpoint}"
-page_size = {emu.page_size}
-max_attempts = 2
-{f'schedule = "{schedule}"' if schedule else ""}
-{extra}
-[sources.credentials]
-access_key_id = "${{{Emulator.ACCESS_KEY_ENV}}}"
-secret_access_key = "${{{Emulator.SECRET_ENV}}}"
-"""
-        )
+    scheduled = f'schedule = "{schedule}"\n' if schedule else ""
+    blocks += [emu.toml(name, extra=scheduled + extra) for name in names]
     path = tmp_path / "inventory.toml"
     path.write_text("".join(blocks))
     return path

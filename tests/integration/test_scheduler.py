@@ -38,18 +38,8 @@ leader_poll_s = 0.5
 stop_grace_s = {stop_grace_s}
 misfire_grace_s = 5
 
-[[sources]]
-name = "qy-sched"
-provider = "qingcloud"
-zone = "pek3a"
-endpoint = "{emu.endpoint}"
-page_size = {emu.page_size}
-schedule = "{schedule}"
-max_attempts = 2
-[sources.credentials]
-access_key_id = "${{{Emulator.ACCESS_KEY_ENV}}}"
-secret_access_key = "${{{Emulator.SECRET_ENV}}}"
 """
+        + emu.toml("qy-sched", extra=f'schedule = "{schedule}"')
     )
     return path
 
