@@ -220,7 +220,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--metrics-addr", default="127.0.0.1", help="address for /metrics (default 127.0.0.1)"
     )
+    p.add_argument(
+        "--web-port", type=_port, metavar="PORT", help="serve the dashboard on this port too"
+    )
+    p.add_argument(
+        "--web-host",
+        metavar="ADDRESS",
+        help="address for the dashboard (default: [web] host, 127.0.0.1)",
+    )
     p.set_defaults(func=cmd_scheduler)
+
+    p = sub.add_parser("web", help="serve the read-only dashboard (default http://127.0.0.1:8080/)")
+    p.add_argument(
+        "--host",
+        metavar="ADDRESS",
+        help="address to listen on (default: [web] host, 127.0.0.1); any other than loopback "
+        "needs $INVENTORY_WEB_TOKEN or $INVENTORY_WEB_USER and $INVENTORY_WEB_PASSWORD",
+    )
+    p.add_argument(
+        "--port", type=_port, metavar="PORT", help="port (default: [web] port, 8080; 0: any free)"
+    )
+    p.set_defaults(func=cmd_web)
 
     p = sub.add_parser("init", help="write a commented starter inventory.toml")
     p.add_argument(
@@ -418,6 +438,12 @@ def _log_level(text: str) -> str:
 def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError("must be a whole number, 1 or more")
+    return int(text)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError("must be a port number from 0 to 65535")
     return int(text)
 
 
@@ -778,6 +804,13 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
             else (lambda: _dispatch(engine, settings))
         )
         scheduler.housekeeping.append(("alerts-dispatch", "* * * * *", dispatch))
+    dashboard = None
+    if args.web_port is not None:
+        from inventory.web import open_dashboard
+
+        host = args.web_host or settings.web.host
+        dashboard = open_dashboard(settings, host, args.web_port, "--web-host").start()
+        log.info("dashboard at %s", dashboard.url)
     metrics_server = None
     if args.metrics_port is not None:
         from inventory.metrics import serve_metrics
@@ -796,6 +829,22 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     finally:
         if metrics_server is not None:
             metrics_server.stop()
+        if dashboard is not None:
+            dashboard.stop()
+    return EXIT_OK
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    from inventory.config import load_settings
+    from inventory.web import open_dashboard
+
+    settings = load_settings(args.config)
+    host = args.host or settings.web.host
+    port = settings.web.port if args.port is None else args.port
+    dashboard = open_dashboard(settings, host, port)
+    # The one line a person needs, on stdout; the rest goes to the log.
+    print(f"dashboard at {dashboard.url} (read-only; Ctrl-C stops it)", flush=True)
+    dashboard.serve()
     return EXIT_OK
 
 
@@ -949,7 +998,7 @@ def _result_line(result: Any) -> str:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from inventory.migrate import ensure_current
-    from inventory.reports import SourceStatus, source_status, stale_since
+    from inventory.reports import freshness, source_status
 
     settings, engine, target = _open(args)
     ensure_current(engine)
@@ -960,20 +1009,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not rows and not args.json:
         print("no source has been synced yet")
         return EXIT_OK
-    # A discovered source is scheduled as the [[sources]] table that found it.
-    configured = {s.name: s for s in (*settings.sources, *settings.templates)}
     intervals = settings.scheduler.stale_after_intervals
-
-    def freshness(row: SourceStatus) -> str:
-        if row.retired_at is not None:
-            return "retired"
-        source = configured.get(row.name) or configured.get(row.discovered_by or "")
-        if source is None or not source.schedule:
-            return "-"  # not configured here, or not scheduled: nothing promised
-        late = stale_since(row.last_success_at, source.schedule, source.timezone, intervals)
-        return "STALE" if late is not None else "ok"
-
-    fresh = {r.name: freshness(r) for r in rows}
+    fresh = {r.name: freshness(r, settings) for r in rows}
     if args.json:
         for r in rows:
             record = asdict(r)

@@ -89,6 +89,41 @@ SCHEDULER_MODES = ("process", "queue")
 
 
 @dataclass(frozen=True, slots=True)
+class WebSettings:
+    """``inventory web`` and ``inventory scheduler --web-port`` (docs/dashboard.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: The role the dashboard's connections take (``SET ROLE``), such as the one
+    #: ``inventory grant-readonly`` creates; the connecting user must be a member of it.
+    role: str | None = None
+    #: Connect as another login role (a member of the read-only role) instead of the
+    #: inventory's own database URL.
+    database_url: SecretRef | None = None
+    #: Credentials for a non-loopback address; else $INVENTORY_WEB_TOKEN, or
+    #: $INVENTORY_WEB_USER and $INVENTORY_WEB_PASSWORD.
+    token: SecretRef | None = None
+    user: str | None = None
+    password: SecretRef | None = None
+    #: Rows per page of the flagged images and the changes feed.
+    page_size: int = 50
+
+
+#: Plain identifiers only: a role name goes into DDL and connection options, which cannot
+#: take bound parameters.
+ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def check_role_name(role: str, where: str) -> str:
+    if not ROLE_NAME.match(role):
+        raise ConfigError(
+            f"{where}: role name {role!r}: use lower-case letters, digits and underscores "
+            "(at most 63, not starting with a digit)"
+        )
+    return role
+
+
+@dataclass(frozen=True, slots=True)
 class QueueSettings:
     """Queue mode: ``inventory worker`` and the jobs it runs (docs/operations.md)."""
 
@@ -192,6 +227,7 @@ class Settings:
     sync: SyncSettings = field(default_factory=SyncSettings)
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     queue: QueueSettings = field(default_factory=QueueSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     sources: tuple[SourceConfig, ...] = ()
     alerts: AlertSettings = field(default_factory=AlertSettings)
     accounts: Mapping[str, AccountConfig] = field(default_factory=lambda: MappingProxyType({}))
@@ -238,24 +274,17 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
 def parse_settings(data: Mapping[str, Any], path: Path | None) -> Settings:
     """Validate a parsed TOML document. ``path`` is only used in messages."""
     label = str(path) if path else "<config>"
-    _only(data, {"database", "sync", "scheduler", "queue", "accounts", "sources", "alerts"}, label)
+    _only(
+        data,
+        {"database", "sync", "scheduler", "queue", "web", "accounts", "sources", "alerts"},
+        label,
+    )
 
     database_url = None
     db = _table(data.get("database", {}), f"{label}: [database]")
     _only(db, {"url"}, f"{label}: [database]")
     if "url" in db:
-        raw_url = db["url"]
-        where = f"{label}: [database] url"
-        if isinstance(raw_url, str) and not raw_url.startswith(("${", "file:")):
-            # A URL without a password is not a secret; allow it literally.
-            if re.search(r"://[^/@]*:[^/@]+@", raw_url):
-                raise ConfigError(
-                    f'{where}: contains a password; use "${{INVENTORY_DATABASE_URL}}" or '
-                    '"file:/path" instead'
-                )
-            database_url = SecretRef("literal", raw_url, where)
-        else:
-            database_url = SecretRef.parse(raw_url, where)
+        database_url = _database_url(db["url"], f"{label}: [database] url")
 
     sync_table = _table(data.get("sync", {}), f"{label}: [sync]")
     sync_keys = {
@@ -325,6 +354,7 @@ def parse_settings(data: Mapping[str, Any], path: Path | None) -> Settings:
         mode=mode,
     )
     queue = _parse_queue(_table(data.get("queue", {}), f"{label}: [queue]"), f"{label}: [queue]")
+    web = _parse_web(_table(data.get("web", {}), f"{label}: [web]"), f"{label}: [web]")
 
     accounts = {
         name: _parse_account(name, body, label)
@@ -349,6 +379,7 @@ def parse_settings(data: Mapping[str, Any], path: Path | None) -> Settings:
         sync=sync,
         scheduler=scheduler,
         queue=queue,
+        web=web,
         sources=tuple(sources),
         alerts=alerts,
         accounts=MappingProxyType(accounts),
@@ -592,6 +623,55 @@ def _parse_queue(table: Mapping[str, Any], where: str) -> QueueSettings:
             f"heartbeats ({queue.heartbeat_s:g} s each): a live worker would look dead"
         )
     return queue
+
+
+def _database_url(raw_url: object, where: str) -> SecretRef:
+    if isinstance(raw_url, str) and not raw_url.startswith(("${", "file:")):
+        # A URL without a password is not a secret; allow it literally.
+        if re.search(r"://[^/@]*:[^/@]+@", raw_url):
+            raise ConfigError(
+                f'{where}: contains a password; use "${{INVENTORY_DATABASE_URL}}" or '
+                '"file:/path" instead'
+            )
+        return SecretRef("literal", raw_url, where)
+    return SecretRef.parse(raw_url, where)
+
+
+def _parse_web(table: Mapping[str, Any], where: str) -> WebSettings:
+    """``[web]``: the dashboard's address, credentials and database role."""
+    _only(table, set(WebSettings.__dataclass_fields__), where)
+    host = table.get("host", "127.0.0.1")
+    if not isinstance(host, str) or not host:
+        raise ConfigError(f'{where}: field host: give an address such as "127.0.0.1"')
+    role = table.get("role")
+    if role is not None:
+        if not isinstance(role, str):
+            raise ConfigError(f'{where}: field role: give a role name such as "inventory_reader"')
+        check_role_name(role, f"{where}: field role")
+    user = table.get("user")
+    if user is not None and (not isinstance(user, str) or not user or ":" in user):
+        raise ConfigError(f"{where}: field user: a non-empty name without ':'")
+    refs = {
+        name: SecretRef.parse(table[name], f"{where} {name}")
+        for name in ("token", "password")
+        if name in table
+    }
+    if (user is None) != ("password" not in refs):
+        raise ConfigError(f"{where}: user and password go together; give both or neither")
+    return WebSettings(
+        host=host,
+        port=int(_number(table, "port", 8080, 0, 65535, where, integer=True)),
+        role=role,
+        database_url=(
+            _database_url(table["database_url"], f"{where} database_url")
+            if "database_url" in table
+            else None
+        ),
+        token=refs.get("token"),
+        user=user,
+        password=refs.get("password"),
+        page_size=int(_number(table, "page_size", 50, 1, 1000, where, integer=True)),
+    )
 
 
 def _parse_account(name: str, raw: object, label: str) -> AccountConfig:

@@ -215,3 +215,37 @@ def engine_for(settings: Settings, jobs: int | None = None) -> tuple[Engine, Dat
     target = resolve_target(settings)
     size = (jobs or settings.sync.jobs) + 2
     return make_engine(target.url, pool_size=size, max_overflow=0), target
+
+
+#: What every dashboard connection sets at its start: transactions that cannot write, and
+#: no query running longer than this (a page asks again; the database is not held).
+READ_ONLY_OPTIONS = "-c default_transaction_read_only=on -c statement_timeout=30s"
+
+
+def read_only_engine(settings: Settings, pool_size: int = 4) -> tuple[Engine, DatabaseTarget]:
+    """The engine of the web dashboard: every transaction READ ONLY, statements cut after
+    30 s, and in ``[web] role`` when one is configured (the role is taken at connection
+    start, so a user who may not take it cannot connect at all). It connects to
+    ``$INVENTORY_WEB_DATABASE_URL``, else ``[web] database_url``, else the inventory's own
+    database (:func:`resolve_target`)."""
+    web = settings.web
+    env = os.environ.get("INVENTORY_WEB_DATABASE_URL")
+    if env:
+        target = DatabaseTarget(sqlalchemy_url(env), "environment")
+    elif web.database_url is not None:
+        target = DatabaseTarget(sqlalchemy_url(web.database_url.resolve().reveal()), "config")
+    else:
+        target = resolve_target(settings)
+    options = READ_ONLY_OPTIONS + (f" -c role={web.role}" if web.role else "")
+    engine = create_engine(
+        target.url,
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_pre_ping=True,
+        connect_args={
+            "application_name": "inventory-web",
+            "connect_timeout": 10,
+            "options": options,
+        },
+    )
+    return engine, target

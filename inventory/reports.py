@@ -11,11 +11,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, text
 
 from inventory.errors import UsageError
+
+if TYPE_CHECKING:
+    from inventory.config import Settings
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,22 @@ def stale_since(
     return overdue if overdue > timedelta(0) else None
 
 
+def freshness(row: SourceStatus, settings: Settings, now: datetime | None = None) -> str:
+    """``retired``; ``STALE`` or ``ok`` against the source's schedule in ``settings``
+    (no success within ``[scheduler] stale_after_intervals`` of its intervals); ``-`` when
+    it is not configured here or has no schedule (nothing promises when it runs)."""
+    if row.retired_at is not None:
+        return "retired"
+    # A discovered source is scheduled as the [[sources]] table that found it.
+    configured = {s.name: s for s in (*settings.sources, *settings.templates)}
+    source = configured.get(row.name) or configured.get(row.discovered_by or "")
+    if source is None or not source.schedule:
+        return "-"
+    intervals = settings.scheduler.stale_after_intervals
+    late = stale_since(row.last_success_at, source.schedule, source.timezone, intervals, now)
+    return "STALE" if late is not None else "ok"
+
+
 @dataclass(frozen=True)
 class FlaggedImage:
     source: str
@@ -158,9 +177,9 @@ _SINCE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-def parse_since(value: str, now: datetime | None = None) -> datetime:
+def parse_since(value: str, now: datetime | None = None, option: str = "--since") -> datetime:
     """``7d``, ``12h``, ``30m``, ``2w``, ``90s`` ago, or an ISO 8601 date or time (UTC if
-    no offset is given). Raises ValueError with the accepted forms."""
+    no offset is given). Raises ValueError with the accepted forms, naming ``option``."""
     now = now or datetime.now(UTC)
     match = _SINCE.match(value)
     if match:
@@ -170,7 +189,7 @@ def parse_since(value: str, now: datetime | None = None) -> datetime:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:
         raise ValueError(
-            f"--since {value!r}: give an age such as 7d, 12h, 30m, 2w, or an ISO date or "
+            f"{option} {value!r}: give an age such as 7d, 12h, 30m, 2w, or an ISO date or "
             "time such as 2026-11-01 or 2026-11-01T08:00:00+01:00"
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
@@ -186,6 +205,7 @@ class Filters:
     status: str | None = None
     account: str | None = None
     limit: int | None = None  # at most this many rows (Table.more says whether there were more)
+    offset: int = 0  # after skipping this many (a page of the web dashboard)
 
 
 @dataclass(frozen=True)
@@ -200,9 +220,13 @@ class Table:
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
 
 
-def check_filters(conn: Connection, kind: str, filters: Filters) -> None:
+def check_filters(
+    conn: Connection, kind: str, filters: Filters, label: str | None = None, flag: str = "--"
+) -> None:
     """Refuse a filter no row could ever match (a typo reads as "nothing flagged"
-    otherwise): the source, provider, account and status must exist for this report."""
+    otherwise): the source, provider, account and status must exist for this report.
+    Messages start with ``label`` (default ``report <kind>``) and name options as
+    ``<flag>status`` (the dashboard's query parameters have no dashes)."""
     from inventory.models import HISTORY_STATUSES, RUN_STATUSES
     from inventory.providers import PROVIDERS
     from inventory.records import FLAGGED_STATUSES
@@ -218,19 +242,20 @@ def check_filters(conn: Connection, kind: str, filters: Filters) -> None:
         "health": list(RUN_STATUSES),
     }[kind]
     what = {"health": "last-run outcome", "changes": "new status"}.get(kind, "status")
+    label = label or f"report {kind}"
     if filters.status is not None and filters.status not in statuses:
         raise UsageError(
-            f"report {kind}: --status {filters.status!r} is not a {what}; "
+            f"{label}: {flag}status {filters.status!r} is not a {what}; "
             f"use one of {', '.join(statuses)}"
         )
     if filters.provider is not None and filters.provider not in PROVIDERS:
         raise UsageError(
-            f"report {kind}: --provider {filters.provider!r} is not a provider; "
+            f"{label}: {flag}provider {filters.provider!r} is not a provider; "
             f"use one of {', '.join(sorted(PROVIDERS))}"
         )
     for option, column, value in (
-        ("--source", "name", filters.source),
-        ("--account", "account", filters.account),
+        (f"{flag}source", "name", filters.source),
+        (f"{flag}account", "account", filters.account),
     ):
         if value is None:
             continue
@@ -243,9 +268,9 @@ def check_filters(conn: Connection, kind: str, filters: Filters) -> None:
             listed = ", ".join(known[:20]) + (
                 f" and {len(known) - 20} more" if len(known) > 20 else ""
             )
-            none = "no source has been synced yet" if option == "--source" else "none has one"
+            none = "no source has been synced yet" if column == "name" else "none has one"
             raise UsageError(
-                f"report {kind}: {option} {value!r} matches no synced source; "
+                f"{label}: {option} {value!r} matches no synced source; "
                 + (f"known: {listed}" if known else none)
             )
 
@@ -272,11 +297,16 @@ def _where(
     return " AND ".join(clauses), params
 
 
-def _table(conn: Connection, sql: str, params: dict[str, Any], limit: int | None = None) -> Table:
-    """The query's result, at most ``limit`` rows; its ``account`` column only when some
-    source has an account (the sources of one account are listed together either way)."""
+def _table(
+    conn: Connection, sql: str, params: dict[str, Any], limit: int | None = None, offset: int = 0
+) -> Table:
+    """The query's result, at most ``limit`` rows after the first ``offset``; its
+    ``account`` column only when some source has an account (the sources of one account
+    are listed together either way)."""
     if limit is not None:
         sql, params = f"{sql} LIMIT :limit_plus_one", {**params, "limit_plus_one": limit + 1}
+    if offset:
+        sql, params = f"{sql} OFFSET :offset", {**params, "offset": offset}
     result = conn.execute(text(sql), params)
     columns, rows = tuple(result.keys()), [tuple(row) for row in result.all()]
     more = limit is not None and len(rows) > limit
@@ -293,11 +323,9 @@ def _table(conn: Connection, sql: str, params: dict[str, Any], limit: int | None
 _ACCOUNT_JOIN = "LEFT JOIN sources s ON s.id = v.source_id"
 
 
-def report_flagged(conn: Connection, filters: Filters) -> Table:
-    """Images now flagged; ``since`` keeps those flagged since then or later."""
+def _flagged_query(filters: Filters) -> tuple[str, dict[str, Any]]:
     where, params = _where(filters, since_column="flagged_since", status_column="status")
-    return _table(
-        conn,
+    return (
         f"""
         SELECT v.source, s.account, v.provider, v.provider_image_id, v.name, v.status,
                v.raw_status, v.flagged_since, v.flagged_run_id, v.status_since, v.status_run_id
@@ -306,15 +334,12 @@ def report_flagged(conn: Connection, filters: Filters) -> Table:
          ORDER BY s.account NULLS FIRST, v.flagged_since DESC, v.source, v.provider_image_id
         """,
         params,
-        filters.limit,
     )
 
 
-def report_changes(conn: Connection, filters: Filters) -> Table:
-    """Status transitions since ``since``; ``status`` filters the new status."""
+def _changes_query(filters: Filters) -> tuple[str, dict[str, Any]]:
     where, params = _where(filters, since_column="occurred_at", status_column="new_status")
-    return _table(
-        conn,
+    return (
         f"""
         SELECT v.occurred_at, v.source, s.account, v.provider, v.provider_image_id,
                v.image_name, v.kind, v.old_status, v.new_status, v.run_id
@@ -323,8 +348,23 @@ def report_changes(conn: Connection, filters: Filters) -> Table:
          ORDER BY s.account NULLS FIRST, v.occurred_at DESC, v.source, v.provider_image_id
         """,
         params,
-        filters.limit,
     )
+
+
+def report_flagged(conn: Connection, filters: Filters) -> Table:
+    """Images now flagged; ``since`` keeps those flagged since then or later."""
+    return _table(conn, *_flagged_query(filters), filters.limit, filters.offset)
+
+
+def report_changes(conn: Connection, filters: Filters) -> Table:
+    """Status transitions since ``since``; ``status`` filters the new status."""
+    return _table(conn, *_changes_query(filters), filters.limit, filters.offset)
+
+
+def count_rows(conn: Connection, kind: str, filters: Filters) -> int:
+    """How many rows report ``kind`` (flagged, changes) has under ``filters``, all pages."""
+    sql, params = {"flagged": _flagged_query, "changes": _changes_query}[kind](filters)
+    return int(conn.execute(text(f"SELECT count(*) FROM ({sql}) q"), params).scalar_one())
 
 
 def report_summary(conn: Connection, filters: Filters) -> Table:
@@ -347,6 +387,7 @@ def report_summary(conn: Connection, filters: Filters) -> Table:
         """,
         params,
         filters.limit,
+        filters.offset,
     )
 
 
@@ -377,6 +418,7 @@ def report_health(
         """,
         params,
         filters.limit,
+        filters.offset,
     )
     schedules = schedules or {}
     at = table.columns.index("last_success_at")
@@ -450,3 +492,65 @@ def image_history(conn: Connection, provider_image_id: str, source: str | None) 
         params,
     )
     return ImageHistory(image, intervals, events)
+
+
+def image_record(conn: Connection, image_id: int) -> dict[str, Any]:
+    """An image's normalized fields and its raw record as last stored (``images.raw``)."""
+    row = conn.execute(
+        text(
+            """
+            SELECT v.description, v.os_family, v.os_name, v.platform, v.architecture,
+                   v.word_size, v.size_gb, v.min_disk_gb, v.visibility, v.owner, v.image_type,
+                   v.provider_created_at, v.tags, v.account, i.raw
+              FROM report_images v JOIN images i ON i.id = v.image_id
+             WHERE v.image_id = :image
+            """
+        ),
+        {"image": image_id},
+    ).one()
+    return dict(row._asdict())
+
+
+def daily_counts(conn: Connection, days: int, source: str | None = None) -> Table:
+    """Images per UTC day, source and status (``gone`` included) at each day's end (today:
+    now), for the last ``days`` days; zero rows are kept so a chart drops to zero.
+
+    As ``report_daily_status_counts`` but per source and over a window: each history
+    interval adds one on the day it opens and removes one on the day it closes, and a
+    running sum per source and status gives each day's count, in one pass over the history.
+    """
+    return _table(
+        conn,
+        """
+        WITH chosen AS (
+            SELECT id FROM sources WHERE CAST(:source AS text) IS NULL OR name = :source
+        ), deltas AS (
+            SELECT i.source_id, h.status, (h.valid_from AT TIME ZONE 'UTC')::date AS day,
+                   1 AS delta
+              FROM image_status_history h JOIN images i ON i.id = h.image_id
+             WHERE i.source_id IN (SELECT id FROM chosen)
+            UNION ALL
+            SELECT i.source_id, h.status, (h.valid_to AT TIME ZONE 'UTC')::date, -1
+              FROM image_status_history h JOIN images i ON i.id = h.image_id
+             WHERE h.valid_to IS NOT NULL AND i.source_id IN (SELECT id FROM chosen)
+        ), running AS (
+            SELECT source_id, status, day,
+                   sum(sum(delta)) OVER (PARTITION BY source_id, status ORDER BY day) AS images
+              FROM deltas GROUP BY source_id, status, day
+        ), days AS (
+            SELECT d::date AS day
+              FROM generate_series((now() AT TIME ZONE 'UTC')::date - (:days - 1),
+                                   (now() AT TIME ZONE 'UTC')::date, interval '1 day') d
+        ), series AS (
+            SELECT DISTINCT r.source_id, r.status FROM running r
+        )
+        SELECT d.day, s.name AS source, s.provider, k.status,
+               coalesce((SELECT r.images FROM running r
+                          WHERE r.source_id = k.source_id AND r.status = k.status
+                            AND r.day <= d.day
+                          ORDER BY r.day DESC LIMIT 1), 0)::bigint AS images
+          FROM series k JOIN sources s ON s.id = k.source_id CROSS JOIN days d
+         ORDER BY s.name, d.day, k.status
+        """,
+        {"days": days, "source": source},
+    )

@@ -1,0 +1,162 @@
+"""Geometry of the dashboard's two charts, drawn as inline SVG by the templates.
+
+Pure functions from rows to rectangles: no database, no markup. The templates turn each
+shape into an SVG element whose class names its status (``st-deprecated``), so colours
+live in one stylesheet and the browser tests can read the chart back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+#: The order statuses are stacked and listed in: healthy first, then the flagged ones.
+STATUS_ORDER = (
+    "available",
+    "pending",
+    "unknown",
+    "deprecated",
+    "suspended",
+    "failed",
+    "deleted",
+    "ceased",
+    "gone",
+)
+
+WIDTH = 960  # the SVG's user units; the stylesheet scales it to the page
+DAILY_HEIGHT = 220  # a daily chart's height, its day labels included
+_MIN_SEGMENT = 24.0  # a status held for seconds in a month-long timeline stays visible
+
+
+def status_rank(status: str) -> int:
+    return STATUS_ORDER.index(status) if status in STATUS_ORDER else len(STATUS_ORDER)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One status interval of an image's timeline."""
+
+    status: str
+    start: datetime
+    end: datetime | None  # None: still open
+    x: float
+    width: float
+
+
+@dataclass(frozen=True)
+class Tick:
+    x: float
+    label: str
+
+
+@dataclass(frozen=True)
+class Timeline:
+    segments: list[Segment]
+    ticks: list[Tick]
+    width: int = WIDTH
+
+
+def timeline(intervals: Sequence[dict[str, Any]], now: datetime) -> Timeline:
+    """Segments for an image's history intervals (``status``, ``valid_from``,
+    ``valid_to``), oldest first, spread over the time from the first one to ``now``.
+
+    Widths are proportional to durations, but never under a few units so that a status
+    held for seconds in a long history still shows; the segments stay in order and inside
+    the chart. An open interval runs to ``now``.
+    """
+    if not intervals:
+        return Timeline([], [])
+    start = intervals[0]["valid_from"]
+    end = max(now, *(i["valid_to"] or now for i in intervals))
+    span = max((end - start).total_seconds(), 1.0)
+    # Widths first, then the minimum, then scaled back so the sum fits the chart.
+    raw = [
+        max(((i["valid_to"] or end) - i["valid_from"]).total_seconds(), 0.0) / span * WIDTH
+        for i in intervals
+    ]
+    widths = [max(w, _MIN_SEGMENT) for w in raw]
+    scale = WIDTH / sum(widths) if sum(widths) > WIDTH else 1.0
+    segments, x = [], 0.0
+    for interval, width in zip(intervals, widths, strict=True):
+        segments.append(
+            Segment(
+                interval["status"], interval["valid_from"], interval["valid_to"], x, width * scale
+            )
+        )
+        x += width * scale
+    ticks = [
+        Tick(WIDTH * k / 4, _moment(start + (end - start) * k / 4, end - start)) for k in range(5)
+    ]
+    return Timeline(segments, ticks)
+
+
+def _moment(at: datetime, span: timedelta) -> str:
+    return at.strftime("%Y-%m-%d" if span > timedelta(days=3) else "%m-%d %H:%M:%S")
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One status's share of one day's bar."""
+
+    day: date
+    status: str
+    images: int
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+@dataclass(frozen=True)
+class DailyChart:
+    source: str
+    provider: str
+    days: list[date]
+    statuses: list[str]  # those with a count above zero on some day, in STATUS_ORDER
+    bars: list[Bar]
+    totals: dict[date, int]
+    top: int  # the y axis' maximum
+    width: int = WIDTH
+    height: int = DAILY_HEIGHT
+
+
+def daily_charts(rows: Sequence[dict[str, Any]]) -> list[DailyChart]:
+    """One stacked bar chart per source from ``daily_counts`` rows (``day``, ``source``,
+    ``provider``, ``status``, ``images``)."""
+    by_source: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_source.setdefault(row["source"], []).append(row)
+    return [_chart(name, found) for name, found in by_source.items()]
+
+
+def _chart(source: str, rows: list[dict[str, Any]]) -> DailyChart:
+    days = sorted({r["day"] for r in rows})
+    counts = {(r["day"], r["status"]): int(r["images"]) for r in rows}
+    statuses = sorted({r["status"] for r in rows if r["images"]}, key=lambda s: (status_rank(s), s))
+    totals = {d: sum(counts.get((d, s), 0) for s in statuses) for d in days}
+    top = _nice(max(totals.values(), default=0))
+    plot = DAILY_HEIGHT - 20  # room for the day labels
+    slot = WIDTH / max(len(days), 1)
+    bars = []
+    for index, day in enumerate(days):
+        base = float(plot)
+        for status in statuses:
+            images = counts.get((day, status), 0)
+            if not images:
+                continue
+            height = images / top * plot
+            base -= height
+            bars.append(Bar(day, status, images, index * slot + 1, base, max(slot - 2, 1), height))
+    return DailyChart(source, rows[0]["provider"], days, statuses, bars, totals, top)
+
+
+def _nice(value: int) -> int:
+    """The smallest of 1, 2, 5 times 10^n at or above ``value`` (at least 1)."""
+    step = 1
+    while True:
+        for factor in (1, 2, 5):
+            if step * factor >= value:
+                return max(step * factor, 1)
+        step *= 10
