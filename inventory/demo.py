@@ -192,6 +192,7 @@ def _ending(embedded: bool) -> str:
         (f"{inv} report changes", "each status change of the last 7 days"),
         (f"{inv} history IMAGE_ID", "one image's timeline"),
         (f"{inv} status", "each source's last run"),
+        (f"{inv} web", "all of it in a browser, on http://127.0.0.1:8080/"),
         ("docs/sql-cookbook.md", "questions answered in SQL, for the command below"),
     ]
     width = max(len(step) for step, _ in steps)

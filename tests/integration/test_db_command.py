@@ -107,6 +107,9 @@ def test_the_demos_closing_commands_work_as_printed(
         if argv[0] == ".venv/bin/inventory" and not (ROOT / ".venv" / "bin").is_dir():
             pytest.skip("the demo ran outside a .venv checkout")
         argv[0] = str(INVENTORY)
+        if argv[1:] == ["web"]:
+            _serves_the_dashboard(argv, pgdata)
+            continue
         done = subprocess.run(
             argv, capture_output=True, text=True, env=env_for(pgdata), cwd=ROOT, timeout=120
         )
@@ -115,6 +118,24 @@ def test_the_demos_closing_commands_work_as_printed(
     # one word for an image that left the listing, as the reports say it
     assert "disappeared" not in demo.stdout and "removed" not in demo.stdout
     assert " gone" in demo.stdout
+
+
+def _serves_the_dashboard(argv: list[str], pgdata: Path) -> None:
+    """`inventory web` runs until stopped: on any free port (8080 may be taken here), it
+    prints its address and serves the demo's sources there."""
+    import httpx
+
+    web = subprocess.Popen(
+        [*argv, "--port", "0"], stdout=subprocess.PIPE, text=True, env=env_for(pgdata), cwd=ROOT
+    )
+    try:
+        assert web.stdout is not None
+        url = web.stdout.readline().split()[2]
+        sources = httpx.get(url + "api/sources", timeout=30).json()
+        assert {s["source"] for s in sources} >= {"demo-qingcloud"}
+    finally:
+        web.terminate()
+        assert web.wait(timeout=30) == EXIT_OK
 
 
 def cookbook_blocks() -> list[str]:

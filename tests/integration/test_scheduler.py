@@ -249,3 +249,36 @@ def test_sigkilled_sync_is_marked_aborted_by_the_next_process(
     killed, next_run = runs(engine)
     assert killed.status == "aborted" and f"pid {victim.pid}" in killed.error
     assert next_run.status == "succeeded"
+
+
+def test_the_dashboard_runs_inside_the_scheduler(
+    engine: Engine, emulator: Emulator, tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    import httpx
+
+    emu = emulator.reset(images=40, page_size=20)
+    emu.source()
+    config = write_config(tmp_path, emu, schedule="* * * * * *")
+    daemon = Daemon(config, tmp_path / "a.log", "scheduler", "--web-port", "0")
+    daemons.append(daemon)
+
+    def dashboard() -> str | None:
+        for event in daemon.events():
+            if event["message"].startswith("dashboard at "):
+                return str(event["message"].split()[-1])
+        return None
+
+    wait_for(lambda: dashboard() is not None, "the dashboard's address in the log")
+    url = dashboard()
+    assert url is not None and url.startswith("http://127.0.0.1:")
+
+    def synced() -> bool:
+        rows = httpx.get(url + "api/sources").json()
+        return [(r["source"], r["last_run_status"]) for r in rows] == [("qy-sched", "succeeded")]
+
+    wait_for(synced, "the scheduled run on the dashboard")
+    page = httpx.get(url)
+    assert page.status_code == 200 and "qy-sched" in page.text
+    assert daemon.stop() == EXIT_OK
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(url, timeout=2)  # stopped with the scheduler

@@ -39,6 +39,8 @@ def test_the_deploy_files_run_inventory() -> None:
         "systemd/inventory-scheduler.service",
         "kubernetes/worker-deployment.yaml",
         "kubernetes/scheduler-deployment.yaml",
+        "systemd/inventory-web.service",
+        "kubernetes/web-deployment.yaml",
     } <= places
 
 
