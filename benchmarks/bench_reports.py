@@ -9,7 +9,8 @@ analyzed.
 
 Then for each query behind a view, the as-of function and the report commands it prints
 the time of a cold and a warm run, and the EXPLAIN (ANALYZE, BUFFERS) plan of the warm
-one, so index use is visible. It prints figures; it never passes or fails on them.
+one, so index use is visible; then the same for each page of the dashboard, served by the
+real app and fetched over HTTP. It prints figures; it never passes or fails on them.
 
     .venv/bin/python benchmarks/bench_reports.py [--images 1000000] [--no-plans]
 """
@@ -167,6 +168,50 @@ QUERIES: list[tuple[str, str]] = [
 ]
 
 
+#: The dashboard's pages (inventory web), fetched over HTTP from the real app: the queries
+#: behind each page, its count for the pager, and the rendering.
+PAGES: list[tuple[str, str]] = [
+    ("overview: every source, counts by status", "/"),
+    ("flagged: all sources, first page", "/flagged"),
+    ("flagged: one source, page 3", "/flagged?source=src-5&page=3"),
+    ("flagged: CSV of one page", "/flagged.csv?source=src-5"),
+    ("changes: last 7 days, first page", "/changes"),
+    ("changes: one source, last 7 days", "/changes?source=src-7"),
+    ("image: one image's timeline", "/image?id=img-{probe:08d}"),
+    ("daily: every source, 30 days", "/daily?days=30"),
+    ("daily: one source, 30 days", "/daily?source=src-3&days=30"),
+]
+
+
+def dashboard(url: str, probe: int) -> None:
+    """Serve the dashboard on the scratch database and time each page, cold and warm."""
+    import httpx
+
+    from inventory.config import Settings, WebSettings
+    from inventory.source import SecretRef
+    from inventory.web import open_dashboard
+
+    os.environ.pop("INVENTORY_WEB_DATABASE_URL", None)
+    web = WebSettings(database_url=SecretRef("literal", url, "bench"))
+    site = open_dashboard(Settings(path=None, web=web), "127.0.0.1", 0).start()
+    try:
+        print(
+            f"\n{'dashboard page (inventory web, over HTTP)':<72}{'bytes':>8}{'cold s':>9}"
+            f"{'warm s':>9}"
+        )
+        with httpx.Client(base_url=site.url, timeout=120) as client:
+            for label, path in PAGES:
+                times = []
+                for _ in range(2):
+                    started = time.perf_counter()
+                    answer = client.get(path.replace("{probe:08d}", f"{probe:08d}"))
+                    times.append(time.perf_counter() - started)
+                    answer.raise_for_status()
+                print(f"{label:<72}{len(answer.content):>8,}{times[0]:>9.3f}{times[1]:>9.3f}")
+    finally:
+        site.stop()
+
+
 def libpq(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
@@ -255,6 +300,7 @@ def main() -> None:
                 warm, _ = timed(conn, sql)
                 print(f"{label:<72}{count:>8,}{cold:>9.3f}{warm:>9.3f}")
                 plans.append((label, sql))
+            dashboard(url, probe)
             if not args.no_plans:
                 for label, sql in plans:
                     print(f"\n== {label}\n{sql}")

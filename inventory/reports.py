@@ -516,8 +516,9 @@ def daily_counts(conn: Connection, days: int, source: str | None = None) -> Tabl
     now), for the last ``days`` days; zero rows are kept so a chart drops to zero.
 
     As ``report_daily_status_counts`` but per source and over a window: each history
-    interval adds one on the day it opens and removes one on the day it closes, and a
-    running sum per source and status gives each day's count, in one pass over the history.
+    interval adds one on the day it opens and removes one on the day it closes; the sum of
+    the changes before the window plus a running sum over its days gives each day's count,
+    in one pass over the history.
     """
     return _table(
         conn,
@@ -533,23 +534,33 @@ def daily_counts(conn: Connection, days: int, source: str | None = None) -> Tabl
             SELECT i.source_id, h.status, (h.valid_to AT TIME ZONE 'UTC')::date, -1
               FROM image_status_history h JOIN images i ON i.id = h.image_id
              WHERE h.valid_to IS NOT NULL AND i.source_id IN (SELECT id FROM chosen)
-        ), running AS (
-            SELECT source_id, status, day,
-                   sum(sum(delta)) OVER (PARTITION BY source_id, status ORDER BY day) AS images
+        ), per_day AS (
+            SELECT source_id, status, day, sum(delta) AS delta
               FROM deltas GROUP BY source_id, status, day
+        ), window_start AS (
+            SELECT (now() AT TIME ZONE 'UTC')::date - (:days - 1) AS day
+        ), before AS (
+            -- each series' count when the window opens: every change before it, summed
+            SELECT p.source_id, p.status, sum(p.delta) AS images
+              FROM per_day p, window_start w WHERE p.day < w.day
+             GROUP BY p.source_id, p.status
+        ), series AS (
+            SELECT DISTINCT source_id, status FROM per_day
         ), days AS (
             SELECT d::date AS day
-              FROM generate_series((now() AT TIME ZONE 'UTC')::date - (:days - 1),
-                                   (now() AT TIME ZONE 'UTC')::date, interval '1 day') d
-        ), series AS (
-            SELECT DISTINCT r.source_id, r.status FROM running r
+              FROM window_start w,
+                   generate_series(w.day, (now() AT TIME ZONE 'UTC')::date, interval '1 day') d
         )
         SELECT d.day, s.name AS source, s.provider, k.status,
-               coalesce((SELECT r.images FROM running r
-                          WHERE r.source_id = k.source_id AND r.status = k.status
-                            AND r.day <= d.day
-                          ORDER BY r.day DESC LIMIT 1), 0)::bigint AS images
-          FROM series k JOIN sources s ON s.id = k.source_id CROSS JOIN days d
+               (sum(coalesce(p.delta, 0)) OVER (PARTITION BY k.source_id, k.status
+                                                  ORDER BY d.day)
+                + coalesce(b.images, 0))::bigint AS images
+          FROM series k
+          JOIN sources s ON s.id = k.source_id
+         CROSS JOIN days d
+          LEFT JOIN per_day p
+                 ON p.source_id = k.source_id AND p.status = k.status AND p.day = d.day
+          LEFT JOIN before b ON b.source_id = k.source_id AND b.status = k.status
          ORDER BY s.name, d.day, k.status
         """,
         {"days": days, "source": source},

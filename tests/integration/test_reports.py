@@ -638,3 +638,30 @@ def test_history_command(engine: Engine, world: World, capsys: Any) -> None:
     assert f"{ceased} (" in out and "status timeline" in out and "events" in out
     assert main(["history", "img-does-not-exist"]) == EXIT_CONFIG
     assert "no image" in capsys.readouterr().err
+
+
+def test_daily_counts_per_source_over_a_window(engine: Engine, world: World) -> None:
+    """The dashboard's daily chart (reports.daily_counts): each source's counts at each
+    day's end, the history before the window carried into its first day."""
+    from inventory.reports import daily_counts
+
+    today = datetime.now(UTC).date()
+    finals = {name: Counter(snaps[-1].statuses.values()) for name, snaps in world.snaps.items()}
+    first_day = {name: utc_day(snaps[0].merged_at) for name, snaps in world.snaps.items()}
+    for days, source in ((7, None), (45, None), (45, B), (1, A)):
+        with engine.connect() as conn:
+            rows = daily_counts(conn, days, source).dicts()
+        window = [today - timedelta(days=n) for n in range(days - 1, -1, -1)]
+        names = [source] if source else sorted(world.snaps)
+        expected = {
+            (day, name, status): n
+            for name in names
+            for day in window
+            if day >= first_day[name] and (name == B or day == today)  # A is today's
+            for status, n in finals[name].items()
+            if n
+        }
+        assert {(r["day"], r["source"], r["status"]): r["images"] for r in rows if r["images"]} == (
+            expected
+        ), (days, source)
+        assert {r["day"] for r in rows} == set(window)  # zero days kept, for the chart
