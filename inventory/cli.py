@@ -59,7 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.passed = passed
     from inventory.logs import setup_logging
 
-    level = args.log_level or ("INFO" if args.command == "scheduler" else "WARNING")
+    # The scheduler and the dashboard narrate at INFO (runs, leadership, requests served).
+    services = ("scheduler", "web")
+    level = args.log_level or ("INFO" if args.command in services else "WARNING")
     setup_logging(level, args.log_format)
     guard = _StdoutGuard(sys.stdout)
     sys.stdout = guard

@@ -107,6 +107,9 @@ class WebSettings:
     password: SecretRef | None = None
     #: Rows per page of the flagged images and the changes feed.
     page_size: int = 50
+    #: Host names the dashboard answers without credentials besides loopback ones (a
+    #: reverse proxy on the same host that passes the original Host header on).
+    allowed_hosts: tuple[str, ...] = ()
 
 
 #: Plain identifiers only: a role name goes into DDL and connection options, which cannot
@@ -671,6 +674,7 @@ def _parse_web(table: Mapping[str, Any], where: str) -> WebSettings:
         user=user,
         password=refs.get("password"),
         page_size=int(_number(table, "page_size", 50, 1, 1000, where, integer=True)),
+        allowed_hosts=_strings(table.get("allowed_hosts", []), f"{where}: field allowed_hosts"),
     )
 
 

@@ -39,7 +39,7 @@ from inventory.models import HISTORY_STATUSES
 from inventory.providers import PROVIDERS
 from inventory.report_render import csv_value, duration, iso, plain, render_csv
 from inventory.web import charts
-from inventory.web.security import Credentials, RequireCredentials
+from inventory.web.security import Credentials, RequireCredentials, RequireLocalHost
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ _HEADERS = {
 
 def create_app(engine: Engine, settings: Settings, creds: Credentials | None = None) -> Any:
     """The dashboard as an ASGI app: behind :class:`RequireCredentials` when ``creds`` are
-    configured."""
+    configured, else behind :class:`RequireLocalHost`."""
     site = _Site(engine, settings)
     routes = [
         Route("/", site.page(site.overview, "overview.html")),
@@ -79,8 +79,8 @@ def create_app(engine: Engine, settings: Settings, creds: Credentials | None = N
     ]
     app: Any = Starlette(routes=routes)
     if creds is not None and creds.configured:
-        app = RequireCredentials(app, creds)
-    return app
+        return RequireCredentials(app, creds)
+    return RequireLocalHost(app, settings.web.allowed_hosts)
 
 
 class NotFound(Exception):

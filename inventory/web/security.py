@@ -7,6 +7,10 @@ configured (``[web]`` in the config, else ``$INVENTORY_WEB_TOKEN``, or
 ``$INVENTORY_WEB_USER`` and ``$INVENTORY_WEB_PASSWORD``). Once configured they are asked
 for on every address, loopback included, on every page but ``/healthz``.
 
+Without credentials (loopback only), a request must also name a loopback host in its
+``Host`` header, or one of ``[web] allowed_hosts``: a page on another site cannot read the
+dashboard by pointing a DNS name of its own at 127.0.0.1 (DNS rebinding).
+
 A browser sends them by HTTP basic authentication (its own login prompt); scripts may send
 ``Authorization: Bearer <token>``. With a token, a browser logs in with any user name and
 the token as password. Comparisons take constant time.
@@ -19,7 +23,7 @@ import binascii
 import hmac
 import ipaddress
 import os
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,6 +125,37 @@ def check_address(host: str, creds: Credentials, option: str = "--host") -> None
     )
 
 
+def _host_name(header: str) -> str:
+    """The host of a ``Host`` header, without its port (``[::1]:8080`` -> ``::1``)."""
+    if header.startswith("["):
+        return header[1:].partition("]")[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class RequireLocalHost:
+    """ASGI middleware for the dashboard without credentials: 403 unless the ``Host``
+    header names a loopback host or one of ``allowed`` (every path but /healthz)."""
+
+    def __init__(self, app: ASGIApp, allowed: Sequence[str] = ()) -> None:
+        self.app, self.allowed = app, {a.lower() for a in allowed}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+        name = _host_name(given).lower()
+        if is_loopback(name) or name in self.allowed:
+            await self.app(scope, receive, send)
+            return
+        body = (
+            f"host {given!r} is not served: without credentials the dashboard answers only "
+            "requests to a loopback address; add the name to [web] allowed_hosts (a proxy "
+            "that keeps the Host header), or configure credentials\n"
+        ).encode()
+        await _plain(send, 403, body)
+
+
 class RequireCredentials:
     """ASGI middleware: 401 with a basic-auth challenge unless the request carries the
     credentials (every path but :data:`OPEN_PATHS`)."""
@@ -138,15 +173,20 @@ class RequireCredentials:
             await self.app(scope, receive, send)
             return
         body = b"authentication required: log in with the dashboard's user and password\n"
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"text/plain; charset=utf-8"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", b'Basic realm="inventory", charset="UTF-8"'),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        challenge = (b"www-authenticate", b'Basic realm="inventory", charset="UTF-8"')
+        await _plain(send, 401, body, challenge)
+
+
+async def _plain(send: Send, status: int, body: bytes, *headers: tuple[bytes, bytes]) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

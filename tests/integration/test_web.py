@@ -454,6 +454,11 @@ def test_the_api_is_the_same_data_as_json(site: str, world: World) -> None:
         bad = client.get("/api/changes", params={"source": "nope"})
         assert bad.status_code == 400 and "matches no synced source" in bad.json()["error"]
         assert client.post("/flagged").status_code == 405  # nothing is written, or routed to
+        # Without credentials only requests to a loopback name are answered: a site whose
+        # DNS name was pointed at 127.0.0.1 cannot read the inventory from a browser.
+        rebound = client.get("/api/sources", headers={"host": "rebound.example:8080"})
+        assert rebound.status_code == 403 and "allowed_hosts" in rebound.text
+        assert client.get("/", headers={"host": "localhost"}).status_code == 200
 
 
 def test_browsing_writes_nothing(page: Page, world: World, _session_engine: Engine) -> None:

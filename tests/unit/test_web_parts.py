@@ -105,6 +105,14 @@ def test_only_loopback_may_go_without_credentials() -> None:
         check_address(host, Credentials(token=Secret("tok-123456")))
 
 
+def test_host_header_names() -> None:
+    from inventory.web.security import _host_name
+
+    assert [
+        _host_name(h) for h in ("127.0.0.1:8080", "localhost", "[::1]:80", "::1", "a.example:1")
+    ] == ["127.0.0.1", "localhost", "::1", "::1", "a.example"]
+
+
 def test_credentials_come_from_web_settings_else_the_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -139,6 +147,7 @@ def test_web_table_is_checked(tmp_path: Path) -> None:
         ('token = "plain-text-token"\n', "secrets are not written in the config file"),
         ('database_url = "postgresql://u:pw@db/inventory"\n', "contains a password"),
         ("colour = 1\n", "colour"),
+        ('allowed_hosts = "inventory.internal"\n', "allowed_hosts: must be a list"),
     ):
         with pytest.raises(ConfigError, match=message):
             _web(tmp_path, body)
