@@ -126,7 +126,8 @@ class _Site:
             except DBAPIError as err:
                 context, status = {"error": _database_error(err)}, 503
             context.setdefault("query", dict(request.query_params))
-            context.setdefault("sources", self._source_names())
+            for name, values in self._choices().items():
+                context.setdefault(name, values)
             name = template if status == 200 else "error.html"
             body = self.env.get_template(name).render(
                 request=request, path=request.url.path, now=datetime.now(UTC), **context
@@ -182,12 +183,15 @@ class _Site:
         with self.engine.connect() as conn:
             return data(request, conn)
 
-    def _source_names(self) -> list[str]:
+    def _choices(self) -> dict[str, list[str]]:
+        """What the filter forms offer: the synced sources, and their accounts if any."""
         try:
             with self.engine.connect() as conn:
-                return list(conn.execute(text("SELECT name FROM sources ORDER BY name")).scalars())
+                rows = conn.execute(text("SELECT name, account FROM sources ORDER BY name")).all()
         except DBAPIError:
-            return []
+            return {"sources": [], "accounts": []}
+        accounts = sorted({r.account for r in rows if r.account})
+        return {"sources": [r.name for r in rows], "accounts": accounts}
 
     # -- pages --------------------------------------------------------------------------
 
@@ -221,11 +225,13 @@ class _Site:
     ) -> Data:
         query = request.query_params
         page = _page(query.get("page"))
-        given = {k: query.get(k) or None for k in ("source", "provider", "status", "since")}
+        names = ("source", "account", "provider", "status", "since")
+        given = {k: query.get(k) or None for k in names}
         given["since"] = given["since"] or since
         filters = reports.Filters(
             since=(reports.parse_since(given["since"], option="since") if given["since"] else None),
             source=given["source"],
+            account=given["account"],
             provider=given["provider"],
             status=given["status"],
             limit=self.page_size,

@@ -22,7 +22,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,7 @@ pytestmark = pytest.mark.integration
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "dashboard"
 FLAGGED = {"deprecated", "suspended", "deleted", "ceased", "failed", "gone"}
-WEB, DOWN = "qy-web", "qy-down"
+WEB, DOWN, ACCOUNT = "qy-web", "qy-down", "acct-web"
 PAGE_SIZE = 10
 ANY = "0.0.0.0"  # noqa: S104 - every address: what the dashboard refuses without credentials
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -75,7 +75,8 @@ def _build(engine: Engine) -> World:
     seen: set[str] = set()
 
     def sync_web() -> None:
-        assert sync_source(engine, AT_ONCE, web.source(WEB), policy=FAST).ok
+        source = replace(web.source(WEB), account=ACCOUNT)  # an account, to filter by
+        assert sync_source(engine, AT_ONCE, source, policy=FAST).ok
         now = _listed(web)
         seen.update(now)
         snaps.append({**dict.fromkeys(seen - set(now), "gone"), **now})
@@ -306,6 +307,14 @@ def test_filters_narrow_the_flagged_table(page: Page, world: World) -> None:
     assert set(column(tab, "#flagged", "status")) == {"deprecated"}
     assert set(column(tab, "#flagged", "source")) == {WEB}
     assert set(every_page(tab, "#flagged", "provider_image_id")) == deprecated
+
+    page.open("/flagged")
+    tab.select_option("select[name=account]", ACCOUNT)
+    tab.click("form.filters button[type=submit]")
+    tab.wait_for_load_state("load")
+    ours = {i for i, s in last.items() if s in FLAGGED}
+    assert total(tab) == len(ours) < len(every)
+    assert set(column(tab, "#flagged", "account")) == {ACCOUNT}
 
     tab = page.open("/flagged?provider=qingcloud&since=2999-01-01")
     assert total(tab) == 0
