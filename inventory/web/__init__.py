@@ -124,14 +124,19 @@ def _role(settings: Settings) -> str:
 
 
 def _connect_error(err: DBAPIError, settings: Settings, where: str) -> str:
-    said = str(err.orig).strip().splitlines()[-1] if err.orig is not None else str(err)
+    from inventory.secrets import scrub
+
+    said = " ".join(line.strip() for line in scrub(str(err.orig or err)).splitlines())
     if settings.web.role and "permission denied to set role" in said:
         return (
             f"web: cannot take role {settings.web.role} on {where}: {said}; grant it to the "
             f"user the dashboard connects as (GRANT {settings.web.role} TO <user>), or "
             "create it with `inventory grant-readonly`"
         )
-    return f"web: cannot connect to {where}: {said}"
+    return (
+        f"web: cannot connect to {where}: {said}; check INVENTORY_WEB_DATABASE_URL, "
+        "[web] database_url or the inventory's own database URL"
+    )
 
 
 def _bind(host: str, port: int) -> socket.socket:
