@@ -223,9 +223,10 @@ READ_ONLY_OPTIONS = "-c default_transaction_read_only=on -c statement_timeout=30
 
 
 def read_only_engine(settings: Settings, pool_size: int = 4) -> tuple[Engine, DatabaseTarget]:
-    """The engine of the web dashboard: every transaction READ ONLY, statements cut after
-    30 s, and in ``[web] role`` when one is configured (the role is taken at connection
-    start, so a user who may not take it cannot connect at all). It connects to
+    """The engine of the web dashboard: every transaction READ ONLY and REPEATABLE READ,
+    statements cut after 30 s, and in ``[web] role`` when one is configured (the role is
+    taken at connection start, so a user who may not take it cannot connect at all).
+    Options in the URL (``?options=-c search_path=x``) are kept. It connects to
     ``$INVENTORY_WEB_DATABASE_URL``, else ``[web] database_url``, else the inventory's own
     database (:func:`resolve_target`)."""
     web = settings.web
@@ -236,12 +237,22 @@ def read_only_engine(settings: Settings, pool_size: int = 4) -> tuple[Engine, Da
         target = DatabaseTarget(sqlalchemy_url(web.database_url.resolve().reveal()), "config")
     else:
         target = resolve_target(settings)
-    options = READ_ONLY_OPTIONS + (f" -c role={web.role}" if web.role else "")
+    url = make_url(target.url)
+    # Options the URL gives (?options=-c search_path=x) are kept, ours after them.
+    given = url.query.get("options")
+    given = given if isinstance(given, str) else " ".join(given or ())
+    options = " ".join(
+        part
+        for part in (given, READ_ONLY_OPTIONS, f"-c role={web.role}" if web.role else "")
+        if part
+    )
     engine = create_engine(
-        target.url,
+        url.difference_update_query(["options"]),
         pool_size=pool_size,
         max_overflow=0,
         pool_pre_ping=True,
+        # One snapshot per request: a page's rows and its count agree while a sync commits.
+        isolation_level="REPEATABLE READ",
         connect_args={
             "application_name": "inventory-web",
             "connect_timeout": 10,

@@ -67,8 +67,14 @@ def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
         try:
             return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        except ProgrammingError:  # no alembic_version table: nothing migrated yet
-            return None
+        except ProgrammingError as err:
+            if getattr(err.orig, "sqlstate", None) == "42501":  # insufficient privilege
+                raise UsageError(
+                    "cannot read the schema's version (alembic_version): permission denied; "
+                    "a read-only role made before the dashboard existed lacks it: run "
+                    "`inventory grant-readonly --role ROLE` again as the database owner"
+                ) from None
+            return None  # no alembic_version table: nothing migrated yet
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:

@@ -45,6 +45,8 @@ def plain(value: Any) -> Any:
         return float(value)
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
     return value
 
 

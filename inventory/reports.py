@@ -173,7 +173,7 @@ REPORT_TABLES: tuple[str, ...] = (
 #: ``inventory_images_as_of(at timestamptz, source text DEFAULT NULL)``.
 AS_OF_FUNCTION = "inventory_images_as_of(timestamptz, text)"
 
-_SINCE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
+_SINCE = re.compile(r"^\s*([0-9]+)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
@@ -184,7 +184,12 @@ def parse_since(value: str, now: datetime | None = None, option: str = "--since"
     match = _SINCE.match(value)
     if match:
         amount, unit = int(match.group(1)), match.group(2).lower()
-        return now - timedelta(**{_UNITS[unit]: amount})
+        try:
+            return now - timedelta(**{_UNITS[unit]: amount})
+        except OverflowError:
+            raise ValueError(
+                f"{option} {value!r}: that is before the year 1; give a smaller age"
+            ) from None
     try:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:
@@ -345,7 +350,8 @@ def _changes_query(filters: Filters) -> tuple[str, dict[str, Any]]:
                v.image_name, v.kind, v.old_status, v.new_status, v.run_id
           FROM report_status_changes v {_ACCOUNT_JOIN}
          WHERE {where}
-         ORDER BY s.account NULLS FIRST, v.occurred_at DESC, v.source, v.provider_image_id
+         ORDER BY s.account NULLS FIRST, v.occurred_at DESC, v.source, v.provider_image_id,
+                  v.event_id
         """,
         params,
     )
@@ -359,6 +365,13 @@ def report_flagged(conn: Connection, filters: Filters) -> Table:
 def report_changes(conn: Connection, filters: Filters) -> Table:
     """Status transitions since ``since``; ``status`` filters the new status."""
     return _table(conn, *_changes_query(filters), filters.limit, filters.offset)
+
+
+def flagged_per_source(conn: Connection) -> dict[str, int]:
+    """How many images of each source ``report_flagged_images`` lists (gone and missing
+    ones included, as ``inventory report flagged`` and the dashboard's flagged page)."""
+    rows = conn.execute(text("SELECT source, count(*) FROM report_flagged_images GROUP BY 1"))
+    return {source: int(n) for source, n in rows}
 
 
 def count_rows(conn: Connection, kind: str, filters: Filters) -> int:
@@ -435,6 +448,17 @@ def report_health(
     return Table(columns, rows, table.more)
 
 
+class AmbiguousImage(UsageError):
+    """Several sources hold an image with this provider id: the caller must name one."""
+
+    def __init__(self, provider_image_id: str, sources: list[str]) -> None:
+        super().__init__(
+            f"image {provider_image_id!r} is in several sources ({', '.join(sources)}); "
+            "choose one with --source"
+        )
+        self.provider_image_id, self.sources = provider_image_id, sources
+
+
 @dataclass(frozen=True)
 class ImageHistory:
     """One image: its current row, its status intervals and its events, oldest first."""
@@ -464,10 +488,7 @@ def image_history(conn: Connection, provider_image_id: str, source: str | None) 
         where = f" in source {source!r}" if source else ""
         raise UsageError(f"no image {provider_image_id!r}{where} in the inventory")
     if len(matches) > 1:
-        names = ", ".join(m.source for m in matches)
-        raise UsageError(
-            f"image {provider_image_id!r} is in several sources ({names}); choose one with --source"
-        )
+        raise AmbiguousImage(provider_image_id, [m.source for m in matches])
     image = matches[0]._asdict()
     params = {"image": image["image_id"]}
     intervals = _table(

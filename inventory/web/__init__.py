@@ -20,7 +20,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from inventory.config import Settings
-from inventory.errors import ConfigError, DatabaseUnavailable
+from inventory.errors import ConfigError, DatabaseUnavailable, InventoryError
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,8 @@ class Dashboard:
         self.start(access_log=True)
         while not stopping.wait(1.0):
             if self._thread is not None and not self._thread.is_alive():
-                break  # uvicorn gave up (it logged why)
+                self.stop()  # uvicorn gave up, and logged why
+                raise InventoryError("web: the server stopped unexpectedly; its log says why")
         self.stop()
 
     def start(self, access_log: bool = False) -> Dashboard:

@@ -5,19 +5,21 @@ Every page is rendered on the server from :mod:`inventory.reports` (the same que
 templates; the charts are inline SVG; there is no JavaScript. Each HTML page has a JSON
 twin under ``/api/`` and each table a CSV of exactly the rows on the page. Only GET and
 HEAD are routed: nothing here writes, and the engine's transactions are read-only anyway
-(:func:`inventory.db.read_only_engine`).
+(:func:`inventory.db.read_only_engine`); each request reads one snapshot, so a page's rows
+and its count agree even while a sync commits.
 
-Query parameters are the report options without dashes (``source``, ``provider``,
-``status``, ``since``, plus ``page``); a value no row could match is answered 400 with the
-values that would do, as the CLI answers it.
+Query parameters are the report options without dashes (``source``, ``account``,
+``provider``, ``status``, ``since``, plus ``page``); a value no row could match is
+answered 400 with the values that would do, as the CLI answers it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -26,6 +28,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -37,6 +40,7 @@ from inventory.config import Settings
 from inventory.errors import UsageError
 from inventory.models import HISTORY_STATUSES
 from inventory.providers import PROVIDERS
+from inventory.records import FLAGGED_STATUSES
 from inventory.report_render import csv_value, duration, iso, plain, render_csv
 from inventory.web import charts
 from inventory.web.security import Credentials, RequireCredentials, RequireLocalHost
@@ -55,6 +59,8 @@ _HEADERS = {
     "referrer-policy": "same-origin",
     "cache-control": "no-store",
 }
+#: The statuses the flagged page filters on: as report_flagged_images shows them.
+FLAGGED = [*(s for s in HISTORY_STATUSES if s in FLAGGED_STATUSES or s == "gone"), "missing"]
 
 
 def create_app(engine: Engine, settings: Settings, creds: Credentials | None = None) -> Any:
@@ -62,13 +68,13 @@ def create_app(engine: Engine, settings: Settings, creds: Credentials | None = N
     configured, else behind :class:`RequireLocalHost`."""
     site = _Site(engine, settings)
     routes = [
-        Route("/", site.page(site.overview, "overview.html")),
-        Route("/flagged", site.page(site.flagged, "flagged.html")),
+        Route("/", site.page(site.overview, "overview.html", "/api/sources")),
+        Route("/flagged", site.page(site.flagged, "flagged.html", "/api/flagged")),
         Route("/flagged.csv", site.csv(site.flagged)),
-        Route("/changes", site.page(site.changes, "changes.html")),
+        Route("/changes", site.page(site.changes, "changes.html", "/api/changes")),
         Route("/changes.csv", site.csv(site.changes)),
-        Route("/image", site.page(site.image, "image.html")),
-        Route("/daily", site.page(site.daily, "daily.html")),
+        Route("/image", site.page(site.image, "image.html", "/api/image")),
+        Route("/daily", site.page(site.daily, "daily.html", "/api/daily")),
         Route("/api/sources", site.api(site.overview)),
         Route("/api/flagged", site.api(site.flagged)),
         Route("/api/changes", site.api(site.changes)),
@@ -83,12 +89,18 @@ def create_app(engine: Engine, settings: Settings, creds: Credentials | None = N
     return RequireLocalHost(app, settings.web.allowed_hosts)
 
 
-class NotFound(Exception):
-    pass
+class Refused(Exception):
+    """A request answered with an error: its status, the message, and (for an ambiguous
+    image) links to what the person may have meant."""
+
+    def __init__(self, status: int, message: str, choices: Sequence[tuple[str, str]] = ()):
+        super().__init__(message)
+        self.status, self.message, self.choices = status, message, list(choices)
 
 
 #: What a page's data function returns: the template's context and the page's JSON.
 Data = dict[str, Any]
+DataFunction = Callable[[Request, Connection], Data]
 
 
 class _Site:
@@ -108,88 +120,93 @@ class _Site:
             value=csv_value,
             duration=lambda v: duration(v) if v is not None else "-",
         )
-        self.env.globals.update(
-            rank=charts.status_rank, FLAGGED=sorted(_flagged_statuses(), key=charts.status_rank)
-        )
 
     # -- the four kinds of response -----------------------------------------------------
 
-    def page(self, data: Callable[[Request, Connection], Data], template: str) -> Any:
+    def page(self, data: DataFunction, template: str, api: str) -> Any:
         def endpoint(request: Request) -> Response:
             try:
-                context = self._run(data, request)
-                status = 200
-            except (UsageError, ValueError) as err:
-                context, status = {"error": str(err)}, 400
-            except NotFound as err:
-                context, status = {"error": str(err)}, 404
-            except DBAPIError as err:
-                context, status = {"error": _database_error(err)}, 503
-            context.setdefault("query", dict(request.query_params))
-            for name, values in self._choices().items():
-                context.setdefault(name, values)
-            name = template if status == 200 else "error.html"
-            body = self.env.get_template(name).render(
-                request=request, path=request.url.path, now=datetime.now(UTC), **context
+                context, status = self._run(data, request), 200
+            except Refused as err:
+                context, status = {"error": err.message, "choices": err.choices}, err.status
+                template_ = "error.html"
+            else:
+                template_ = template
+            query = request.url.query
+            body = self.env.get_template(template_).render(
+                path=request.url.path,
+                api=f"{api}?{query}" if query else api,
+                now=datetime.now(UTC),
+                **context,
             )
             return HTMLResponse(body, status, headers=_HEADERS)
 
         return endpoint
 
-    def api(self, data: Callable[[Request, Connection], Data]) -> Any:
+    def api(self, data: DataFunction) -> Any:
         def endpoint(request: Request) -> Response:
             try:
                 payload = self._run(data, request)["json"]
-                return JSONResponse(_plain(payload), headers=_HEADERS)
-            except (UsageError, ValueError) as err:
-                return JSONResponse({"error": str(err)}, 400, headers=_HEADERS)
-            except NotFound as err:
-                return JSONResponse({"error": str(err)}, 404, headers=_HEADERS)
-            except DBAPIError as err:
-                return JSONResponse({"error": _database_error(err)}, 503, headers=_HEADERS)
+            except Refused as err:
+                return JSONResponse({"error": err.message}, err.status, headers=_HEADERS)
+            return JSONResponse(plain(payload), headers=_HEADERS)
 
         return endpoint
 
-    def csv(self, data: Callable[[Request, Connection], Data]) -> Any:
+    def csv(self, data: DataFunction) -> Any:
         def endpoint(request: Request) -> Response:
             try:
-                table: reports.Table = self._run(data, request)["table"]
-            except (UsageError, ValueError) as err:
-                return PlainTextResponse(f"{err}\n", 400, headers=_HEADERS)
-            except DBAPIError as err:
-                return PlainTextResponse(f"{_database_error(err)}\n", 503, headers=_HEADERS)
-            name = request.url.path.strip("/").replace(".csv", "")
-            page = request.query_params.get("page", "1")
+                found = self._run(data, request)
+            except Refused as err:
+                return PlainTextResponse(f"{err.message}\n", err.status, headers=_HEADERS)
+            table: reports.Table = found["table"]
+            name = request.url.path.strip("/").removesuffix(".csv")
             return Response(
                 render_csv(table.columns, table.rows),
                 media_type="text/csv; charset=utf-8",
                 headers={
                     **_HEADERS,
-                    "content-disposition": f'attachment; filename="{name}-page-{page}.csv"',
+                    "content-disposition": (
+                        f'attachment; filename="{name}-page-{found["page"]}.csv"'
+                    ),
                 },
             )
 
         return endpoint
 
     def healthz(self, request: Request) -> Response:
+        """For probes, without credentials: so it says whether, never why."""
         try:
             with self.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
-        except DBAPIError as err:
-            return PlainTextResponse(f"database: {_database_error(err)}\n", 503)
+        except (DBAPIError, PoolTimeout) as err:
+            log.warning("healthz: the database does not answer: %s", _first_line(err))
+            return PlainTextResponse("database unavailable\n", 503)
         return PlainTextResponse("ok\n")
 
-    def _run(self, data: Callable[[Request, Connection], Data], request: Request) -> Data:
-        with self.engine.connect() as conn:
-            return data(request, conn)
-
-    def _choices(self) -> dict[str, list[str]]:
-        """What the filter forms offer: the synced sources, and their accounts if any."""
+    def _run(self, data: DataFunction, request: Request) -> Data:
+        """``data`` in one read-only snapshot; every failure a person can act on becomes
+        :class:`Refused` with its status."""
+        if any("\x00" in v for v in request.query_params.values()):
+            raise Refused(400, "query parameters cannot hold NUL characters")
         try:
             with self.engine.connect() as conn:
-                rows = conn.execute(text("SELECT name, account FROM sources ORDER BY name")).all()
-        except DBAPIError:
-            return {"sources": [], "accounts": []}
+                return data(request, conn)
+        except UsageError as err:
+            raise Refused(400, str(err)) from None
+        except PoolTimeout:
+            raise Refused(
+                503,
+                "the dashboard is busy: every database connection is in use; try again in a moment",
+            ) from None
+        except DBAPIError as err:
+            first = _first_line(err)
+            log.warning("dashboard query failed: %s", first)
+            raise Refused(503, f"the database refused or could not answer: {first}") from None
+
+    def _choices(self, conn: Connection) -> dict[str, list[str]]:
+        """What the filter forms offer: the synced sources, and their accounts if any."""
+        rows = conn.execute(text("SELECT name, account FROM sources ORDER BY name")).all()
         accounts = sorted({r.account for r in rows if r.account})
         return {"sources": [r.name for r in rows], "accounts": accounts}
 
@@ -204,10 +221,7 @@ class _Site:
             "images": sum(r["images"] for r in rows),
             "flagged": sum(r["flagged"] for r in rows),
         }
-        statuses = sorted(
-            {s for r in rows for s in r["counts"]}, key=lambda s: (charts.status_rank(s), s)
-        )
-        return {"rows": rows, "totals": totals, "statuses": statuses, "json": rows}
+        return {"rows": rows, "totals": totals, "json": rows}
 
     def flagged(self, request: Request, conn: Connection) -> Data:
         return self._listing(request, conn, "flagged", reports.report_flagged, since=None)
@@ -224,12 +238,18 @@ class _Site:
         since: str | None,
     ) -> Data:
         query = request.query_params
-        page = _page(query.get("page"))
+        page = _whole(query.get("page") or "1", "page", 1, 10**9)
         names = ("source", "account", "provider", "status", "since")
         given = {k: query.get(k) or None for k in names}
         given["since"] = given["since"] or since
+        try:
+            since_at = (
+                reports.parse_since(given["since"], option="since") if given["since"] else None
+            )
+        except ValueError as err:
+            raise UsageError(str(err)) from None
         filters = reports.Filters(
-            since=(reports.parse_since(given["since"], option="since") if given["since"] else None),
+            since=since_at,
             source=given["source"],
             account=given["account"],
             provider=given["provider"],
@@ -238,22 +258,24 @@ class _Site:
             offset=(page - 1) * self.page_size,
         )
         reports.check_filters(conn, kind, filters, label=kind, flag="")
-        table = report(conn, filters)
         total = reports.count_rows(conn, kind, filters)
         pages = max((total + self.page_size - 1) // self.page_size, 1)
+        if page > pages:
+            raise Refused(404, f"page {page}: these filters have {pages} page(s) of rows")
+        table = report(conn, filters)
         shown = {k: v for k, v in given.items() if v}
-        first = filters.offset + 1 if table.rows else 0
         return {
+            **self._choices(conn),
             "table": table,
             "given": given,
             "page": page,
             "pages": pages,
             "total": total,
-            "first": first,
+            "first": filters.offset + 1 if table.rows else 0,
             "last": filters.offset + len(table.rows),
             "link": lambda **changes: _link(request.url.path, {**shown, **changes}),
             "csv": _link(f"{request.url.path}.csv", {**shown, "page": page}),
-            "statuses": _listing_statuses(kind),
+            "statuses": FLAGGED if kind == "flagged" else list(HISTORY_STATUSES),
             "providers": sorted(PROVIDERS),
             "json": {
                 "rows": table.dicts(),
@@ -266,14 +288,18 @@ class _Site:
 
     def image(self, request: Request, conn: Connection) -> Data:
         image_id = request.query_params.get("id")
+        source = request.query_params.get("source") or None
         if not image_id:
             raise UsageError("image: give its provider id: /image?id=...&source=...")
         try:
-            history = reports.image_history(conn, image_id, request.query_params.get("source"))
+            history = reports.image_history(conn, image_id, source)
+        except reports.AmbiguousImage as err:
+            links = [(s, _link("/image", {"source": s, "id": image_id})) for s in err.sources]
+            raise Refused(
+                400, f"image {image_id!r} is in several sources; choose one:", links
+            ) from None
         except UsageError as err:
-            if "several sources" in str(err):
-                raise
-            raise NotFound(str(err)) from None
+            raise Refused(404, str(err)) from None
         record = reports.image_record(conn, history.image["image_id"])
         intervals = history.intervals.dicts()
         now = conn.execute(text("SELECT now()")).scalar_one()
@@ -283,7 +309,7 @@ class _Site:
             "intervals": intervals,
             "events": history.events.dicts(),
             "timeline": charts.timeline(intervals, now),
-            "raw": _pretty(record["raw"]),
+            "raw": json.dumps(record["raw"], indent=2, sort_keys=True, ensure_ascii=False),
             "json": {
                 "image": {**history.image, **record},
                 "intervals": intervals,
@@ -298,9 +324,10 @@ class _Site:
             reports.check_filters(conn, "summary", reports.Filters(source=source), "daily", "")
         rows = reports.daily_counts(conn, days, source).dicts()
         return {
+            **self._choices(conn),
             "charts": charts.daily_charts(rows),
             "days": days,
-            "choices": _DAYS,
+            "day_choices": sorted({*_DAYS, days}),
             "given": {"source": source},
             "json": rows,
         }
@@ -308,8 +335,10 @@ class _Site:
 
 def overview_rows(conn: Connection, settings: Settings) -> list[dict[str, Any]]:
     """Each source with its last run, outcome, age, freshness and image counts by status;
-    failures first, then stale sources, then the rest by name."""
+    failures first, then stale sources, then the rest by name. ``flagged`` counts what the
+    flagged page lists (gone and missing images included)."""
     health = {r["source"]: r for r in reports.report_health(conn, reports.Filters()).dicts()}
+    flagged = reports.flagged_per_source(conn)
     counts: dict[str, dict[str, int]] = defaultdict(dict)
     for r in reports.report_summary(conn, reports.Filters()).dicts():
         counts[r["source"]][r["status"]] = int(r["images"])
@@ -342,7 +371,7 @@ def overview_rows(conn: Connection, settings: Settings) -> list[dict[str, Any]]:
                 "fresh": fresh,
                 "attention": attention,
                 "images": s.images,
-                "flagged": s.flagged,
+                "flagged": flagged.get(s.name, 0),
                 "gone": s.gone,
                 "counts": dict(
                     sorted(counts[s.name].items(), key=lambda c: charts.status_rank(c[0]))
@@ -356,24 +385,9 @@ def overview_rows(conn: Connection, settings: Settings) -> list[dict[str, Any]]:
     return rows
 
 
-def _flagged_statuses() -> list[str]:
-    return _listing_statuses("flagged")
-
-
-def _listing_statuses(kind: str) -> list[str]:
-    from inventory.records import FLAGGED_STATUSES
-
-    if kind == "flagged":
-        return [*(s for s in HISTORY_STATUSES if s in FLAGGED_STATUSES or s == "gone"), "missing"]
-    return list(HISTORY_STATUSES)
-
-
-def _page(value: str | None) -> int:
-    return _whole(value or "1", "page", 1, 10**9)
-
-
 def _whole(value: str, name: str, low: int, high: int) -> int:
-    if not value.isdigit() or not low <= int(value) <= high:
+    # isdecimal alone admits the digits of other scripts: ASCII ones only, as in a URL.
+    if not (value.isascii() and value.isdecimal()) or not low <= int(value) <= high:
         raise UsageError(f"{name} {value!r}: give a whole number from {low} to {high}")
     return int(value)
 
@@ -381,20 +395,6 @@ def _whole(value: str, name: str, low: int, high: int) -> int:
 def _link(path: str, params: Mapping[str, Any]) -> str:
     kept = {k: v for k, v in params.items() if v not in (None, "") and not (k == "page" and v == 1)}
     return f"{path}?{urlencode(kept)}" if kept else path
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return plain(value)
-
-
-def _pretty(raw: Any) -> str:
-    import json
-
-    return json.dumps(raw, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
 def _when(moment: datetime | None) -> Markup | str:
@@ -405,15 +405,10 @@ def _when(moment: datetime | None) -> Markup | str:
 
 
 def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    from datetime import timedelta
-
-    return duration(timedelta(seconds=int(seconds))) + " ago"
+    return "-" if seconds is None else duration(timedelta(seconds=int(seconds))) + " ago"
 
 
-def _database_error(err: DBAPIError) -> str:
-    """One line for a page: what the database said, never the statement or its values."""
-    first = str(err.orig).strip().splitlines()[0] if err.orig is not None else type(err).__name__
-    log.warning("dashboard query failed: %s", first)
-    return f"the database refused or could not answer: {first}"
+def _first_line(err: Exception) -> str:
+    """What the database said, first line: never the statement or its values."""
+    said = str(getattr(err, "orig", None) or err).strip()
+    return said.splitlines()[0] if said else type(err).__name__

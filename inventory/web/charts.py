@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 #: The order statuses are stacked and listed in: healthy first, then the flagged ones.
@@ -62,37 +62,51 @@ def timeline(intervals: Sequence[dict[str, Any]], now: datetime) -> Timeline:
     """Segments for an image's history intervals (``status``, ``valid_from``,
     ``valid_to``), oldest first, spread over the time from the first one to ``now``.
 
-    Widths are proportional to durations, but never under a few units so that a status
-    held for seconds in a long history still shows; the segments stay in order and inside
-    the chart. An open interval runs to ``now``.
+    Each segment is as wide as its interval lasted, except that a status held for a
+    moment is widened to stay visible (to ``_MIN_SEGMENT``, less when there are many) at
+    the expense of the long ones, which keep at least three quarters of the chart between
+    them. The ticks are placed by the same mapping, so each falls inside the segment of
+    the status the image had at that moment. An open interval runs to ``now``.
     """
     if not intervals:
         return Timeline([], [])
     start = intervals[0]["valid_from"]
     end = max(now, *(i["valid_to"] or now for i in intervals))
-    span = max((end - start).total_seconds(), 1.0)
-    # Widths first, then the minimum, then scaled back so the sum fits the chart.
-    raw = [
-        max(((i["valid_to"] or end) - i["valid_from"]).total_seconds(), 0.0) / span * WIDTH
-        for i in intervals
+    lasted = [
+        max(((i["valid_to"] or end) - i["valid_from"]).total_seconds(), 0.0) for i in intervals
     ]
-    widths = [max(w, _MIN_SEGMENT) for w in raw]
-    scale = WIDTH / sum(widths) if sum(widths) > WIDTH else 1.0
+    total = sum(lasted) or 1.0
+    raw = [d / total * WIDTH for d in lasted]
+    floor = min(_MIN_SEGMENT, WIDTH / (4 * len(raw)))
+    need = sum(floor - w for w in raw if w < floor)  # what the short ones are given...
+    spare = sum(w - floor for w in raw if w >= floor)  # ...from what the long ones have
+    widths = [floor if w < floor else w - (w - floor) * need / spare for w in raw]
     segments, x = [], 0.0
     for interval, width in zip(intervals, widths, strict=True):
-        segments.append(
-            Segment(
-                interval["status"], interval["valid_from"], interval["valid_to"], x, width * scale
-            )
-        )
-        x += width * scale
+        status, begun, ended = interval["status"], interval["valid_from"], interval["valid_to"]
+        segments.append(Segment(status, begun, ended, x, width))
+        x += width
+    span = end - start
     ticks = [
-        Tick(WIDTH * k / 4, _moment(start + (end - start) * k / 4, end - start)) for k in range(5)
+        Tick(_x_at(start + span * k / 4, segments, end), _moment(start + span * k / 4, span))
+        for k in range(5)
     ]
     return Timeline(segments, ticks)
 
 
+def _x_at(moment: datetime, segments: list[Segment], end: datetime) -> float:
+    """Where ``moment`` falls on the drawn timeline."""
+    for s in segments:
+        until = s.end or end
+        if moment <= until:
+            lasted = (until - s.start).total_seconds()
+            into = max((moment - s.start).total_seconds(), 0.0)
+            return s.x + (s.width * into / lasted if lasted > 0 else 0.0)
+    return WIDTH
+
+
 def _moment(at: datetime, span: timedelta) -> str:
+    at = at.astimezone(UTC)
     return at.strftime("%Y-%m-%d" if span > timedelta(days=3) else "%m-%d %H:%M:%S")
 
 

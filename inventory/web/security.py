@@ -53,19 +53,21 @@ class Credentials:
     def configured(self) -> bool:
         return self.token is not None or self.password is not None
 
-    def accepts(self, authorization: str | None) -> bool:
-        """Whether an ``Authorization`` header carries these credentials."""
+    def accepts(self, authorization: bytes | None) -> bool:
+        """Whether an ``Authorization`` header (its raw bytes) carries these credentials.
+        Bytes are compared as sent: a browser encodes basic credentials in UTF-8 (the
+        challenge asks it to), and so do scripts sending a bearer token."""
         if not authorization:
             return False
-        scheme, _, value = authorization.partition(" ")
+        scheme, _, value = authorization.partition(b" ")
         scheme, value = scheme.lower(), value.strip()
-        if scheme == "bearer":
+        if scheme == b"bearer":
             return self.token is not None and _same(value, self.token)
-        if scheme != "basic":
+        if scheme != b"basic":
             return False
         try:
-            user, colon, password = base64.b64decode(value, validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+            user, colon, password = base64.b64decode(value, validate=True).partition(b":")
+        except binascii.Error:
             return False
         if not colon:
             return False
@@ -74,13 +76,17 @@ class Credentials:
         return (
             self.password is not None
             and self.user is not None
-            and hmac.compare_digest(user.encode(), self.user.encode())
+            and hmac.compare_digest(user, self.user.encode())
             and _same(password, self.password)
         )
 
 
-def _same(given: str, secret: Secret) -> bool:
-    return hmac.compare_digest(given.encode(), secret.reveal().encode())
+def _same(given: bytes, secret: Secret) -> bool:
+    return hmac.compare_digest(given, secret.reveal().encode())
+
+
+#: Shorter ones are refused: a token is guessed at network speed, so it must be long.
+MIN_TOKEN, MIN_PASSWORD = 16, 10
 
 
 def credentials(web: WebSettings) -> Credentials:
@@ -96,6 +102,12 @@ def credentials(web: WebSettings) -> Credentials:
         )
     if user is not None and ":" in user:
         raise ConfigError(f"web: {USER_ENV}: a user name cannot contain ':' (basic auth)")
+    for secret, name, least in ((token, "token", MIN_TOKEN), (password, "password", MIN_PASSWORD)):
+        if secret is not None and len(secret.reveal()) < least:
+            raise ConfigError(
+                f"web: the {name} has {len(secret.reveal())} characters; give at least "
+                f"{least} (for instance `openssl rand -hex 24`)"
+            )
     return Credentials(token, user, password)
 
 
@@ -126,10 +138,15 @@ def check_address(host: str, creds: Credentials, option: str = "--host") -> None
 
 
 def _host_name(header: str) -> str:
-    """The host of a ``Host`` header, without its port (``[::1]:8080`` -> ``::1``)."""
+    """The host of a ``Host`` header, without its port (``[::1]:8080`` -> ``::1``); ""
+    for one that is not a host with an optional port (``[::1]evil.example``)."""
     if header.startswith("["):
-        return header[1:].partition("]")[0]
-    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+        host, _, rest = header[1:].partition("]")
+        return host if rest == "" or (rest[:1] == ":" and rest[1:].isdecimal()) else ""
+    name, colon, port = header.rpartition(":") if header.count(":") == 1 else ("", "", header)
+    if colon:
+        return name if port.isdecimal() else ""
+    return header
 
 
 class RequireLocalHost:
@@ -167,9 +184,7 @@ class RequireCredentials:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        given = headers.get(b"authorization", b"").decode("latin-1") or None
-        if self.creds.accepts(given):
+        if self.creds.accepts(dict(scope["headers"]).get(b"authorization")):
             await self.app(scope, receive, send)
             return
         body = b"authentication required: log in with the dashboard's user and password\n"

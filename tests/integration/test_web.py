@@ -480,11 +480,18 @@ def test_browsing_writes_nothing(page: Page, world: World, _session_engine: Engi
 def test_the_dashboard_connections_cannot_write(world: World, database_url: str) -> None:
     import psycopg
 
-    from inventory.config import Settings
+    from inventory.config import Settings, WebSettings
     from inventory.db import read_only_engine
+    from inventory.source import SecretRef
 
-    engine, _ = read_only_engine(Settings(path=None))
+    # Options the URL carries are kept beside the dashboard's own.
+    url = f"{database_url}?options=-c%20search_path%3Dpublic%2Cpg_catalog"
+    web = WebSettings(database_url=SecretRef("literal", url, "test"))
+    engine, _ = read_only_engine(Settings(path=None, web=web))
     try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SHOW search_path")).scalar() == "public,pg_catalog"
+            assert conn.execute(text("SHOW transaction_isolation")).scalar() == "repeatable read"
         with engine.connect() as conn, pytest.raises(Exception) as refused:
             conn.execute(text("DELETE FROM images"))
         assert isinstance(refused.value.orig, psycopg.errors.ReadOnlySqlTransaction)  # type: ignore[attr-defined]
@@ -572,6 +579,13 @@ def test_it_reads_as_the_read_only_role(
                 assert target.status_code == 200
         finally:
             assert web.stop() == 0
+        # A role granted before the dashboard existed could not read the schema's version:
+        # the start says to grant again, not to migrate.
+        with _session_engine.begin() as conn:
+            conn.execute(text(f"REVOKE SELECT ON alembic_version FROM {role}"))
+        stale = WebProcess(tmp_path, "--port", "0", config=f'role = "{role}"\n', env=env)
+        assert stale.wait() == EXIT_CONFIG
+        assert "run `inventory grant-readonly --role ROLE` again" in stale.log.read_text()
         with _session_engine.connect() as conn:
             # The role may read; it may not write, whatever the dashboard asked.
             assert not conn.execute(

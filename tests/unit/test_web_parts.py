@@ -55,6 +55,29 @@ def test_a_status_held_for_seconds_stays_visible_and_the_sum_still_fits() -> Non
     assert line.segments[-1].x + line.segments[-1].width == pytest.approx(charts.WIDTH)
 
 
+def test_many_brief_statuses_leave_the_long_one_most_of_the_chart() -> None:
+    flaps = [
+        _interval(
+            ("deprecated", "available")[n % 2],
+            timedelta(days=300, hours=n),
+            timedelta(days=300, hours=n + 1),
+        )
+        for n in range(100)
+    ]
+    line = charts.timeline(
+        [_interval("available", timedelta(0), timedelta(days=300)), *flaps],
+        now=T0 + timedelta(days=300, hours=100),
+    )
+    first, *brief = line.segments
+    assert first.width >= 0.75 * charts.WIDTH
+    assert all(s.width > 1 for s in brief)
+    assert sum(s.width for s in line.segments) == pytest.approx(charts.WIDTH)
+    # The ticks follow the drawing: the axis' middle (day 152) is in the first segment.
+    xs = [t.x for t in line.ticks]
+    assert xs == sorted(xs) and xs[0] == 0 and xs[-1] == pytest.approx(charts.WIDTH)
+    assert 0 < xs[2] < first.width
+
+
 def test_daily_chart_stacks_statuses_and_scales_to_a_round_top() -> None:
     rows = [
         {"day": d, "source": "s", "provider": "qingcloud", "status": st, "images": n}
@@ -79,18 +102,18 @@ def test_daily_chart_stacks_statuses_and_scales_to_a_round_top() -> None:
 
 
 def test_credentials_accept_the_token_by_bearer_or_basic_and_nothing_else() -> None:
-    token = Credentials(token=Secret("tok-123456"))
-    assert token.accepts("Bearer tok-123456")
-    assert token.accepts("Basic " + base64.b64encode(b"anyone:tok-123456").decode())
-    assert not token.accepts("Bearer tok-12345")
-    assert not token.accepts("Basic " + base64.b64encode(b"tok-123456").decode())  # no ':'
-    assert not token.accepts("Basic not-base64!")
-    assert not token.accepts("Digest tok-123456")
+    token = Credentials(token=Secret("tok-123456-ünï"))
+    assert token.accepts("Bearer tok-123456-ünï".encode())  # UTF-8 bytes, as sent
+    assert token.accepts(b"Basic " + base64.b64encode("anyone:tok-123456-ünï".encode()))
+    assert not token.accepts(b"Bearer tok-123456-un")
+    assert not token.accepts(b"Basic " + base64.b64encode("tok-123456-ünï".encode()))  # no ':'
+    assert not token.accepts(b"Basic not-base64!")
+    assert not token.accepts(b"Digest tok-123456")
     assert not token.accepts(None)
     basic = Credentials(user="ops", password=Secret("pa55-word"))
-    assert basic.accepts("Basic " + base64.b64encode(b"ops:pa55-word").decode())
-    assert not basic.accepts("Basic " + base64.b64encode(b"root:pa55-word").decode())
-    assert not basic.accepts("Bearer pa55-word")
+    assert basic.accepts(b"Basic " + base64.b64encode(b"ops:pa55-word"))
+    assert not basic.accepts(b"Basic " + base64.b64encode(b"root:pa55-word"))
+    assert not basic.accepts(b"Bearer pa55-word")
     assert "pa55" not in repr(basic)
 
 
@@ -102,7 +125,7 @@ def test_only_loopback_may_go_without_credentials() -> None:
         assert not is_loopback(host)
         with pytest.raises(ConfigError, match=f"{host} is not a loopback address"):
             check_address(host, Credentials())
-        check_address(host, Credentials(token=Secret("tok-123456")))
+        check_address(host, Credentials(token=Secret("tok-123456-abcdef")))
 
 
 def test_host_header_names() -> None:
@@ -111,6 +134,8 @@ def test_host_header_names() -> None:
     assert [
         _host_name(h) for h in ("127.0.0.1:8080", "localhost", "[::1]:80", "::1", "a.example:1")
     ] == ["127.0.0.1", "localhost", "::1", "::1", "a.example"]
+    # Not a host and port: nothing (so not loopback either).
+    assert [_host_name(h) for h in ("[::1]evil.example", "[::1]:x", "127.0.0.1:80x")] == [""] * 3
 
 
 def test_credentials_come_from_web_settings_else_the_environment(
@@ -119,12 +144,16 @@ def test_credentials_come_from_web_settings_else_the_environment(
     for name in ("INVENTORY_WEB_TOKEN", "INVENTORY_WEB_USER", "INVENTORY_WEB_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
     assert not credentials(WebSettings()).configured
-    monkeypatch.setenv("INVENTORY_WEB_TOKEN", "from-env-token")
-    assert credentials(WebSettings()).accepts("Bearer from-env-token")
+    monkeypatch.setenv("INVENTORY_WEB_TOKEN", "from-env-token-1234")
+    assert credentials(WebSettings()).accepts(b"Bearer from-env-token-1234")
     secret = tmp_path / "token"
-    secret.write_text("from-file-token\n")
+    secret.write_text("from-file-token-1234\n")
     settings = WebSettings(token=SecretRef("file", str(secret), "[web] token"))
-    assert credentials(settings).accepts("Bearer from-file-token")
+    assert credentials(settings).accepts(b"Bearer from-file-token-1234")
+    monkeypatch.setenv("INVENTORY_WEB_TOKEN", "short")
+    with pytest.raises(ConfigError, match="the token has 5 characters; give at least 16"):
+        credentials(WebSettings())
+    monkeypatch.delenv("INVENTORY_WEB_TOKEN")
     monkeypatch.setenv("INVENTORY_WEB_PASSWORD", "lonely-password")
     with pytest.raises(ConfigError, match="go together"):
         credentials(WebSettings())
