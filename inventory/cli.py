@@ -444,7 +444,7 @@ def _positive(text: str) -> int:
 
 
 def _port(text: str) -> int:
-    if not text.isdigit() or int(text) > 65535:
+    if not (text.isascii() and text.isdecimal()) or int(text) > 65535:
         raise argparse.ArgumentTypeError("must be a port number from 0 to 65535")
     return int(text)
 

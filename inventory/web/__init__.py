@@ -2,8 +2,9 @@
 
 :func:`open_dashboard` checks everything a start needs (the address and credentials, the
 database, the role, the schema) and binds the socket, so a mistake is one clear error
-before anything is served; :meth:`Dashboard.serve` then runs uvicorn in the foreground
-(``inventory web``), :meth:`Dashboard.start` in a thread beside the scheduler. The pages
+before anything is served; :meth:`Dashboard.start` then serves it with uvicorn from a
+thread (beside the scheduler), and :meth:`Dashboard.serve` does so until SIGINT or SIGTERM
+(``inventory web``). The pages
 are in :mod:`inventory.web.app`; who may see them, in :mod:`inventory.web.security`.
 """
 
