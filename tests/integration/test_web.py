@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, make_url, text
 
 from inventory.cli import EXIT_CONFIG
 from inventory.providers.qingcloud.emulator import DEFAULT_OWNER
@@ -485,8 +485,9 @@ def test_the_dashboard_connections_cannot_write(world: World, database_url: str)
     from inventory.source import SecretRef
 
     # Options the URL carries are kept beside the dashboard's own.
-    url = f"{database_url}?options=-c%20search_path%3Dpublic%2Cpg_catalog"
-    web = WebSettings(database_url=SecretRef("literal", url, "test"))
+    url = make_url(database_url).update_query_dict({"options": "-c search_path=public,pg_catalog"})
+    literal = url.render_as_string(hide_password=False)
+    web = WebSettings(database_url=SecretRef("literal", literal, "test"))
     engine, _ = read_only_engine(Settings(path=None, web=web))
     try:
         with engine.connect() as conn:
