@@ -62,13 +62,16 @@ def source_status(conn: Connection) -> list[SourceStatus]:
                     SELECT finished_at FROM sync_runs
                      WHERE source_id = s.id AND status = 'succeeded'
                      ORDER BY started_at DESC LIMIT 1) ok ON true
-              LEFT JOIN LATERAL (
-                    SELECT count(*) FILTER (WHERE gone_at IS NULL) AS images,
+              -- one pass over the images for every source (a lookup per source would
+              -- visit each image through the index: seven times slower at a million)
+              LEFT JOIN (
+                    SELECT source_id,
+                           count(*) FILTER (WHERE gone_at IS NULL) AS images,
                            count(*) FILTER (WHERE gone_at IS NULL AND status IN
                                ('deprecated', 'suspended', 'deleted', 'ceased', 'failed'))
                                AS flagged,
                            count(*) FILTER (WHERE gone_at IS NOT NULL) AS gone
-                      FROM images WHERE source_id = s.id) c ON true
+                      FROM images GROUP BY source_id) c ON c.source_id = s.id
              ORDER BY s.account NULLS FIRST, s.name
             """
         )
@@ -367,6 +370,26 @@ def report_changes(conn: Connection, filters: Filters) -> Table:
     return _table(conn, *_changes_query(filters), filters.limit, filters.offset)
 
 
+def status_counts(conn: Connection) -> dict[str, dict[str, int]]:
+    """Images per source and effective status (``gone`` for gone ones), as
+    ``report_summary`` counts them without filters, in one pass over the images."""
+    rows = conn.execute(
+        text(
+            """
+            SELECT s.name, c.status, c.images
+              FROM (SELECT source_id, CASE WHEN gone_at IS NULL THEN status ELSE 'gone' END
+                               AS status, count(*) AS images
+                      FROM images GROUP BY 1, 2) c
+              JOIN sources s ON s.id = c.source_id
+            """
+        )
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for source, status, images in rows:
+        counts.setdefault(source, {})[status] = int(images)
+    return counts
+
+
 def flagged_per_source(conn: Connection) -> dict[str, int]:
     """How many images of each source ``report_flagged_images`` lists (gone and missing
     ones included, as ``inventory report flagged`` and the dashboard's flagged page)."""
@@ -536,35 +559,35 @@ def daily_counts(conn: Connection, days: int, source: str | None = None) -> Tabl
     """Images per UTC day, source and status (``gone`` included) at each day's end (today:
     now), for the last ``days`` days; zero rows are kept so a chart drops to zero.
 
-    As ``report_daily_status_counts`` but per source and over a window: each history
-    interval adds one on the day it opens and removes one on the day it closes; the sum of
-    the changes before the window plus a running sum over its days gives each day's count,
-    in one pass over the history.
+    As ``report_daily_status_counts`` but per source and over a window, in one pass over
+    the history: each interval still open when the window starts, or opened in it, adds one
+    on the day it opens (the window's first day for those open already) and removes one on
+    the day it closes; a running sum over the window's days gives each day's count.
+    Intervals closed before the window are left out at once.
     """
     return _table(
         conn,
         """
         WITH chosen AS (
             SELECT id FROM sources WHERE CAST(:source AS text) IS NULL OR name = :source
-        ), deltas AS (
-            SELECT i.source_id, h.status, (h.valid_from AT TIME ZONE 'UTC')::date AS day,
-                   1 AS delta
-              FROM image_status_history h JOIN images i ON i.id = h.image_id
+        ), window_start AS (
+            SELECT (now() AT TIME ZONE 'UTC')::date - (:days - 1) AS day
+        ), open_in_window AS (
+            -- the intervals still open when the window starts, or opened in it
+            SELECT i.source_id, h.status, (h.valid_from AT TIME ZONE 'UTC')::date AS opened,
+                   (h.valid_to AT TIME ZONE 'UTC')::date AS closed
+              FROM image_status_history h
+              JOIN images i ON i.id = h.image_id, window_start w
              WHERE i.source_id IN (SELECT id FROM chosen)
+               AND (h.valid_to IS NULL OR h.valid_to >= w.day::timestamp AT TIME ZONE 'UTC')
+        ), deltas AS (
+            SELECT o.source_id, o.status, greatest(o.opened, w.day) AS day, 1 AS delta
+              FROM open_in_window o, window_start w
             UNION ALL
-            SELECT i.source_id, h.status, (h.valid_to AT TIME ZONE 'UTC')::date, -1
-              FROM image_status_history h JOIN images i ON i.id = h.image_id
-             WHERE h.valid_to IS NOT NULL AND i.source_id IN (SELECT id FROM chosen)
+            SELECT source_id, status, closed, -1 FROM open_in_window WHERE closed IS NOT NULL
         ), per_day AS (
             SELECT source_id, status, day, sum(delta) AS delta
               FROM deltas GROUP BY source_id, status, day
-        ), window_start AS (
-            SELECT (now() AT TIME ZONE 'UTC')::date - (:days - 1) AS day
-        ), before AS (
-            -- each series' count when the window opens: every change before it, summed
-            SELECT p.source_id, p.status, sum(p.delta) AS images
-              FROM per_day p, window_start w WHERE p.day < w.day
-             GROUP BY p.source_id, p.status
         ), series AS (
             SELECT DISTINCT source_id, status FROM per_day
         ), days AS (
@@ -573,15 +596,13 @@ def daily_counts(conn: Connection, days: int, source: str | None = None) -> Tabl
                    generate_series(w.day, (now() AT TIME ZONE 'UTC')::date, interval '1 day') d
         )
         SELECT d.day, s.name AS source, s.provider, k.status,
-               (sum(coalesce(p.delta, 0)) OVER (PARTITION BY k.source_id, k.status
-                                                  ORDER BY d.day)
-                + coalesce(b.images, 0))::bigint AS images
+               sum(coalesce(p.delta, 0)) OVER (PARTITION BY k.source_id, k.status
+                                                 ORDER BY d.day)::bigint AS images
           FROM series k
           JOIN sources s ON s.id = k.source_id
          CROSS JOIN days d
           LEFT JOIN per_day p
                  ON p.source_id = k.source_id AND p.status = k.status AND p.day = d.day
-          LEFT JOIN before b ON b.source_id = k.source_id AND b.status = k.status
          ORDER BY s.name, d.day, k.status
         """,
         {"days": days, "source": source},

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -339,9 +338,7 @@ def overview_rows(conn: Connection, settings: Settings) -> list[dict[str, Any]]:
     flagged page lists (gone and missing images included)."""
     health = {r["source"]: r for r in reports.report_health(conn, reports.Filters()).dicts()}
     flagged = reports.flagged_per_source(conn)
-    counts: dict[str, dict[str, int]] = defaultdict(dict)
-    for r in reports.report_summary(conn, reports.Filters()).dicts():
-        counts[r["source"]][r["status"]] = int(r["images"])
+    counts = reports.status_counts(conn)
     rows = []
     for s in reports.source_status(conn):
         fresh = reports.freshness(s, settings)
@@ -374,7 +371,7 @@ def overview_rows(conn: Connection, settings: Settings) -> list[dict[str, Any]]:
                 "flagged": flagged.get(s.name, 0),
                 "gone": s.gone,
                 "counts": dict(
-                    sorted(counts[s.name].items(), key=lambda c: charts.status_rank(c[0]))
+                    sorted(counts.get(s.name, {}).items(), key=lambda c: charts.status_rank(c[0]))
                 ),
                 "error": s.error,
                 "warning": s.warning,
