@@ -331,43 +331,58 @@ def _table(
 _ACCOUNT_JOIN = "LEFT JOIN sources s ON s.id = v.source_id"
 
 
-def _flagged_query(filters: Filters) -> tuple[str, dict[str, Any]]:
+@dataclass(frozen=True)
+class _Listing:
+    """A listing report's query: its SELECT, its ORDER BY (left out to count the rows,
+    where sorting would cost several times the counting) and its parameters."""
+
+    select: str
+    order: str
+    params: dict[str, Any]
+
+    @property
+    def sql(self) -> str:
+        return f"{self.select} ORDER BY {self.order}"
+
+
+def _flagged_query(filters: Filters) -> _Listing:
     where, params = _where(filters, since_column="flagged_since", status_column="status")
-    return (
+    return _Listing(
         f"""
         SELECT v.source, s.account, v.provider, v.provider_image_id, v.name, v.status,
                v.raw_status, v.flagged_since, v.flagged_run_id, v.status_since, v.status_run_id
           FROM report_flagged_images v {_ACCOUNT_JOIN}
          WHERE {where}
-         ORDER BY s.account NULLS FIRST, v.flagged_since DESC, v.source, v.provider_image_id
         """,
+        "s.account NULLS FIRST, v.flagged_since DESC, v.source, v.provider_image_id",
         params,
     )
 
 
-def _changes_query(filters: Filters) -> tuple[str, dict[str, Any]]:
+def _changes_query(filters: Filters) -> _Listing:
     where, params = _where(filters, since_column="occurred_at", status_column="new_status")
-    return (
+    return _Listing(
         f"""
         SELECT v.occurred_at, v.source, s.account, v.provider, v.provider_image_id,
                v.image_name, v.kind, v.old_status, v.new_status, v.run_id
           FROM report_status_changes v {_ACCOUNT_JOIN}
          WHERE {where}
-         ORDER BY s.account NULLS FIRST, v.occurred_at DESC, v.source, v.provider_image_id,
-                  v.event_id
         """,
+        "s.account NULLS FIRST, v.occurred_at DESC, v.source, v.provider_image_id, v.event_id",
         params,
     )
 
 
 def report_flagged(conn: Connection, filters: Filters) -> Table:
     """Images now flagged; ``since`` keeps those flagged since then or later."""
-    return _table(conn, *_flagged_query(filters), filters.limit, filters.offset)
+    query = _flagged_query(filters)
+    return _table(conn, query.sql, query.params, filters.limit, filters.offset)
 
 
 def report_changes(conn: Connection, filters: Filters) -> Table:
     """Status transitions since ``since``; ``status`` filters the new status."""
-    return _table(conn, *_changes_query(filters), filters.limit, filters.offset)
+    query = _changes_query(filters)
+    return _table(conn, query.sql, query.params, filters.limit, filters.offset)
 
 
 def status_counts(conn: Connection) -> dict[str, dict[str, int]]:
@@ -399,8 +414,9 @@ def flagged_per_source(conn: Connection) -> dict[str, int]:
 
 def count_rows(conn: Connection, kind: str, filters: Filters) -> int:
     """How many rows report ``kind`` (flagged, changes) has under ``filters``, all pages."""
-    sql, params = {"flagged": _flagged_query, "changes": _changes_query}[kind](filters)
-    return int(conn.execute(text(f"SELECT count(*) FROM ({sql}) q"), params).scalar_one())
+    query = {"flagged": _flagged_query, "changes": _changes_query}[kind](filters)
+    counted = f"SELECT count(*) FROM ({query.select}) q"
+    return int(conn.execute(text(counted), query.params).scalar_one())
 
 
 def report_summary(conn: Connection, filters: Filters) -> Table:
