@@ -37,9 +37,7 @@ from starlette.staticfiles import StaticFiles
 from inventory import reports
 from inventory.config import Settings
 from inventory.errors import UsageError
-from inventory.models import HISTORY_STATUSES
 from inventory.providers import PROVIDERS
-from inventory.records import FLAGGED_STATUSES
 from inventory.report_render import csv_value, duration, iso, plain, render_csv
 from inventory.web import charts
 from inventory.web.security import Credentials, RequireCredentials, RequireLocalHost
@@ -58,8 +56,6 @@ _HEADERS = {
     "referrer-policy": "same-origin",
     "cache-control": "no-store",
 }
-#: The statuses the flagged page filters on: as report_flagged_images shows them.
-FLAGGED = [*(s for s in HISTORY_STATUSES if s in FLAGGED_STATUSES or s == "gone"), "missing"]
 
 
 def create_app(engine: Engine, settings: Settings, creds: Credentials | None = None) -> Any:
@@ -274,7 +270,7 @@ class _Site:
             "last": filters.offset + len(table.rows),
             "link": lambda **changes: _link(request.url.path, {**shown, **changes}),
             "csv": _link(f"{request.url.path}.csv", {**shown, "page": page}),
-            "statuses": FLAGGED if kind == "flagged" else list(HISTORY_STATUSES),
+            "statuses": reports.report_statuses(kind),
             "providers": sorted(PROVIDERS),
             "json": {
                 "rows": table.dicts(),
