@@ -178,6 +178,8 @@ PAGES: list[tuple[str, str]] = [
     ("changes: last 7 days, first page", "/changes"),
     ("changes: one source, last 7 days", "/changes?source=src-7"),
     ("image: one image's timeline", "/image?id=img-{probe:08d}"),
+    ("as-of: one source, 20 days ago, first page", "/as-of?source=src-4&at=20d"),
+    ("as-of: every source, now, first page", "/as-of"),
     ("daily: every source, 30 days", "/daily?days=30"),
     ("daily: one source, 30 days", "/daily?source=src-3&days=30"),
 ]

@@ -241,6 +241,7 @@ def report_statuses(kind: str) -> list[str]:
         ],
         "changes": list(HISTORY_STATUSES),
         "summary": list(HISTORY_STATUSES),
+        "as-of": list(HISTORY_STATUSES),
         "health": list(RUN_STATUSES),
     }[kind]
 
@@ -379,6 +380,42 @@ def _changes_query(filters: Filters) -> _Listing:
     )
 
 
+def _as_of_query(filters: Filters, at: datetime) -> _Listing:
+    params: dict[str, Any] = {"at": at, "source": filters.source}
+    clauses = ["true"]
+    for column, value in (("a.provider", filters.provider), ("a.status", filters.status)):
+        if value is not None:
+            name = column.split(".", 1)[1]
+            clauses.append(f"{column} = :{name}")
+            params[name] = value
+    return _Listing(
+        f"""
+        SELECT a.source, a.provider, a.provider_image_id, a.name, a.status, a.raw_status,
+               a.status_since, a.status_until
+          FROM inventory_images_as_of(:at, :source) a
+         WHERE {" AND ".join(clauses)}
+        """,
+        "a.source, a.provider_image_id",
+        params,
+    )
+
+
+def report_as_of(conn: Connection, filters: Filters, at: datetime) -> Table:
+    """Every image's status at the moment ``at`` (``inventory_images_as_of``), by source
+    and provider id; ``source``, ``provider`` and ``status`` filter it."""
+    query = _as_of_query(filters, at)
+    return _table(conn, query.sql, query.params, filters.limit, filters.offset)
+
+
+def as_of_counts(conn: Connection, at: datetime, source: str | None = None) -> dict[str, int]:
+    """How many images were in each status at ``at`` (gone included)."""
+    rows = conn.execute(
+        text("SELECT status, count(*) FROM inventory_images_as_of(:at, :source) GROUP BY status"),
+        {"at": at, "source": source},
+    )
+    return {status: int(n) for status, n in rows}
+
+
 def report_flagged(conn: Connection, filters: Filters) -> Table:
     """Images now flagged; ``since`` keeps those flagged since then or later."""
     query = _flagged_query(filters)
@@ -418,9 +455,14 @@ def flagged_per_source(conn: Connection) -> dict[str, int]:
     return {source: int(n) for source, n in rows}
 
 
-def count_rows(conn: Connection, kind: str, filters: Filters) -> int:
-    """How many rows report ``kind`` (flagged, changes) has under ``filters``, all pages."""
-    query = {"flagged": _flagged_query, "changes": _changes_query}[kind](filters)
+def count_rows(conn: Connection, kind: str, filters: Filters, at: datetime | None = None) -> int:
+    """How many rows report ``kind`` (flagged, changes, as-of ``at``) has under
+    ``filters``, all pages."""
+    if kind == "as-of":
+        assert at is not None
+        query = _as_of_query(filters, at)
+    else:
+        query = {"flagged": _flagged_query, "changes": _changes_query}[kind](filters)
     counted = f"SELECT count(*) FROM ({query.select}) q"
     return int(conn.execute(text(counted), query.params).scalar_one())
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -69,11 +69,14 @@ def create_app(engine: Engine, settings: Settings, creds: Credentials | None = N
         Route("/changes", site.page(site.changes, "changes.html", "/api/changes")),
         Route("/changes.csv", site.csv(site.changes)),
         Route("/image", site.page(site.image, "image.html", "/api/image")),
+        Route("/as-of", site.page(site.as_of, "as_of.html", "/api/as-of")),
+        Route("/as-of.csv", site.csv(site.as_of)),
         Route("/daily", site.page(site.daily, "daily.html", "/api/daily")),
         Route("/api/sources", site.api(site.overview)),
         Route("/api/flagged", site.api(site.flagged)),
         Route("/api/changes", site.api(site.changes)),
         Route("/api/image", site.api(site.image)),
+        Route("/api/as-of", site.api(site.as_of)),
         Route("/api/daily", site.api(site.daily)),
         Route("/healthz", site.healthz),
         Mount("/static", StaticFiles(directory=_HERE / "static"), name="static"),
@@ -115,6 +118,7 @@ class _Site:
             value=csv_value,
             duration=lambda v: duration(v) if v is not None else "-",
         )
+        self.env.globals.update(as_of_link=_as_of_link)
 
     # -- the four kinds of response -----------------------------------------------------
 
@@ -219,47 +223,52 @@ class _Site:
         return {"rows": rows, "totals": totals, "json": rows}
 
     def flagged(self, request: Request, conn: Connection) -> Data:
-        return self._listing(request, conn, "flagged", reports.report_flagged, since=None)
+        return self._listing(request, conn, "flagged")
 
     def changes(self, request: Request, conn: Connection) -> Data:
-        return self._listing(request, conn, "changes", reports.report_changes, since="7d")
+        return self._listing(request, conn, "changes")
 
-    def _listing(
-        self,
-        request: Request,
-        conn: Connection,
-        kind: str,
-        report: Callable[[Connection, reports.Filters], reports.Table],
-        since: str | None,
-    ) -> Data:
+    def as_of(self, request: Request, conn: Connection) -> Data:
+        return self._listing(request, conn, "as-of")
+
+    def _listing(self, request: Request, conn: Connection, kind: str) -> Data:
+        """A paged report: the flagged images, the changes (since 7d unless told), or the
+        status of every image at a moment (``at``, default now: the as-of function)."""
         query = request.query_params
         page = _whole(query.get("page") or "1", "page", 1, 10**9)
-        names = ("source", "account", "provider", "status", "since")
-        given = {k: query.get(k) or None for k in names}
-        given["since"] = given["since"] or since
+        moment = "at" if kind == "as-of" else "since"
+        names = ("source", *(() if kind == "as-of" else ("account",)), "provider", "status")
+        given = {k: query.get(k) or None for k in (*names, moment)}
+        given[moment] = given[moment] or ("7d" if kind == "changes" else None)
+        written = given[moment]
         try:
-            since_at = (
-                reports.parse_since(given["since"], option="since") if given["since"] else None
-            )
+            when = reports.parse_since(written, option=moment) if written else None
         except ValueError as err:
             raise UsageError(str(err)) from None
+        at = (when or conn.execute(text("SELECT now()")).scalar_one()) if kind == "as-of" else None
         filters = reports.Filters(
-            since=since_at,
+            since=when if kind != "as-of" else None,
             source=given["source"],
-            account=given["account"],
+            account=given.get("account"),
             provider=given["provider"],
             status=given["status"],
             limit=self.page_size,
             offset=(page - 1) * self.page_size,
         )
         reports.check_filters(conn, kind, filters, label=kind, flag="")
-        total = reports.count_rows(conn, kind, filters)
+        total = reports.count_rows(conn, kind, filters, at)
         pages = max((total + self.page_size - 1) // self.page_size, 1)
         if page > pages:
             raise Refused(404, f"page {page}: these filters have {pages} page(s) of rows")
-        table = report(conn, filters)
+        if kind == "as-of":
+            assert at is not None
+            table = reports.report_as_of(conn, filters, at)
+        else:
+            table = {"flagged": reports.report_flagged, "changes": reports.report_changes}[kind](
+                conn, filters
+            )
         shown = {k: v for k, v in given.items() if v}
-        return {
+        found: Data = {
             **self._choices(conn),
             "table": table,
             "given": given,
@@ -280,6 +289,12 @@ class _Site:
                 "page_size": self.page_size,
             },
         }
+        if at is not None:
+            counts = reports.as_of_counts(conn, at, filters.source)
+            ordered = sorted(counts.items(), key=lambda c: (charts.status_rank(c[0]), c[0]))
+            found.update(at=at, counts=dict(ordered))
+            found["json"].update(at=at, counts=dict(ordered))
+        return found
 
     def image(self, request: Request, conn: Connection) -> Data:
         image_id = request.query_params.get("id")
@@ -388,6 +403,14 @@ def _whole(value: str, name: str, low: int, high: int) -> int:
 def _link(path: str, params: Mapping[str, Any]) -> str:
     kept = {k: v for k, v in params.items() if v not in (None, "") and not (k == "page" and v == 1)}
     return f"{path}?{urlencode(kept)}" if kept else path
+
+
+def _as_of_link(source: str, day: date, status: str) -> str:
+    """The as-of page of one bar of the daily chart: ``status`` images of ``source`` at
+    the end of ``day`` (UTC), or now for today."""
+    end = datetime.combine(day + timedelta(days=1), time.min, UTC) - timedelta(microseconds=1)
+    at = iso(end) if end < datetime.now(UTC) else None
+    return _link("/as-of", {"at": at, "source": source, "status": status})
 
 
 def _when(moment: datetime | None) -> Markup | str:

@@ -23,6 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from inventory.cli import EXIT_CONFIG
 from inventory.providers.qingcloud.emulator import DEFAULT_OWNER
 from inventory.providers.qingcloud.normalize import STATUS_MAP
 from inventory.readonly import grant_readonly
+from inventory.report_render import iso
 from inventory.sync import sync_source
 
 from .helpers import AT_ONCE, Emulator, row_versions
@@ -64,6 +66,7 @@ def _listed(emu: Emulator) -> dict[str, str]:
 @dataclass
 class World:
     snaps: list[dict[str, str]]  # qy-web: status per id after each sync, "gone" once unlisted
+    moments: list[datetime]  # a moment after each of those syncs, before the next
     down: dict[str, str]  # qy-down: as its one successful sync listed it
     target: str  # available, then deprecated, then gone
 
@@ -72,6 +75,7 @@ def _build(engine: Engine) -> World:
     web = Emulator().reset(images=120, page_size=40)
     down = Emulator().reset(images=40, page_size=40, seed=5)
     snaps: list[dict[str, str]] = []
+    moments: list[datetime] = []
     seen: set[str] = set()
 
     def sync_web() -> None:
@@ -80,6 +84,7 @@ def _build(engine: Engine) -> World:
         now = _listed(web)
         seen.update(now)
         snaps.append({**dict.fromkeys(seen - set(now), "gone"), **now})
+        moments.append(datetime.now(UTC))
 
     try:
         sync_web()
@@ -98,7 +103,7 @@ def _build(engine: Engine) -> World:
         web.stop()
         down.stop()
     assert [s[target] for s in snaps] == ["available", "deprecated", "gone"]
-    return World(snaps, down_listed, target)
+    return World(snaps, moments, down_listed, target)
 
 
 @pytest.fixture(scope="module")
@@ -262,6 +267,7 @@ def test_every_page_renders_and_is_captured(page: Page, world: World, tmp_path: 
         ("changes", "/changes"),
         ("image", image),
         ("daily", "/daily?days=7"),
+        ("as-of", f"/as-of?source={WEB}&at={iso(world.moments[1])}"),
     ):
         tab = page.open(path)
         assert tab.locator("h1").count() == 1
@@ -443,6 +449,33 @@ def test_the_daily_chart_counts_each_status_per_source(page: Page, world: World)
     tab.click("form.filters button[type=submit]")
     tab.wait_for_load_state("load")
     assert tab.locator("section.daily").count() == 1
+
+
+def test_as_of_shows_each_moment_as_the_syncs_left_it(page: Page, world: World, site: str) -> None:
+    with httpx.Client(base_url=site) as client:
+        for moment, statuses in zip(world.moments, world.snaps, strict=True):
+            found = client.get("/api/as-of", params={"at": iso(moment), "source": WEB}).json()
+            assert found["counts"] == dict(Counter(statuses.values()))
+            assert found["total"] == len(statuses)
+    # The page, through its form: the images deprecated after the second sync.
+    tab = page.open(f"/as-of?at={iso(world.moments[1])}")
+    tab.select_option("select[name=source]", WEB)
+    tab.select_option("select[name=status]", "deprecated")
+    tab.click("form.filters button[type=submit]")
+    tab.wait_for_load_state("load")
+    then = {i for i, s in world.snaps[1].items() if s == "deprecated"}
+    assert world.target in then
+    assert set(every_page(tab, "#as-of", "provider_image_id")) == then
+    # A bar of the daily chart opens its images: today's gone ones of qy-web.
+    tab = page.open(f"/daily?source={WEB}&days=7")
+    today = tab.locator("rect.bar[data-status=gone]").last
+    expected = int(today.get_attribute("data-images"))
+    today.click()
+    tab.wait_for_load_state("load")
+    assert "/as-of?" in tab.url and "status=gone" in tab.url
+    gone = {i for i, s in world.snaps[-1].items() if s == "gone"}
+    assert total(tab) == expected == len(gone)
+    assert set(every_page(tab, "#as-of", "provider_image_id")) == gone
 
 
 def test_the_api_is_the_same_data_as_json(site: str, world: World) -> None:

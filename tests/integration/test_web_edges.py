@@ -70,6 +70,9 @@ def test_an_id_in_two_sources_offers_both(site: tuple[httpx.Client, str]) -> Non
         ("/image", 400, "give its provider id"),
         ("/daily?days=400", 400, "from 1 to 366"),
         ("/daily?source=nope", 400, "matches no synced source"),
+        ("/api/as-of?at=yesterday", 400, "at 'yesterday': give an age"),
+        ("/api/as-of?status=missing", 400, "status 'missing' is not a status"),
+        ("/api/as-of?source=nope", 400, "matches no synced source"),
     ],
 )
 def test_odd_values_get_a_clear_4xx(
