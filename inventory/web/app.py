@@ -256,7 +256,14 @@ class _Site:
             offset=(page - 1) * self.page_size,
         )
         reports.check_filters(conn, kind, filters, label=kind, flag="")
-        total = reports.count_rows(conn, kind, filters, at)
+        counts: dict[str, int] | None = None
+        if at is not None:
+            found = reports.as_of_counts(conn, at, filters.source)
+            counts = dict(sorted(found.items(), key=lambda c: (charts.status_rank(c[0]), c[0])))
+        if counts is not None and filters.provider is None:  # the counts are the total
+            total = counts.get(filters.status, 0) if filters.status else sum(counts.values())
+        else:
+            total = reports.count_rows(conn, kind, filters, at)
         pages = max((total + self.page_size - 1) // self.page_size, 1)
         if page > pages:
             raise Refused(404, f"page {page}: these filters have {pages} page(s) of rows")
@@ -268,7 +275,7 @@ class _Site:
                 conn, filters
             )
         shown = {k: v for k, v in given.items() if v}
-        found: Data = {
+        data: Data = {
             **self._choices(conn),
             "table": table,
             "given": given,
@@ -290,11 +297,9 @@ class _Site:
             },
         }
         if at is not None:
-            counts = reports.as_of_counts(conn, at, filters.source)
-            ordered = sorted(counts.items(), key=lambda c: (charts.status_rank(c[0]), c[0]))
-            found.update(at=at, counts=dict(ordered))
-            found["json"].update(at=at, counts=dict(ordered))
-        return found
+            data.update(at=at, counts=counts)
+            data["json"].update(at=at, counts=counts)
+        return data
 
     def image(self, request: Request, conn: Connection) -> Data:
         image_id = request.query_params.get("id")
