@@ -259,7 +259,7 @@ class _Site:
         counts: dict[str, int] | None = None
         if at is not None:
             found = reports.as_of_counts(conn, at, filters.source)
-            counts = dict(sorted(found.items(), key=lambda c: (charts.status_rank(c[0]), c[0])))
+            counts = charts.in_status_order(found)
         if counts is not None and filters.provider is None:  # the counts are the total
             total = counts.get(filters.status, 0) if filters.status else sum(counts.values())
         else:
@@ -386,9 +386,7 @@ def overview_rows(conn: Connection, settings: Settings) -> list[dict[str, Any]]:
                 "images": s.images,
                 "flagged": flagged.get(s.name, 0),
                 "gone": s.gone,
-                "counts": dict(
-                    sorted(counts.get(s.name, {}).items(), key=lambda c: charts.status_rank(c[0]))
-                ),
+                "counts": charts.in_status_order(counts.get(s.name, {})),
                 "error": s.error,
                 "warning": s.warning,
             }

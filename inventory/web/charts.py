@@ -7,7 +7,7 @@ live in one stylesheet and the browser tests can read the chart back.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -30,8 +30,15 @@ DAILY_HEIGHT = 220  # a daily chart's height, its day labels included
 _MIN_SEGMENT = 24.0  # a status held for seconds in a month-long timeline stays visible
 
 
-def status_rank(status: str) -> int:
-    return STATUS_ORDER.index(status) if status in STATUS_ORDER else len(STATUS_ORDER)
+def status_key(status: str) -> tuple[int, str]:
+    """Sorts statuses in :data:`STATUS_ORDER`, any other after them by name."""
+    rank = STATUS_ORDER.index(status) if status in STATUS_ORDER else len(STATUS_ORDER)
+    return rank, status
+
+
+def in_status_order(counts: Mapping[str, int]) -> dict[str, int]:
+    """Counts per status, their keys in :func:`status_key` order (for badges and JSON)."""
+    return {status: counts[status] for status in sorted(counts, key=status_key)}
 
 
 @dataclass(frozen=True)
@@ -131,6 +138,7 @@ class DailyChart:
     statuses: list[str]  # those with a count above zero on some day, in STATUS_ORDER
     bars: list[Bar]
     totals: dict[date, int]
+    latest: dict[str, int]  # each status's count on the last day, for the legend
     top: int  # the y axis' maximum
     width: int = WIDTH
     height: int = DAILY_HEIGHT
@@ -148,7 +156,7 @@ def daily_charts(rows: Sequence[dict[str, Any]]) -> list[DailyChart]:
 def _chart(source: str, rows: list[dict[str, Any]]) -> DailyChart:
     days = sorted({r["day"] for r in rows})
     counts = {(r["day"], r["status"]): int(r["images"]) for r in rows}
-    statuses = sorted({r["status"] for r in rows if r["images"]}, key=lambda s: (status_rank(s), s))
+    statuses = sorted({r["status"] for r in rows if r["images"]}, key=status_key)
     totals = {d: sum(counts.get((d, s), 0) for s in statuses) for d in days}
     top = _nice(max(totals.values(), default=0))
     plot = DAILY_HEIGHT - 20  # room for the day labels
@@ -163,7 +171,8 @@ def _chart(source: str, rows: list[dict[str, Any]]) -> DailyChart:
             height = images / top * plot
             base -= height
             bars.append(Bar(day, status, images, index * slot + 1, base, max(slot - 2, 1), height))
-    return DailyChart(source, rows[0]["provider"], days, statuses, bars, totals, top)
+    latest = {s: counts.get((days[-1], s), 0) for s in statuses}
+    return DailyChart(source, rows[0]["provider"], days, statuses, bars, totals, latest, top)
 
 
 def _nice(value: int) -> int:

@@ -91,6 +91,7 @@ def test_daily_chart_stacks_statuses_and_scales_to_a_round_top() -> None:
     (chart,) = charts.daily_charts(rows)
     assert chart.statuses == ["available", "deprecated"]
     assert chart.top == 100 and chart.totals == {date(2026, 11, 1): 80, date(2026, 11, 2): 84}
+    assert chart.latest == {"available": 70, "deprecated": 14}  # the legend
     assert [(b.day.day, b.status, b.images) for b in chart.bars] == [
         (1, "available", 80),
         (2, "available", 70),
